@@ -1,0 +1,56 @@
+//! The appliance endpoints the watchdog calls, as a closed set (they become metric labels).
+
+use std::fmt;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Endpoint {
+    Token,
+    CheckHealth,
+    Health,
+    Appliance,
+    Info,
+    FailoverRole,
+}
+
+impl Endpoint {
+    pub const ALL: [Endpoint; 6] = [
+        Endpoint::Token,
+        Endpoint::CheckHealth,
+        Endpoint::Health,
+        Endpoint::Appliance,
+        Endpoint::Info,
+        Endpoint::FailoverRole,
+    ];
+
+    /// The metric label value.
+    pub fn label(self) -> &'static str {
+        match self {
+            Endpoint::Token => "token",
+            Endpoint::CheckHealth => "check_health",
+            Endpoint::Health => "health",
+            Endpoint::Appliance => "appliance",
+            Endpoint::Info => "info",
+            Endpoint::FailoverRole => "failover_role",
+        }
+    }
+
+    /// Method and path relative to the site (v2 paths under `/api/command/v2`).
+    pub fn method_and_path(self) -> (&'static str, &'static str) {
+        match self {
+            Endpoint::Token => ("POST", "/oauth2/token"),
+            Endpoint::CheckHealth => ("GET", "/check_health"),
+            Endpoint::Health => ("GET", "/api/command/v2/health"),
+            Endpoint::Appliance => ("GET", "/api/command/v2/appliance"),
+            Endpoint::Info => ("GET", "/api/command/v2/info"),
+            Endpoint::FailoverRole => ("POST", "/api/command/v2/failover-role"),
+        }
+    }
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (method, path) = self.method_and_path();
+        write!(f, "{method} {path}")
+    }
+}

@@ -1,0 +1,621 @@
+//! What the appliances answer, parsed into types at the boundary.
+//!
+//! Rules from the vendor documentation that shape these types:
+//! - responses may gain fields at any time, so unknown fields are ignored;
+//! - a 500 from `/health` still carries a HealthBase whose fields may be null;
+//! - `last_data_sync` is only populated on the primary;
+//! - a bad value in one field (an unknown role, a non-UTC date) is reported as a
+//!   [`FieldIssue`] and leaves that field empty instead of failing the whole answer, so the
+//!   watchdog keeps seeing everything else the appliance said.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use super::time::UtcTime;
+
+/// The appliance's role in a failover relationship.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailoverRole {
+    /// Not in a failover relationship: there is nothing to fail over to.
+    None,
+    Primary,
+    Backup,
+}
+
+impl FailoverRole {
+    pub const ALL: [FailoverRole; 3] = [
+        FailoverRole::Primary,
+        FailoverRole::Backup,
+        FailoverRole::None,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailoverRole::None => "none",
+            FailoverRole::Primary => "primary",
+            FailoverRole::Backup => "backup",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        match value {
+            "none" => Some(FailoverRole::None),
+            "primary" => Some(FailoverRole::Primary),
+            "backup" => Some(FailoverRole::Backup),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for FailoverRole {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The appliance's role in an Atlas cluster (unrelated to failover, reported for context).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClusterRole {
+    Single,
+    Primary,
+    Traffic,
+}
+
+impl ClusterRole {
+    pub const ALL: [ClusterRole; 3] = [
+        ClusterRole::Single,
+        ClusterRole::Primary,
+        ClusterRole::Traffic,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClusterRole::Single => "single",
+            ClusterRole::Primary => "primary",
+            ClusterRole::Traffic => "traffic",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        match value {
+            "single" => Some(ClusterRole::Single),
+            "primary" => Some(ClusterRole::Primary),
+            "traffic" => Some(ClusterRole::Traffic),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for ClusterRole {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A field the appliance sent that could not be used, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldIssue {
+    pub field: &'static str,
+    pub problem: String,
+}
+
+impl fmt::Display for FieldIssue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "field {}: {}", self.field, self.problem)
+    }
+}
+
+/// `GET /health` (v2) or `check_health` (XML), in one model the engine uses for both APIs.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct HealthBase {
+    pub version: Option<String>,
+    pub build: Option<String>,
+    pub appliance_hostname: Option<String>,
+    pub appliance_id: Option<String>,
+    pub cluster_role: Option<ClusterRole>,
+    pub failover_role: Option<FailoverRole>,
+    /// Empty when the appliance sent none (the field is omitted when no shared IP is enabled).
+    pub enabled_shared_ips: Vec<String>,
+    /// Only the primary reports it.
+    pub last_data_sync: Option<UtcTime>,
+    pub last_data_sync_status: Option<String>,
+    /// Fields that were present but unusable; the rest of the answer is still valid.
+    pub field_issues: Vec<FieldIssue>,
+}
+
+/// The answer to a health question.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum Health {
+    /// HTTP 200.
+    Healthy(HealthBase),
+    /// HTTP 500 whose body is still a HealthBase, plus the appliance's explanation.
+    Unhealthy {
+        health: HealthBase,
+        message: Option<String>,
+    },
+}
+
+impl Health {
+    pub fn base(&self) -> &HealthBase {
+        match self {
+            Health::Healthy(base) => base,
+            Health::Unhealthy { health, .. } => health,
+        }
+    }
+
+    pub fn is_healthy(&self) -> bool {
+        matches!(self, Health::Healthy(_))
+    }
+}
+
+/// The unauthenticated `/check_health` probe: it has no body, only a status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Probe {
+    Healthy,
+    Unhealthy,
+}
+
+/// One entry of `GET /appliance`. The vendor does not publish its field names, so this keeps
+/// what it can recognise and the raw object for `/status`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ApplianceRecord {
+    pub id: Option<String>,
+    pub hostname: Option<String>,
+    pub failover_role: Option<FailoverRole>,
+    pub cluster_role: Option<ClusterRole>,
+    pub raw: serde_json::Value,
+}
+
+/// Command API access level of the account (`/info` → `permissions.perm_command`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CommandPermission {
+    FullAccess,
+    ReadOnly,
+    Deny,
+    /// A value this version does not know; treated as "cannot fail over".
+    Other(String),
+}
+
+impl CommandPermission {
+    pub fn parse(value: &str) -> Self {
+        match value {
+            "full_access" => CommandPermission::FullAccess,
+            "read_only" => CommandPermission::ReadOnly,
+            "deny" => CommandPermission::Deny,
+            other => CommandPermission::Other(other.to_string()),
+        }
+    }
+
+    pub fn can_fail_over(&self) -> bool {
+        matches!(self, CommandPermission::FullAccess)
+    }
+}
+
+/// The product behind the API.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Product {
+    /// Remote Support.
+    Rs,
+    /// Privileged Remote Access.
+    Pra,
+    Other(String),
+}
+
+impl Product {
+    pub fn parse(value: &str) -> Self {
+        match value {
+            "rs" => Product::Rs,
+            "pra" => Product::Pra,
+            other => Product::Other(other.to_string()),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            Product::Rs => "rs",
+            Product::Pra => "pra",
+            Product::Other(other) => other,
+        }
+    }
+}
+
+/// `GET /info`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ApiInfo {
+    pub product: Option<Product>,
+    pub command_api_version: Option<String>,
+    pub perm_command: Option<CommandPermission>,
+    pub current_time: Option<UtcTime>,
+    pub field_issues: Vec<FieldIssue>,
+}
+
+/// The body of `POST /failover-role`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailoverRequest {
+    pub role: FailoverRole,
+    pub data_sync_first: bool,
+    pub force: bool,
+}
+
+/// A successful answer to `POST /failover-role`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FailoverAccepted {
+    pub message: String,
+    /// The role change has only been started ("Role change will occur upon successful
+    /// completion"): the caller must poll until the roles converge.
+    pub completes_later: bool,
+}
+
+/// The 422 error bag: field name → what is wrong with it.
+pub type ErrorBag = BTreeMap<String, Vec<String>>;
+
+/// Parsing of JSON bodies into the models above.
+pub mod json {
+    use super::*;
+
+    /// Why a body could not be used at all.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct Malformed(pub String);
+
+    #[derive(Deserialize)]
+    struct RawHealth {
+        version: Option<String>,
+        build: Option<String>,
+        appliance_hostname: Option<String>,
+        appliance_id: Option<String>,
+        #[serde(default)]
+        cluster_role: Option<String>,
+        // `Some(None)` is an explicit null; `None` is an absent key.
+        #[serde(default, deserialize_with = "present_or_null")]
+        failover_role: Option<Option<String>>,
+        enabled_shared_ips: Option<Vec<String>>,
+        last_data_sync: Option<String>,
+        last_data_sync_status: Option<String>,
+        message: Option<String>,
+    }
+
+    fn present_or_null<'de, D>(deserializer: D) -> Result<Option<Option<String>>, D::Error>
+    where
+        D: serde::Deserializer<'de>,
+    {
+        Option::<String>::deserialize(deserializer).map(Some)
+    }
+
+    fn decode<'a, T: Deserialize<'a>>(body: &'a [u8], what: &str) -> Result<T, Malformed> {
+        let mut deserializer = serde_json::Deserializer::from_slice(body);
+        let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            if path == "." || path.is_empty() {
+                Malformed(format!("{what} is not valid: {inner}"))
+            } else {
+                Malformed(format!("{what} field {path} is not valid: {inner}"))
+            }
+        })?;
+        deserializer
+            .end()
+            .map_err(|e| Malformed(format!("{what} has trailing data: {e}")))?;
+        Ok(value)
+    }
+
+    fn role_field<T>(
+        value: Option<String>,
+        field: &'static str,
+        parse: fn(&str) -> Option<T>,
+        issues: &mut Vec<FieldIssue>,
+    ) -> Option<T> {
+        let text = value?;
+        let parsed = parse(&text);
+        if parsed.is_none() {
+            issues.push(FieldIssue {
+                field,
+                problem: format!("unknown value {:?}", short(&text)),
+            });
+        }
+        parsed
+    }
+
+    fn time_field(
+        value: Option<String>,
+        field: &'static str,
+        issues: &mut Vec<FieldIssue>,
+    ) -> Option<UtcTime> {
+        let text = value?;
+        match UtcTime::parse(&text) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                issues.push(FieldIssue {
+                    field,
+                    problem: e.to_string(),
+                });
+                None
+            }
+        }
+    }
+
+    fn short(text: &str) -> String {
+        text.chars().take(64).collect()
+    }
+
+    /// A `/health` body. `require_role` is set for a 200 answer, where a HealthBase without a
+    /// failover role would be useless to the engine.
+    pub fn health(
+        body: &[u8],
+        require_role: bool,
+    ) -> Result<(HealthBase, Option<String>), Malformed> {
+        let raw: RawHealth = decode(body, "health answer")?;
+        if require_role && raw.failover_role.is_none() {
+            return Err(Malformed(
+                "health answer has no failover_role field".to_string(),
+            ));
+        }
+        let mut issues = Vec::new();
+        let health = HealthBase {
+            version: raw.version,
+            build: raw.build,
+            appliance_hostname: raw.appliance_hostname,
+            appliance_id: raw.appliance_id,
+            cluster_role: role_field(
+                raw.cluster_role,
+                "cluster_role",
+                ClusterRole::parse,
+                &mut issues,
+            ),
+            failover_role: role_field(
+                raw.failover_role.flatten(),
+                "failover_role",
+                FailoverRole::parse,
+                &mut issues,
+            ),
+            enabled_shared_ips: raw.enabled_shared_ips.unwrap_or_default(),
+            last_data_sync: time_field(raw.last_data_sync, "last_data_sync", &mut issues),
+            last_data_sync_status: raw.last_data_sync_status,
+            field_issues: issues,
+        };
+        Ok((health, raw.message))
+    }
+
+    /// A `/appliance` body: an array of objects whose field names are not published.
+    pub fn appliances(body: &[u8]) -> Result<Vec<ApplianceRecord>, Malformed> {
+        let value: serde_json::Value = decode(body, "appliance list")?;
+        let serde_json::Value::Array(items) = value else {
+            return Err(Malformed("appliance list is not a JSON array".to_string()));
+        };
+        items
+            .into_iter()
+            .enumerate()
+            .map(|(index, item)| {
+                let serde_json::Value::Object(object) = &item else {
+                    return Err(Malformed(format!(
+                        "appliance list entry {index} is not an object"
+                    )));
+                };
+                let text = |keys: &[&str]| {
+                    keys.iter().find_map(|key| match object.get(*key) {
+                        Some(serde_json::Value::String(s)) => Some(s.clone()),
+                        Some(serde_json::Value::Number(n)) => Some(n.to_string()),
+                        _ => None,
+                    })
+                };
+                Ok(ApplianceRecord {
+                    id: text(&["id", "appliance_id"]),
+                    hostname: text(&["hostname", "appliance_hostname", "public_hostname", "name"]),
+                    failover_role: text(&["failover_role"]).and_then(|r| FailoverRole::parse(&r)),
+                    cluster_role: text(&["cluster_role"]).and_then(|r| ClusterRole::parse(&r)),
+                    raw: item,
+                })
+            })
+            .collect()
+    }
+
+    #[derive(Deserialize)]
+    struct RawInfo {
+        product: Option<String>,
+        command_api_version: Option<String>,
+        current_time: Option<String>,
+        permissions: Option<RawPermissions>,
+    }
+
+    #[derive(Deserialize)]
+    struct RawPermissions {
+        perm_command: Option<String>,
+    }
+
+    pub fn info(body: &[u8]) -> Result<ApiInfo, Malformed> {
+        let raw: RawInfo = decode(body, "info answer")?;
+        let mut issues = Vec::new();
+        Ok(ApiInfo {
+            product: raw.product.as_deref().map(Product::parse),
+            command_api_version: raw.command_api_version,
+            perm_command: raw
+                .permissions
+                .and_then(|p| p.perm_command)
+                .map(|p| CommandPermission::parse(&p)),
+            current_time: time_field(raw.current_time, "current_time", &mut issues),
+            field_issues: issues,
+        })
+    }
+
+    #[derive(Deserialize)]
+    struct RawMessage {
+        message: Option<String>,
+    }
+
+    /// A MessageResponse; `None` when the body has no usable message.
+    pub fn message(body: &[u8]) -> Option<String> {
+        serde_json::from_slice::<RawMessage>(body)
+            .ok()
+            .and_then(|m| m.message)
+    }
+
+    #[derive(Deserialize)]
+    struct RawErrorBag {
+        message: Option<String>,
+        #[serde(default)]
+        errors: ErrorBag,
+    }
+
+    /// A 422 body: `{"message", "errors": {field: [..]}}`.
+    pub fn error_bag(body: &[u8]) -> Option<(Option<String>, ErrorBag)> {
+        serde_json::from_slice::<RawErrorBag>(body)
+            .ok()
+            .map(|bag| (bag.message, bag.errors))
+    }
+
+    #[derive(Deserialize)]
+    struct RawToken {
+        access_token: String,
+        token_type: Option<String>,
+        expires_in: Option<u64>,
+    }
+
+    /// `POST /oauth2/token`: the token and its lifetime in seconds, when given.
+    pub fn token(body: &[u8]) -> Result<(String, Option<u64>), Malformed> {
+        let raw: RawToken = decode(body, "token answer")?;
+        if let Some(kind) = &raw.token_type {
+            if !kind.eq_ignore_ascii_case("bearer") {
+                return Err(Malformed(format!(
+                    "token answer has token_type {:?}, expected Bearer",
+                    short(kind)
+                )));
+            }
+        }
+        if raw.access_token.is_empty() {
+            return Err(Malformed(
+                "token answer has an empty access_token".to_string(),
+            ));
+        }
+        Ok((raw.access_token, raw.expires_in))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::json;
+    use super::*;
+
+    const PRIMARY: &str = r#"{
+        "version": "25.1.2", "build": "12345", "appliance_hostname": "east.example.com",
+        "appliance_id": "50adeb59f0f04163b09b7591af1949ea", "cluster_role": "single",
+        "failover_role": "primary", "enabled_shared_ips": ["10.0.0.5"],
+        "last_data_sync": "2026-11-23T05:00:00.123+00:00", "last_data_sync_status": "success",
+        "some_future_field": {"nested": [1, 2, 3]}
+    }"#;
+
+    #[test]
+    fn healthy_primary_parses_and_ignores_unknown_fields() {
+        let (health, message) = json::health(PRIMARY.as_bytes(), true).unwrap();
+        assert_eq!(health.failover_role, Some(FailoverRole::Primary));
+        assert_eq!(health.cluster_role, Some(ClusterRole::Single));
+        assert_eq!(health.enabled_shared_ips, vec!["10.0.0.5".to_string()]);
+        assert_eq!(
+            health.last_data_sync,
+            Some(UtcTime::parse("2026-11-23T05:00:00.123Z").unwrap())
+        );
+        assert!(health.field_issues.is_empty());
+        assert_eq!(message, None);
+    }
+
+    #[test]
+    fn backup_with_nulls_and_no_shared_ips() {
+        let body = r#"{"version":"25.1.2","build":"1","appliance_hostname":"w","appliance_id":"x",
+            "cluster_role":"single","failover_role":"backup","last_data_sync":null,"last_data_sync_status":null}"#;
+        let (health, _) = json::health(body.as_bytes(), true).unwrap();
+        assert_eq!(health.failover_role, Some(FailoverRole::Backup));
+        assert_eq!(health.last_data_sync, None);
+        assert!(health.enabled_shared_ips.is_empty());
+    }
+
+    #[test]
+    fn a_bad_date_is_an_issue_of_that_field_only() {
+        let body = PRIMARY.replace("2026-11-23T05:00:00.123+00:00", "2026-11-23T05:00:00+04:00");
+        let (health, _) = json::health(body.as_bytes(), true).unwrap();
+        assert_eq!(health.failover_role, Some(FailoverRole::Primary));
+        assert_eq!(health.last_data_sync, None);
+        assert_eq!(health.field_issues.len(), 1);
+        assert_eq!(health.field_issues[0].field, "last_data_sync");
+        assert!(health.field_issues[0].problem.contains("not in UTC"));
+    }
+
+    #[test]
+    fn an_unknown_role_is_an_issue_not_a_guess() {
+        let body = PRIMARY.replace("\"primary\"", "\"observer\"");
+        let (health, _) = json::health(body.as_bytes(), true).unwrap();
+        assert_eq!(health.failover_role, None);
+        assert_eq!(health.field_issues[0].field, "failover_role");
+    }
+
+    #[test]
+    fn a_wrong_type_names_the_field() {
+        let body = PRIMARY.replace("\"25.1.2\"", "25");
+        let err = json::health(body.as_bytes(), true).unwrap_err();
+        assert!(err.0.contains("version"), "{}", err.0);
+    }
+
+    #[test]
+    fn a_200_without_failover_role_is_malformed() {
+        let err = json::health(br#"{"version":"1"}"#, true).unwrap_err();
+        assert!(err.0.contains("failover_role"));
+        // An unhealthy answer may have nulls everywhere.
+        let (health, message) =
+            json::health(br#"{"failover_role":null,"message":"disk full"}"#, false).unwrap();
+        assert_eq!(health.failover_role, None);
+        assert_eq!(message.as_deref(), Some("disk full"));
+    }
+
+    #[test]
+    fn appliance_list_is_parsed_tolerantly() {
+        let body = br#"[{"id":"a1","hostname":"east","failover_role":"primary","cluster_role":"single","x":1},
+                        {"appliance_id":7,"name":"west","failover_role":"weird"}]"#;
+        let list = json::appliances(body).unwrap();
+        assert_eq!(list.len(), 2);
+        assert_eq!(list[0].failover_role, Some(FailoverRole::Primary));
+        assert_eq!(list[1].id.as_deref(), Some("7"));
+        assert_eq!(list[1].hostname.as_deref(), Some("west"));
+        assert_eq!(list[1].failover_role, None);
+        assert!(json::appliances(b"{}").is_err());
+        assert!(json::appliances(b"[1]").is_err());
+    }
+
+    #[test]
+    fn info_reads_product_and_permission() {
+        let body = br#"{"product":"pra","command_api_version":"1.0","current_time":"2026-01-01T00:00:00+00:00",
+            "permissions":{"perm_command":"read_only","perm_backup":true}}"#;
+        let info = json::info(body).unwrap();
+        assert_eq!(info.product, Some(Product::Pra));
+        assert_eq!(info.perm_command, Some(CommandPermission::ReadOnly));
+        assert!(!info.perm_command.unwrap().can_fail_over());
+    }
+
+    #[test]
+    fn token_answer() {
+        let (token, expires) =
+            json::token(br#"{"access_token":"abc","token_type":"Bearer","expires_in":3600}"#)
+                .unwrap();
+        assert_eq!((token.as_str(), expires), ("abc", Some(3600)));
+        assert!(json::token(br#"{"access_token":"","token_type":"Bearer"}"#).is_err());
+        assert!(json::token(br#"{"access_token":"a","token_type":"mac"}"#).is_err());
+    }
+
+    #[test]
+    fn failover_request_serializes_with_real_json_types() {
+        let body = serde_json::to_value(FailoverRequest {
+            role: FailoverRole::Primary,
+            data_sync_first: true,
+            force: false,
+        })
+        .unwrap();
+        assert_eq!(
+            body,
+            serde_json::json!({"role": "primary", "data_sync_first": true, "force": false})
+        );
+    }
+}

@@ -1,0 +1,307 @@
+//! One HTTP exchange with an appliance, with the vendor's transport rules applied.
+//!
+//! - "When making consecutive API calls, you must close the connection after each API call":
+//!   every request says `Connection: close` and the client keeps no idle connections.
+//! - Every exchange is bounded: a timeout covers connecting, the headers and the whole body,
+//!   and the body is read up to a cap, so a hanging or endless answer cannot hold us.
+//! - TLS is rustls, with the system roots or, when the site has one, only its private CA.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use reqwest::header::{self, HeaderMap, HeaderValue};
+
+use super::endpoint::Endpoint;
+use super::error::{ApiError, ErrorKind};
+
+pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TransportSetupError {
+    #[error("url {url:?} is not valid: {reason}")]
+    InvalidUrl { url: String, reason: String },
+    #[error("ca_file {path}: cannot be read: {source}")]
+    CaFileUnreadable {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("ca_file {path}: {reason}")]
+    CaFileInvalid { path: PathBuf, reason: String },
+    #[error("cannot set up the HTTP client: {0}")]
+    Client(String),
+}
+
+/// Checks an appliance base URL: http or https, a host, no path, query or credentials.
+pub fn parse_base_url(url: &str) -> Result<reqwest::Url, TransportSetupError> {
+    let invalid = |reason: &str| TransportSetupError::InvalidUrl {
+        url: url.to_string(),
+        reason: reason.to_string(),
+    };
+    let parsed = reqwest::Url::parse(url).map_err(|e| invalid(&e.to_string()))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(invalid(
+            "the scheme must be https (or http for a simulator)",
+        ));
+    }
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err(invalid("it has no host"));
+    }
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(invalid("credentials do not belong in the URL"));
+    }
+    if parsed.path() != "/" || parsed.query().is_some() || parsed.fragment().is_some() {
+        return Err(invalid(
+            "give only scheme, host and port (the API paths are added by the watchdog)",
+        ));
+    }
+    Ok(parsed)
+}
+
+/// Reads a PEM bundle of CA certificates.
+pub fn load_ca_bundle(path: &Path) -> Result<Vec<reqwest::Certificate>, TransportSetupError> {
+    let pem = std::fs::read(path).map_err(|source| TransportSetupError::CaFileUnreadable {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+        TransportSetupError::CaFileInvalid {
+            path: path.to_path_buf(),
+            reason: format!("not a PEM certificate bundle: {e}"),
+        }
+    })?;
+    if certs.is_empty() {
+        return Err(TransportSetupError::CaFileInvalid {
+            path: path.to_path_buf(),
+            reason: "contains no certificate".to_string(),
+        });
+    }
+    Ok(certs)
+}
+
+/// An HTTP client that never pools and always closes.
+pub fn build_http_client(
+    request_timeout: Duration,
+    ca_file: Option<&Path>,
+) -> Result<reqwest::Client, TransportSetupError> {
+    let mut defaults = HeaderMap::new();
+    defaults.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    let mut builder = reqwest::Client::builder()
+        .default_headers(defaults)
+        .user_agent(concat!("bt-watchdog/", env!("CARGO_PKG_VERSION")))
+        .pool_max_idle_per_host(0)
+        .http1_only()
+        .timeout(request_timeout)
+        .connect_timeout(request_timeout)
+        // An appliance that redirects an authenticated call elsewhere is not to be followed.
+        .redirect(reqwest::redirect::Policy::none())
+        .use_rustls_tls()
+        .https_only(false);
+    if let Some(path) = ca_file {
+        builder = builder.tls_built_in_root_certs(false);
+        for cert in load_ca_bundle(path)? {
+            builder = builder.add_root_certificate(cert);
+        }
+    }
+    builder
+        .build()
+        .map_err(|e| TransportSetupError::Client(e.to_string()))
+}
+
+/// A complete answer, body read within the cap.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Answer {
+    pub fn header_u64(&self, name: &str) -> Option<u64> {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse().ok())
+    }
+
+    /// `Retry-After` as seconds or an HTTP date.
+    pub fn retry_after(&self) -> Option<Duration> {
+        let value = self.headers.get(header::RETRY_AFTER)?.to_str().ok()?.trim();
+        if let Ok(seconds) = value.parse::<u64>() {
+            return Some(Duration::from_secs(seconds.min(3600)));
+        }
+        let at = httpdate::parse_http_date(value).ok()?;
+        Some(
+            at.duration_since(std::time::SystemTime::now())
+                .unwrap_or(Duration::ZERO)
+                .min(Duration::from_secs(3600)),
+        )
+    }
+}
+
+/// Sends a request and reads its answer within `max_body_bytes`.
+pub async fn exchange(
+    request: reqwest::RequestBuilder,
+    appliance: &str,
+    endpoint: Endpoint,
+    max_body_bytes: usize,
+) -> Result<Answer, ApiError> {
+    let mut response = request
+        .send()
+        .await
+        .map_err(|e| classify(&e, appliance, endpoint))?;
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let too_large = || {
+        ApiError::new(
+            ErrorKind::TooLarge,
+            appliance,
+            endpoint,
+            format!("answer (HTTP {status}) is larger than the {max_body_bytes}-byte cap"),
+        )
+        .with_status(status)
+    };
+    if response
+        .content_length()
+        .is_some_and(|len| len > max_body_bytes as u64)
+    {
+        return Err(too_large());
+    }
+    let mut body = BytesMut::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| classify(&e, appliance, endpoint).with_status(status))?
+    {
+        if body.len() + chunk.len() > max_body_bytes {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Answer {
+        status,
+        headers,
+        body: body.freeze(),
+    })
+}
+
+/// Turns a reqwest failure into one of our kinds, with a message that names the cause.
+fn classify(error: &reqwest::Error, appliance: &str, endpoint: Endpoint) -> ApiError {
+    let cause = root_cause(error);
+    let (kind, detail) = if error.is_timeout() {
+        (
+            ErrorKind::Timeout,
+            "no complete answer within the request timeout".to_string(),
+        )
+    } else if is_tls(error) {
+        (
+            ErrorKind::Tls,
+            format!("TLS handshake failed: {cause} (check ca_file and the appliance certificate)"),
+        )
+    } else if error.is_connect() {
+        (ErrorKind::Connect, format!("cannot connect: {cause}"))
+    } else if error.is_body() || error.is_decode() {
+        (
+            ErrorKind::Connect,
+            format!("connection lost while reading the answer: {cause}"),
+        )
+    } else if error.is_builder() {
+        (
+            ErrorKind::BadRequest,
+            format!("request could not be built: {cause}"),
+        )
+    } else {
+        (ErrorKind::Connect, format!("request failed: {cause}"))
+    };
+    ApiError::new(kind, appliance, endpoint, detail)
+}
+
+fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut current = error;
+    while let Some(next) = current.source() {
+        current = next;
+    }
+    // reqwest's own messages carry the URL; the innermost cause is the useful part.
+    current.to_string()
+}
+
+fn is_tls(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = current {
+        if e.downcast_ref::<rustls::Error>().is_some() {
+            return true;
+        }
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            if io
+                .get_ref()
+                .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some())
+            {
+                return true;
+            }
+        }
+        current = e.source();
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_urls_are_checked() {
+        assert!(parse_base_url("https://east.example.com").is_ok());
+        assert!(parse_base_url("https://east.example.com:8443/").is_ok());
+        assert!(parse_base_url("http://127.0.0.1:9000").is_ok());
+        for bad in [
+            "east.example.com",
+            "ftp://east.example.com",
+            "https://east.example.com/api/command/v2",
+            "https://user:pw@east.example.com",
+            "https://east.example.com/?x=1",
+            "",
+        ] {
+            assert!(parse_base_url(bad).is_err(), "{bad} should be refused");
+        }
+    }
+
+    #[test]
+    fn ca_file_errors_name_the_file() {
+        let missing = Path::new("/nonexistent/ca.pem");
+        let err = load_ca_bundle(missing).unwrap_err().to_string();
+        assert!(err.contains("/nonexistent/ca.pem"), "{err}");
+        let dir = std::env::temp_dir().join(format!("btw-ca-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let empty = dir.join("empty.pem");
+        std::fs::write(&empty, "not a certificate\n").unwrap();
+        let err = load_ca_bundle(&empty).unwrap_err().to_string();
+        assert!(err.contains("empty.pem"), "{err}");
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn retry_after_in_seconds_and_as_a_date() {
+        let answer = |value: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::RETRY_AFTER, HeaderValue::from_str(value).unwrap());
+            Answer {
+                status: 429,
+                headers,
+                body: Bytes::new(),
+            }
+        };
+        assert_eq!(answer("7").retry_after(), Some(Duration::from_secs(7)));
+        assert_eq!(
+            answer("99999").retry_after(),
+            Some(Duration::from_secs(3600))
+        );
+        let soon = httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(30));
+        let d = answer(&soon).retry_after().unwrap();
+        assert!(
+            d <= Duration::from_secs(30) && d >= Duration::from_secs(28),
+            "{d:?}"
+        );
+        assert_eq!(answer("soon").retry_after(), None);
+    }
+}

@@ -1,0 +1,11 @@
+//! bt-watchdog: a failover watchdog for BeyondTrust RS/PRA appliance pairs.
+//!
+//! The crate is split by job, and the folder names say which job:
+//! - [`api`]: talking to appliances (OAuth token cache, rate-limit budget, typed answers);
+//! - [`sim`]: a simulated appliance pair with fault injection, for tests, `simulate` and `demo`;
+//! - [`secret`]: the type that keeps client secrets out of logs and error messages.
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod secret;
+pub mod sim;
