@@ -1,0 +1,786 @@
+//! The simulated pair's state and rules, without any IO: roles, tokens, data sync, rate
+//! limits and injected faults. The HTTP layers ([`super::appliance_api`], [`super::control`])
+//! translate requests into calls on [`Pair`], passing the time in.
+//!
+//! The behaviour follows the vendor documentation (see `BRIEF.md` section 2): tokens capped at
+//! 30 per account with the oldest evicted, `last_data_sync` only on the primary, an
+//! asynchronous swap with both appliances reading `backup` for a while on `data_sync_first`,
+//! `force` letting an isolated primary step down, and split brain when a primary that was cut
+//! off comes back after its peer was promoted.
+
+use std::collections::VecDeque;
+use std::time::{Duration, SystemTime};
+
+use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
+
+use crate::api::model::{FailoverRequest, FailoverRole};
+
+/// Documented: an API account holds at most 30 valid tokens.
+pub const MAX_TOKENS_PER_ACCOUNT: usize = 30;
+/// How many recent requests the simulator remembers for the control API.
+pub const REQUEST_LOG_CAPACITY: usize = 2000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SimProduct {
+    Rs,
+    Pra,
+}
+
+impl SimProduct {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SimProduct::Rs => "rs",
+            SimProduct::Pra => "pra",
+        }
+    }
+}
+
+/// How the simulated pair is set up.
+#[derive(Debug, Clone)]
+pub struct SimSettings {
+    pub names: [String; 2],
+    pub client_id: String,
+    pub client_secret: String,
+    pub token_lifetime: Duration,
+    pub product: SimProduct,
+    /// How long a `data_sync_first` swap takes (both appliances read `backup` meanwhile).
+    pub swap_duration: Duration,
+    /// How often the primary syncs its data to the backup.
+    pub sync_interval: Duration,
+    pub per_second_limit: u32,
+    pub hourly_limit: u32,
+}
+
+impl Default for SimSettings {
+    fn default() -> Self {
+        SimSettings {
+            names: ["east".to_string(), "west".to_string()],
+            client_id: "bt-watchdog".to_string(),
+            client_secret: "simulated-secret".to_string(),
+            token_lifetime: Duration::from_secs(3600),
+            product: SimProduct::Rs,
+            swap_duration: Duration::from_secs(3),
+            sync_interval: Duration::from_secs(60),
+            per_second_limit: 20,
+            hourly_limit: 15_000,
+        }
+    }
+}
+
+/// Faults injected into one appliance. Every field is off by default.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Faults {
+    /// The appliance is gone: connections are refused.
+    pub down: bool,
+    /// Connections are accepted but never answered.
+    pub hang: bool,
+    /// `/health` answers 500 and `/check_health` 500.
+    pub unhealthy: bool,
+    /// Every answer is delayed this long.
+    pub slow_ms: u64,
+    /// API answers are not valid JSON.
+    pub malformed: bool,
+    /// API answers stream a body that never ends.
+    pub endless_body: bool,
+    /// Every API request gets 429 with `Retry-After: retry_after_secs`.
+    pub rate_limited: bool,
+    pub retry_after_secs: Option<u64>,
+    /// The token endpoint answers 500.
+    pub token_failing: bool,
+    /// API requests get 403 (the account lacks Command API permission).
+    pub forbidden: bool,
+    /// `/check_health` is not served (404), as on some appliances.
+    pub no_check_health: bool,
+    /// `POST /failover-role` answers 500.
+    pub failover_failing: bool,
+}
+
+/// A partial update of [`Faults`]: only the fields given change.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FaultsPatch {
+    pub down: Option<bool>,
+    pub hang: Option<bool>,
+    pub unhealthy: Option<bool>,
+    pub slow_ms: Option<u64>,
+    pub malformed: Option<bool>,
+    pub endless_body: Option<bool>,
+    pub rate_limited: Option<bool>,
+    pub retry_after_secs: Option<Option<u64>>,
+    pub token_failing: Option<bool>,
+    pub forbidden: Option<bool>,
+    pub no_check_health: Option<bool>,
+    pub failover_failing: Option<bool>,
+}
+
+impl Faults {
+    pub fn apply(&mut self, patch: FaultsPatch) {
+        macro_rules! take {
+            ($($field:ident),*) => { $( if let Some(v) = patch.$field { self.$field = v; } )* };
+        }
+        take!(
+            down,
+            hang,
+            unhealthy,
+            slow_ms,
+            malformed,
+            endless_body,
+            rate_limited,
+            retry_after_secs,
+            token_failing,
+            forbidden,
+            no_check_health,
+            failover_failing
+        );
+    }
+}
+
+/// Faults of the pair as a whole.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PairFaults {
+    /// The two appliances cannot reach each other (they still answer us).
+    pub partitioned: bool,
+    /// The primary reports its last data sync this many seconds ago, and sync does not advance.
+    pub sync_stale_secs: Option<u64>,
+    /// The primary reports its last data sync as failed.
+    pub sync_failing: bool,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PairFaultsPatch {
+    pub partitioned: Option<bool>,
+    pub sync_stale_secs: Option<Option<u64>>,
+    pub sync_failing: Option<bool>,
+}
+
+/// What the simulator counted for one appliance.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Counters {
+    pub connections: u64,
+    pub requests: u64,
+    /// Requests that arrived on a connection that had already carried one.
+    pub connections_reused: u64,
+    /// Requests that did not say `Connection: close`.
+    pub missing_connection_close: u64,
+    /// Requests refused for a missing or wrong `Accept`/`Content-Type` header.
+    pub header_violations: u64,
+    pub tokens_minted: u64,
+    /// Tokens invalidated because a 31st was minted.
+    pub tokens_evicted: u64,
+    pub token_rejections: u64,
+    pub unauthorized: u64,
+    pub rate_limited: u64,
+    pub failover_calls: u64,
+    pub health_requests: u64,
+    pub check_health_requests: u64,
+}
+
+#[derive(Debug, Clone)]
+struct Token {
+    value: String,
+    expires_at: Instant,
+}
+
+#[derive(Debug, Clone)]
+pub struct Appliance {
+    pub name: String,
+    pub id: String,
+    pub hostname: String,
+    pub role: FailoverRole,
+    pub faults: Faults,
+    pub counters: Counters,
+    tokens: VecDeque<Token>,
+    second_window: VecDeque<Instant>,
+    hour_window_start: Option<Instant>,
+    hour_count: u32,
+}
+
+impl Appliance {
+    fn new(name: &str, role: FailoverRole) -> Self {
+        Appliance {
+            name: name.to_string(),
+            id: appliance_id(name),
+            hostname: format!("{name}.bt-sim.invalid"),
+            role,
+            faults: Faults::default(),
+            counters: Counters::default(),
+            tokens: VecDeque::new(),
+            second_window: VecDeque::new(),
+            hour_window_start: None,
+            hour_count: 0,
+        }
+    }
+
+    /// Whether its peer can reach it (it is up and its process answers).
+    fn alive(&self) -> bool {
+        !self.faults.down && !self.faults.hang
+    }
+
+    pub fn valid_tokens(&self, now: Instant) -> usize {
+        self.tokens.iter().filter(|t| t.expires_at > now).count()
+    }
+}
+
+/// A stable 32-hex-digit id derived from the name (FNV-1a), like a real ApplianceId.
+fn appliance_id(name: &str) -> String {
+    let mut hash: u128 = 0x6c62272e07bb014262b821756295c58d;
+    for byte in name.bytes() {
+        hash ^= byte as u128;
+        hash = hash.wrapping_mul(0x0000000001000000000000000000013B);
+    }
+    format!("{hash:032x}")
+}
+
+/// A `POST /failover-role` the simulator received.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FailoverCall {
+    pub appliance: String,
+    pub at: String,
+    pub role: FailoverRole,
+    pub data_sync_first: bool,
+    pub force: bool,
+    pub status: u16,
+    pub message: String,
+}
+
+/// One request as the simulator saw it (no credentials are kept).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RequestRecord {
+    pub appliance: String,
+    pub connection: u64,
+    pub method: String,
+    pub path: String,
+    pub status: u16,
+    pub accept: Option<String>,
+    pub content_type: Option<String>,
+    pub connection_header: Option<String>,
+    /// `bearer`, `basic` or absent.
+    pub authorization: Option<String>,
+    pub body: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct PendingSwap {
+    complete_at: Instant,
+    new_primary: usize,
+}
+
+/// How a token request ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenAnswer {
+    Minted { token: String, expires_in: u64 },
+    BadCredentials,
+    Failing,
+}
+
+/// How a bearer token was judged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Authorization {
+    Valid,
+    Invalid,
+}
+
+/// A failed failover call: status and message.
+pub type FailoverFailure = (u16, String);
+
+#[derive(Debug, Clone)]
+pub struct Pair {
+    pub settings: SimSettings,
+    pub appliances: [Appliance; 2],
+    pub faults: PairFaults,
+    last_sync: SystemTime,
+    last_sync_ok: bool,
+    swap: Option<PendingSwap>,
+    pub failover_calls: Vec<FailoverCall>,
+    pub requests: VecDeque<RequestRecord>,
+    token_serial: u64,
+}
+
+impl Pair {
+    pub fn new(settings: SimSettings, wall: SystemTime) -> Self {
+        let appliances = [
+            Appliance::new(&settings.names[0], FailoverRole::Primary),
+            Appliance::new(&settings.names[1], FailoverRole::Backup),
+        ];
+        Pair {
+            settings,
+            appliances,
+            faults: PairFaults::default(),
+            last_sync: wall,
+            last_sync_ok: true,
+            swap: None,
+            failover_calls: Vec::new(),
+            requests: VecDeque::new(),
+            token_serial: 0,
+        }
+    }
+
+    pub fn index_of(&self, name: &str) -> Option<usize> {
+        self.appliances.iter().position(|a| a.name == name)
+    }
+
+    fn peer_reachable(&self, from: usize) -> bool {
+        !self.faults.partitioned && self.appliances[1 - from].alive()
+    }
+
+    /// Advances what happens on its own: a pending swap completing, the periodic data sync.
+    pub fn tick(&mut self, now: Instant, wall: SystemTime) {
+        if let Some(swap) = self.swap {
+            if now >= swap.complete_at {
+                let other = 1 - swap.new_primary;
+                self.appliances[swap.new_primary].role = FailoverRole::Primary;
+                self.appliances[other].role = FailoverRole::Backup;
+                self.swap = None;
+                self.last_sync = wall;
+                self.last_sync_ok = true;
+            }
+        }
+        let Some(primary) = self.sole_primary() else {
+            return;
+        };
+        if self.faults.sync_stale_secs.is_some() || !self.appliances[primary].alive() {
+            return;
+        }
+        if self.faults.sync_failing || !self.peer_reachable(primary) {
+            self.last_sync_ok = false;
+            return;
+        }
+        // Syncs happen on a fixed grid, so the reported time moves in steps like a real one.
+        let interval = self.settings.sync_interval.as_secs().max(1);
+        let since_epoch = wall
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
+        let grid =
+            SystemTime::UNIX_EPOCH + Duration::from_secs(since_epoch - since_epoch % interval);
+        if grid > self.last_sync {
+            self.last_sync = grid;
+        }
+        self.last_sync_ok = true;
+    }
+
+    fn sole_primary(&self) -> Option<usize> {
+        let primaries: Vec<usize> = (0..2)
+            .filter(|&i| self.appliances[i].role == FailoverRole::Primary)
+            .collect();
+        match primaries.as_slice() {
+            [only] => Some(*only),
+            _ => None,
+        }
+    }
+
+    /// `last_data_sync` and its status as appliance `index` reports them (primary only).
+    pub fn data_sync(
+        &self,
+        index: usize,
+        wall: SystemTime,
+    ) -> (Option<SystemTime>, Option<String>) {
+        if self.appliances[index].role != FailoverRole::Primary {
+            return (None, None);
+        }
+        let at = match self.faults.sync_stale_secs {
+            Some(age) => wall
+                .checked_sub(Duration::from_secs(age))
+                .unwrap_or(SystemTime::UNIX_EPOCH),
+            None => self.last_sync,
+        };
+        let status = if self.faults.sync_failing {
+            "failed: injected fault".to_string()
+        } else if !self.last_sync_ok {
+            "failed: peer appliance unreachable".to_string()
+        } else {
+            "success".to_string()
+        };
+        (Some(at), Some(status))
+    }
+
+    pub fn swap_in_progress(&self) -> bool {
+        self.swap.is_some()
+    }
+
+    /// `POST /oauth2/token` with the decoded Basic credentials.
+    pub fn mint_token(
+        &mut self,
+        index: usize,
+        client_id: &str,
+        secret: &str,
+        now: Instant,
+    ) -> TokenAnswer {
+        let appliance = &mut self.appliances[index];
+        if appliance.faults.token_failing {
+            return TokenAnswer::Failing;
+        }
+        if client_id != self.settings.client_id || secret != self.settings.client_secret {
+            appliance.counters.token_rejections += 1;
+            return TokenAnswer::BadCredentials;
+        }
+        self.token_serial += 1;
+        let token = format!(
+            "sim{:04x}{:012x}{:08x}",
+            index,
+            self.token_serial,
+            now.elapsed().subsec_nanos()
+        );
+        appliance.tokens.retain(|t| t.expires_at > now);
+        appliance.tokens.push_back(Token {
+            value: token.clone(),
+            expires_at: now + self.settings.token_lifetime,
+        });
+        while appliance.tokens.len() > MAX_TOKENS_PER_ACCOUNT {
+            appliance.tokens.pop_front();
+            appliance.counters.tokens_evicted += 1;
+        }
+        appliance.counters.tokens_minted += 1;
+        TokenAnswer::Minted {
+            token,
+            expires_in: self.settings.token_lifetime.as_secs().max(1),
+        }
+    }
+
+    pub fn authorize(&mut self, index: usize, bearer: Option<&str>, now: Instant) -> Authorization {
+        let appliance = &mut self.appliances[index];
+        let valid = bearer.is_some_and(|b| {
+            appliance
+                .tokens
+                .iter()
+                .any(|t| t.value == b && t.expires_at > now)
+        });
+        if valid {
+            Authorization::Valid
+        } else {
+            appliance.counters.unauthorized += 1;
+            Authorization::Invalid
+        }
+    }
+
+    /// Invalidates every token, as regenerating the client secret does.
+    pub fn revoke_tokens(&mut self, index: usize) {
+        self.appliances[index].tokens.clear();
+    }
+
+    /// Counts an API request against the documented limits; `Err(retry_after_secs)` when over.
+    pub fn charge_rate_limit(&mut self, index: usize, now: Instant) -> Result<u32, u64> {
+        let per_second = self.settings.per_second_limit;
+        let hourly = self.settings.hourly_limit;
+        let appliance = &mut self.appliances[index];
+        while appliance
+            .second_window
+            .front()
+            .is_some_and(|&t| now.duration_since(t) >= Duration::from_secs(1))
+        {
+            appliance.second_window.pop_front();
+        }
+        let window_start = *appliance.hour_window_start.get_or_insert(now);
+        if now.duration_since(window_start) >= Duration::from_secs(3600) {
+            appliance.hour_window_start = Some(now);
+            appliance.hour_count = 0;
+        }
+        if appliance.second_window.len() >= per_second as usize {
+            appliance.counters.rate_limited += 1;
+            return Err(1);
+        }
+        if appliance.hour_count >= hourly {
+            appliance.counters.rate_limited += 1;
+            let reset = appliance
+                .hour_window_start
+                .map(|s| 3600 - now.duration_since(s).as_secs().min(3599))
+                .unwrap_or(60);
+            return Err(reset);
+        }
+        appliance.second_window.push_back(now);
+        appliance.hour_count += 1;
+        Ok(hourly - appliance.hour_count)
+    }
+
+    /// `POST /failover-role` on appliance `index`.
+    pub fn set_failover_role(
+        &mut self,
+        index: usize,
+        request: FailoverRequest,
+        now: Instant,
+    ) -> Result<String, FailoverFailure> {
+        let peer = 1 - index;
+        let me = self.appliances[index].role;
+        if self.appliances[index].faults.failover_failing {
+            return Err((
+                500,
+                "The failover operation failed (injected fault).".to_string(),
+            ));
+        }
+        if self.swap.is_some() {
+            return Err((500, "A role change is already in progress.".to_string()));
+        }
+        if me == FailoverRole::None {
+            return Err((
+                500,
+                "Failover is not configured on this appliance.".to_string(),
+            ));
+        }
+        let peer_ok = self.peer_reachable(index);
+        let started =
+            "Successfully started data sync. Role change will occur upon successful completion."
+                .to_string();
+        let changed = "Successfully changed role.".to_string();
+        match request.role {
+            FailoverRole::None => Err((422, "The selected role is invalid.".to_string())),
+            FailoverRole::Primary if me == FailoverRole::Primary => {
+                Ok("This appliance is already the primary.".to_string())
+            }
+            FailoverRole::Backup if me == FailoverRole::Backup => {
+                Ok("This appliance is already the backup.".to_string())
+            }
+            FailoverRole::Primary => {
+                if request.data_sync_first {
+                    if !peer_ok {
+                        return Err((
+                            500,
+                            "Unable to contact the peer appliance to sync data.".to_string(),
+                        ));
+                    }
+                    self.start_swap(index, now);
+                    return Ok(started);
+                }
+                self.appliances[index].role = FailoverRole::Primary;
+                if peer_ok {
+                    self.appliances[peer].role = FailoverRole::Backup;
+                }
+                Ok(changed)
+            }
+            FailoverRole::Backup => {
+                if !peer_ok {
+                    if request.force {
+                        self.appliances[index].role = FailoverRole::Backup;
+                        return Ok(changed);
+                    }
+                    return Err((
+                        500,
+                        "Unable to contact the peer appliance; set force to become backup anyway."
+                            .to_string(),
+                    ));
+                }
+                if request.data_sync_first {
+                    self.start_swap(peer, now);
+                    return Ok(started);
+                }
+                self.appliances[index].role = FailoverRole::Backup;
+                self.appliances[peer].role = FailoverRole::Primary;
+                Ok(changed)
+            }
+        }
+    }
+
+    fn start_swap(&mut self, new_primary: usize, now: Instant) {
+        for appliance in &mut self.appliances {
+            appliance.role = FailoverRole::Backup;
+        }
+        self.swap = Some(PendingSwap {
+            complete_at: now + self.settings.swap_duration,
+            new_primary,
+        });
+    }
+
+    pub fn record_request(&mut self, record: RequestRecord) {
+        if self.requests.len() >= REQUEST_LOG_CAPACITY {
+            self.requests.pop_front();
+        }
+        self.requests.push_back(record);
+    }
+
+    /// Back to the state at start: roles, faults, tokens, counters and logs.
+    pub fn reset(&mut self, wall: SystemTime) {
+        *self = Pair::new(self.settings.clone(), wall);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pair() -> (Pair, Instant, SystemTime) {
+        let wall = SystemTime::now();
+        (
+            Pair::new(SimSettings::default(), wall),
+            Instant::now(),
+            wall,
+        )
+    }
+
+    fn req(role: FailoverRole, data_sync_first: bool, force: bool) -> FailoverRequest {
+        FailoverRequest {
+            role,
+            data_sync_first,
+            force,
+        }
+    }
+
+    fn roles(p: &Pair) -> [FailoverRole; 2] {
+        [p.appliances[0].role, p.appliances[1].role]
+    }
+
+    use FailoverRole::{Backup, Primary};
+
+    #[test]
+    fn promoting_the_backup_swaps_roles_at_once() {
+        let (mut p, now, _) = pair();
+        assert_eq!(
+            p.set_failover_role(1, req(Primary, false, false), now)
+                .unwrap(),
+            "Successfully changed role."
+        );
+        assert_eq!(roles(&p), [Backup, Primary]);
+    }
+
+    #[test]
+    fn data_sync_first_is_asynchronous_with_both_backup_meanwhile() {
+        let (mut p, now, wall) = pair();
+        let message = p
+            .set_failover_role(1, req(Primary, true, false), now)
+            .unwrap();
+        assert!(message.contains("upon successful completion"));
+        assert_eq!(roles(&p), [Backup, Backup]);
+        assert!(
+            p.set_failover_role(0, req(Primary, false, false), now)
+                .is_err(),
+            "blocked during the swap"
+        );
+        p.tick(now + Duration::from_secs(1), wall);
+        assert_eq!(roles(&p), [Backup, Backup]);
+        p.tick(now + p.settings.swap_duration, wall);
+        assert_eq!(roles(&p), [Backup, Primary]);
+    }
+
+    #[test]
+    fn promoting_while_the_primary_is_down_leaves_split_brain_for_its_return() {
+        let (mut p, now, _) = pair();
+        p.appliances[0].faults.down = true;
+        p.set_failover_role(1, req(Primary, false, false), now)
+            .unwrap();
+        p.appliances[0].faults.down = false;
+        assert_eq!(roles(&p), [Primary, Primary]);
+        assert_eq!(p.sole_primary(), None);
+    }
+
+    #[test]
+    fn data_sync_first_needs_the_peer() {
+        let (mut p, now, _) = pair();
+        p.faults.partitioned = true;
+        let (status, _) = p
+            .set_failover_role(1, req(Primary, true, false), now)
+            .unwrap_err();
+        assert_eq!(status, 500);
+        assert_eq!(roles(&p), [Primary, Backup]);
+    }
+
+    #[test]
+    fn an_isolated_primary_steps_down_only_with_force() {
+        let (mut p, now, _) = pair();
+        p.faults.partitioned = true;
+        assert!(
+            p.set_failover_role(0, req(Backup, false, false), now)
+                .is_err()
+        );
+        assert_eq!(roles(&p), [Primary, Backup]);
+        p.set_failover_role(0, req(Backup, false, true), now)
+            .unwrap();
+        assert_eq!(roles(&p), [Backup, Backup]);
+    }
+
+    #[test]
+    fn demoting_a_reachable_primary_promotes_its_peer() {
+        let (mut p, now, _) = pair();
+        p.set_failover_role(0, req(Backup, false, false), now)
+            .unwrap();
+        assert_eq!(roles(&p), [Backup, Primary]);
+    }
+
+    #[test]
+    fn only_the_primary_reports_data_sync() {
+        let (mut p, now, wall) = pair();
+        p.tick(now, wall);
+        assert!(p.data_sync(0, wall).0.is_some());
+        assert_eq!(p.data_sync(1, wall), (None, None));
+        p.faults.sync_stale_secs = Some(1200);
+        let (at, _) = p.data_sync(0, wall);
+        assert_eq!(wall.duration_since(at.unwrap()).unwrap().as_secs(), 1200);
+        p.faults.sync_failing = true;
+        assert!(p.data_sync(0, wall).1.unwrap().starts_with("failed"));
+    }
+
+    #[test]
+    fn the_thirty_first_token_evicts_the_oldest() {
+        let (mut p, now, _) = pair();
+        let mut tokens = Vec::new();
+        for _ in 0..31 {
+            match p.mint_token(0, "bt-watchdog", "simulated-secret", now) {
+                TokenAnswer::Minted { token, .. } => tokens.push(token),
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(p.appliances[0].valid_tokens(now), 30);
+        assert_eq!(
+            p.authorize(0, Some(&tokens[0]), now),
+            Authorization::Invalid
+        );
+        assert_eq!(p.authorize(0, Some(&tokens[30]), now), Authorization::Valid);
+        assert_eq!(p.appliances[0].counters.tokens_evicted, 1);
+    }
+
+    #[test]
+    fn tokens_expire_and_can_be_revoked() {
+        let (mut p, now, _) = pair();
+        let TokenAnswer::Minted { token, .. } =
+            p.mint_token(0, "bt-watchdog", "simulated-secret", now)
+        else {
+            panic!()
+        };
+        assert_eq!(
+            p.authorize(0, Some(&token), now + Duration::from_secs(3599)),
+            Authorization::Valid
+        );
+        assert_eq!(
+            p.authorize(0, Some(&token), now + Duration::from_secs(3600)),
+            Authorization::Invalid
+        );
+        p.revoke_tokens(0);
+        assert_eq!(p.authorize(0, Some(&token), now), Authorization::Invalid);
+        assert_eq!(
+            p.mint_token(0, "bt-watchdog", "wrong", now),
+            TokenAnswer::BadCredentials
+        );
+    }
+
+    #[test]
+    fn rate_limits_per_second_and_per_hour() {
+        let (mut p, now, _) = pair();
+        p.settings.hourly_limit = 25;
+        for _ in 0..20 {
+            assert!(p.charge_rate_limit(0, now).is_ok());
+        }
+        assert_eq!(p.charge_rate_limit(0, now), Err(1));
+        let later = now + Duration::from_secs(1);
+        for _ in 0..5 {
+            assert!(p.charge_rate_limit(0, later).is_ok());
+        }
+        assert!(
+            p.charge_rate_limit(0, later + Duration::from_secs(1))
+                .is_err()
+        );
+        assert!(
+            p.charge_rate_limit(0, now + Duration::from_secs(3600))
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn appliance_ids_look_like_the_real_ones() {
+        let id = appliance_id("east");
+        assert_eq!(id.len(), 32);
+        assert!(id.chars().all(|c| c.is_ascii_hexdigit()));
+        assert_ne!(id, appliance_id("west"));
+    }
+}
