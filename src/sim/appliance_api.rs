@@ -398,6 +398,8 @@ fn health_value(pair: &Pair, index: usize, wall: SystemTime) -> Value {
         "failover_role": appliance.role.as_str(),
         "last_data_sync": last_sync.map(|t| UtcTime::from_system_time(t).to_api_string()),
         "last_data_sync_status": status,
+        // Responses may gain fields at any time; this one proves that clients ignore them.
+        "simulator_extension": { "since": "always" },
     });
     if appliance.role == FailoverRole::Primary {
         value["enabled_shared_ips"] = json!(["192.0.2.10"]);

@@ -35,7 +35,7 @@ GET    /sim/requests?appliance=NAME&path=P&limit=N   recent requests (newest las
 GET    /sim/failover-calls                 every POST /failover-role received
 POST   /sim/reset                          back to the start: roles, faults, tokens, counters, logs
 Appliance faults: down hang unhealthy slow_ms malformed endless_body rate_limited retry_after_secs
-                  token_failing forbidden no_check_health failover_failing
+                  token_failing reject_tokens forbidden no_check_health failover_failing
 ";
 
 type Answer = Response<SimBody>;

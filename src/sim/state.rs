@@ -90,6 +90,9 @@ pub struct Faults {
     pub retry_after_secs: Option<u64>,
     /// The token endpoint answers 500.
     pub token_failing: bool,
+    /// Every bearer token is refused with 401, even one minted a moment ago (a broken clock,
+    /// a secret regenerated again and again).
+    pub reject_tokens: bool,
     /// API requests get 403 (the account lacks Command API permission).
     pub forbidden: bool,
     /// `/check_health` is not served (404), as on some appliances.
@@ -111,6 +114,7 @@ pub struct FaultsPatch {
     pub rate_limited: Option<bool>,
     pub retry_after_secs: Option<Option<u64>>,
     pub token_failing: Option<bool>,
+    pub reject_tokens: Option<bool>,
     pub forbidden: Option<bool>,
     pub no_check_health: Option<bool>,
     pub failover_failing: Option<bool>,
@@ -118,10 +122,8 @@ pub struct FaultsPatch {
 
 impl Faults {
     pub fn apply(&mut self, patch: FaultsPatch) {
-        macro_rules! take {
-            ($($field:ident),*) => { $( if let Some(v) = patch.$field { self.$field = v; } )* };
-        }
-        take!(
+        // Destructured without `..`, so a new fault cannot be forgotten here.
+        let FaultsPatch {
             down,
             hang,
             unhealthy,
@@ -131,10 +133,50 @@ impl Faults {
             rate_limited,
             retry_after_secs,
             token_failing,
+            reject_tokens,
             forbidden,
             no_check_health,
-            failover_failing
-        );
+            failover_failing,
+        } = patch;
+        if let Some(v) = down {
+            self.down = v;
+        }
+        if let Some(v) = hang {
+            self.hang = v;
+        }
+        if let Some(v) = unhealthy {
+            self.unhealthy = v;
+        }
+        if let Some(v) = slow_ms {
+            self.slow_ms = v;
+        }
+        if let Some(v) = malformed {
+            self.malformed = v;
+        }
+        if let Some(v) = endless_body {
+            self.endless_body = v;
+        }
+        if let Some(v) = rate_limited {
+            self.rate_limited = v;
+        }
+        if let Some(v) = retry_after_secs {
+            self.retry_after_secs = v;
+        }
+        if let Some(v) = token_failing {
+            self.token_failing = v;
+        }
+        if let Some(v) = reject_tokens {
+            self.reject_tokens = v;
+        }
+        if let Some(v) = forbidden {
+            self.forbidden = v;
+        }
+        if let Some(v) = no_check_health {
+            self.no_check_health = v;
+        }
+        if let Some(v) = failover_failing {
+            self.failover_failing = v;
+        }
     }
 }
 
@@ -444,12 +486,13 @@ impl Pair {
 
     pub fn authorize(&mut self, index: usize, bearer: Option<&str>, now: Instant) -> Authorization {
         let appliance = &mut self.appliances[index];
-        let valid = bearer.is_some_and(|b| {
-            appliance
-                .tokens
-                .iter()
-                .any(|t| t.value == b && t.expires_at > now)
-        });
+        let valid = !appliance.faults.reject_tokens
+            && bearer.is_some_and(|b| {
+                appliance
+                    .tokens
+                    .iter()
+                    .any(|t| t.value == b && t.expires_at > now)
+            });
         if valid {
             Authorization::Valid
         } else {
