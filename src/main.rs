@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use bt_watchdog::sim::tls::TlsFiles;
 use bt_watchdog::sim::{SimConfig, SimProduct, SimSettings, Simulator};
 use clap::{Parser, Subcommand, ValueEnum};
 
@@ -117,6 +118,12 @@ struct SimulateArgs {
     /// How often the primary syncs data to the backup.
     #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
     sync_interval: Duration,
+    /// Serve the appliances over HTTPS with this PEM certificate chain (needs --tls-key).
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
     /// Write the URLs as JSON to this file once listening (for scripts).
     #[arg(long)]
     ready_file: Option<PathBuf>,
@@ -212,6 +219,13 @@ async fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
         listen: args.listen,
         ports: [args.primary_port, args.backup_port],
         control_port: args.control_port,
+        tls: match (&args.tls_cert, &args.tls_key) {
+            (Some(cert), Some(key)) => Some(TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+            }),
+            _ => None,
+        },
     };
     let simulator = Simulator::start(config)
         .await

@@ -10,6 +10,8 @@ pub mod budget;
 pub mod endpoint;
 pub mod error;
 pub mod model;
+#[cfg(test)]
+mod model_props;
 pub mod observer;
 pub mod time;
 pub mod token;

@@ -227,22 +227,21 @@ fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
 }
 
 fn is_tls(error: &(dyn std::error::Error + 'static)) -> bool {
-    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
-    while let Some(e) = current {
-        if e.downcast_ref::<rustls::Error>().is_some() {
+    if error.downcast_ref::<rustls::Error>().is_some() {
+        return true;
+    }
+    // `io::Error::source` skips the error it wraps, so look inside io errors explicitly:
+    // hyper-rustls reports handshake failures as io errors wrapping io errors wrapping
+    // the rustls error.
+    if let Some(inner) = error
+        .downcast_ref::<std::io::Error>()
+        .and_then(|io| io.get_ref())
+    {
+        if is_tls(inner) {
             return true;
         }
-        if let Some(io) = e.downcast_ref::<std::io::Error>() {
-            if io
-                .get_ref()
-                .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some())
-            {
-                return true;
-            }
-        }
-        current = e.source();
     }
-    false
+    error.source().is_some_and(is_tls)
 }
 
 #[cfg(test)]

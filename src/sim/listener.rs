@@ -42,8 +42,10 @@ pub async fn serve(
     shared: Arc<Shared>,
     index: usize,
     listener: TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     let addr = match listener.local_addr() {
         Ok(addr) => addr,
         Err(e) => {
@@ -79,21 +81,43 @@ pub async fn serve(
                 listener = Some(current);
                 if let Ok((stream, _)) = accepted {
                     let connection = shared.open_connection(index);
-                    let shared = shared.clone();
-                    tokio::spawn(async move {
-                        let service = hyper::service::service_fn(move |request| {
-                            appliance_api::handle(shared.clone(), index, connection.clone(), request)
-                        });
-                        // Errors here are clients going away or connections we cut on purpose.
-                        let _ = http1::Builder::new()
-                            .keep_alive(true)
-                            .serve_connection(TokioIo::new(stream), service)
-                            .await;
-                    });
+                    tokio::spawn(serve_connection(shared.clone(), index, connection, stream, acceptor.clone()));
                 }
             }
             _ = changes.changed() => { listener = Some(current); }
             _ = shutdown.changed() => return,
+        }
+    }
+}
+
+async fn serve_connection(
+    shared: Arc<Shared>,
+    index: usize,
+    connection: super::Connection,
+    stream: tokio::net::TcpStream,
+    acceptor: Option<tokio_rustls::TlsAcceptor>,
+) {
+    let service = hyper::service::service_fn(move |request| {
+        appliance_api::handle(shared.clone(), index, connection.clone(), request)
+    });
+    // Errors here are clients going away, failed handshakes, or connections cut on purpose.
+    match acceptor {
+        None => {
+            let _ = http1::Builder::new()
+                .keep_alive(true)
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        }
+        Some(acceptor) => {
+            let Ok(Ok(tls)) =
+                tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await
+            else {
+                return;
+            };
+            let _ = http1::Builder::new()
+                .keep_alive(true)
+                .serve_connection(TokioIo::new(tls), service)
+                .await;
         }
     }
 }

@@ -15,6 +15,7 @@ pub mod body;
 pub mod control;
 pub mod listener;
 pub mod state;
+pub mod tls;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -39,6 +40,8 @@ pub struct SimConfig {
     /// Ports of the two appliances; 0 lets the OS choose.
     pub ports: [u16; 2],
     pub control_port: u16,
+    /// Serve the appliances over HTTPS with this certificate (the control API stays HTTP).
+    pub tls: Option<tls::TlsFiles>,
 }
 
 impl Default for SimConfig {
@@ -48,6 +51,7 @@ impl Default for SimConfig {
             listen: IpAddr::V4(Ipv4Addr::LOCALHOST),
             ports: [0, 0],
             control_port: 0,
+            tls: None,
         }
     }
 }
@@ -126,6 +130,10 @@ pub struct Simulator {
 
 impl Simulator {
     pub async fn start(config: SimConfig) -> std::io::Result<Simulator> {
+        let tls = match &config.tls {
+            Some(files) => Some(tls::server_config(files).map_err(std::io::Error::other)?),
+            None => None,
+        };
         let listeners = [
             listener::bind(SocketAddr::new(config.listen, config.ports[0]))?,
             listener::bind(SocketAddr::new(config.listen, config.ports[1]))?,
@@ -133,7 +141,8 @@ impl Simulator {
         let addrs = [listeners[0].local_addr()?, listeners[1].local_addr()?];
         let control = listener::bind(SocketAddr::new(config.listen, config.control_port))?;
         let control_addr = control.local_addr()?;
-        let urls = addrs.map(|addr| format!("http://{addr}"));
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let urls = addrs.map(|addr| format!("{scheme}://{addr}"));
         let shared = Arc::new(Shared {
             pair: Mutex::new(Pair::new(config.settings, SystemTime::now())),
             changes: watch::channel(0).0,
@@ -147,6 +156,7 @@ impl Simulator {
                 shared.clone(),
                 index,
                 l,
+                tls.clone(),
                 shutdown_rx.clone(),
             )));
         }
