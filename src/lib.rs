@@ -2,10 +2,12 @@
 //!
 //! The crate is split by job, and the folder names say which job:
 //! - [`api`]: talking to appliances (OAuth token cache, rate-limit budget, typed answers);
+//! - [`engine`]: the sans-IO decision engine (whether and how to fail over, and why);
 //! - [`sim`]: a simulated appliance pair with fault injection, for tests, `simulate` and `demo`;
 //! - [`secret`]: the type that keeps client secrets out of logs and error messages.
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod engine;
 pub mod secret;
 pub mod sim;

@@ -1,0 +1,36 @@
+//! The decision engine: a pure, deterministic state machine per failover pair.
+//!
+//! `Engine::step(now, input) -> Vec<Action>`: observations, call results and operator commands
+//! go in with the time; calls to make, polls to hurry, alerts, memory to persist and journal
+//! lines come out. Nothing in this module reads a clock, opens a socket or touches a file
+//! (its imports show it: no tokio, reqwest or hyper), so every rule is tested with a fake
+//! clock, scenario tables and property tests.
+//!
+//! The principles it encodes are in `BRIEF.md` section 3 and the README's "How decisions are
+//! made": observe by default, corroborate before acting, guard the data, fence before you
+//! promote, one verified action at a time followed by a cooldown, explain everything.
+
+pub mod action;
+pub mod episode;
+mod machine;
+mod manual;
+pub mod memory;
+pub mod observation;
+pub mod policy;
+pub mod state;
+pub mod view;
+mod words;
+
+#[cfg(test)]
+mod tests;
+
+pub use action::{
+    Action, AlertKind, Decision, FailoverCall, FailoverSummary, PlannedCall, PreflightReport,
+};
+pub use machine::{Engine, SiteConfig};
+pub use memory::{Memory, Outcome, Trigger};
+pub use observation::{
+    ApplianceReport, CallResult, Command, Input, ManualRequest, PollReport, Slot,
+};
+pub use policy::{Mode, Policy};
+pub use state::{Blocker, SiteState, StateKind};

@@ -1,0 +1,240 @@
+//! The engine's picture of one appliance, built up from polls.
+
+use std::time::SystemTime;
+
+use serde::Serialize;
+
+use super::observation::ApplianceReport;
+use crate::api::ErrorKind;
+use crate::api::model::{ApplianceRecord, FailoverRole, Health, Probe};
+use crate::api::time::UtcTime;
+
+/// How the appliance is doing, from the most recent evidence.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "condition", rename_all = "snake_case")]
+pub enum Condition {
+    /// Nothing conclusive seen yet.
+    Unknown,
+    Healthy,
+    /// It answers, and says it is unhealthy.
+    Unhealthy {
+        message: Option<String>,
+    },
+    /// It does not answer at all.
+    Down {
+        error: ErrorKind,
+    },
+}
+
+impl Condition {
+    pub fn describe(&self) -> String {
+        match self {
+            Condition::Unknown => "not seen yet".to_string(),
+            Condition::Healthy => "healthy".to_string(),
+            Condition::Unhealthy { message: Some(m) } => format!("unhealthy ({m})"),
+            Condition::Unhealthy { message: None } => "unhealthy".to_string(),
+            Condition::Down { error } => format!("not answering ({})", describe_error(*error)),
+        }
+    }
+}
+
+/// Words for the error kinds that mean "no answer".
+pub fn describe_error(kind: ErrorKind) -> &'static str {
+    match kind {
+        ErrorKind::Connect => "connect refused",
+        ErrorKind::Timeout => "timed out",
+        ErrorKind::Tls => "TLS failure",
+        other => other.label(),
+    }
+}
+
+/// Where a role came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RoleSource {
+    /// The appliance's own `/health`.
+    Itself,
+    /// Its peer's `/appliance` list.
+    Peer,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct RoleSeen {
+    pub role: FailoverRole,
+    #[serde(skip)]
+    pub at: SystemTime,
+    pub source: RoleSource,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ApplianceView {
+    pub name: String,
+    pub condition: Condition,
+    pub role: Option<RoleSeen>,
+    pub appliance_id: Option<String>,
+    pub hostname: Option<String>,
+    pub version: Option<String>,
+    /// What this appliance reported as its last data sync (only a primary does).
+    pub last_data_sync: Option<UtcTime>,
+    pub last_data_sync_status: Option<String>,
+    /// The last error of any kind, including ones that say nothing about its health (403, 429).
+    pub last_error: Option<ErrorKind>,
+}
+
+impl ApplianceView {
+    pub fn new(name: &str) -> Self {
+        ApplianceView {
+            name: name.to_string(),
+            condition: Condition::Unknown,
+            role: None,
+            appliance_id: None,
+            hostname: None,
+            version: None,
+            last_data_sync: None,
+            last_data_sync_status: None,
+            last_error: None,
+        }
+    }
+
+    pub fn answering(&self) -> bool {
+        matches!(
+            self.condition,
+            Condition::Healthy | Condition::Unhealthy { .. }
+        )
+    }
+
+    pub fn healthy(&self) -> bool {
+        self.condition == Condition::Healthy
+    }
+
+    pub fn failing(&self) -> bool {
+        matches!(
+            self.condition,
+            Condition::Unhealthy { .. } | Condition::Down { .. }
+        )
+    }
+
+    pub fn role(&self) -> Option<FailoverRole> {
+        self.role.map(|r| r.role)
+    }
+
+    /// Whether this report carried anything about the appliance at all.
+    pub fn report_has_evidence(report: &ApplianceReport) -> bool {
+        report.probe.is_some() || report.health.is_some()
+    }
+
+    /// Takes in one cycle's report. Only kinds that mean "no answer" make an appliance
+    /// `Down`; errors that are about us (401, 403, 429, our own budget) leave its condition as
+    /// it was.
+    pub fn absorb(&mut self, report: &ApplianceReport, now: SystemTime) {
+        let mut unhealthy: Option<Option<String>> = None;
+        let mut healthy = false;
+        let mut silent: Option<ErrorKind> = None;
+        let mut answered = false;
+
+        match &report.probe {
+            Some(Ok(Probe::Healthy)) => {
+                healthy = true;
+                answered = true;
+            }
+            Some(Ok(Probe::Unhealthy)) => {
+                unhealthy = Some(None);
+                answered = true;
+            }
+            Some(Err(kind)) => {
+                self.last_error = Some(*kind);
+                if is_silence(*kind) {
+                    silent = Some(*kind);
+                } else if kind.appliance_answered() {
+                    answered = true;
+                }
+            }
+            None => {}
+        }
+        match &report.health {
+            Some(Ok(health)) => {
+                answered = true;
+                match health {
+                    Health::Healthy(_) => healthy = true,
+                    Health::Unhealthy { message, .. } => {
+                        unhealthy = Some(message.clone().or(unhealthy.flatten()));
+                    }
+                }
+                let base = health.base();
+                if let Some(role) = base.failover_role {
+                    self.role = Some(RoleSeen {
+                        role,
+                        at: now,
+                        source: RoleSource::Itself,
+                    });
+                }
+                self.appliance_id = base.appliance_id.clone().or(self.appliance_id.take());
+                self.hostname = base.appliance_hostname.clone().or(self.hostname.take());
+                self.version = base.version.clone().or(self.version.take());
+                self.last_data_sync = base.last_data_sync;
+                self.last_data_sync_status = base.last_data_sync_status.clone();
+            }
+            Some(Err(kind)) => {
+                self.last_error = Some(*kind);
+                if kind.appliance_answered() {
+                    answered = true;
+                } else if is_silence(*kind) && silent.is_none() && report.probe.is_none() {
+                    silent = Some(*kind);
+                }
+            }
+            None => {}
+        }
+
+        // The appliance's own word that it is unhealthy outweighs a healthy probe in the same
+        // cycle; any answer at all outweighs a silent probe.
+        self.condition = if let Some(message) = unhealthy {
+            Condition::Unhealthy { message }
+        } else if healthy {
+            Condition::Healthy
+        } else if let (Some(error), false) = (silent, answered) {
+            Condition::Down { error }
+        } else {
+            self.condition.clone()
+        };
+    }
+
+    /// Learns this appliance's role from its peer's `/appliance` list, when it cannot say
+    /// for itself this cycle.
+    pub fn learn_from_peer(
+        &mut self,
+        records: &[ApplianceRecord],
+        peer: &ApplianceView,
+        now: SystemTime,
+    ) {
+        let matches_self = |r: &ApplianceRecord| {
+            (self.appliance_id.is_some() && r.id == self.appliance_id)
+                || (self.hostname.is_some() && r.hostname == self.hostname)
+        };
+        let matches_peer = |r: &ApplianceRecord| {
+            (peer.appliance_id.is_some() && r.id == peer.appliance_id)
+                || (peer.hostname.is_some() && r.hostname == peer.hostname)
+        };
+        let record = records.iter().find(|r| matches_self(r)).or_else(|| {
+            // Two entries, one of them the peer: the other one is this appliance.
+            if records.len() == 2 && records.iter().any(matches_peer) {
+                records.iter().find(|r| !matches_peer(r))
+            } else {
+                None
+            }
+        });
+        if let Some(role) = record.and_then(|r| r.failover_role) {
+            self.role = Some(RoleSeen {
+                role,
+                at: now,
+                source: RoleSource::Peer,
+            });
+        }
+    }
+}
+
+fn is_silence(kind: ErrorKind) -> bool {
+    matches!(
+        kind,
+        ErrorKind::Connect | ErrorKind::Timeout | ErrorKind::Tls
+    )
+}
