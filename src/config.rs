@@ -47,6 +47,8 @@ pub enum ApiFlavor {
 pub enum SecretSource {
     File(PathBuf),
     Env(String),
+    /// Held in memory by the program itself (`demo`); never read from a configuration file.
+    Inline(Secret),
 }
 
 impl fmt::Display for SecretSource {
@@ -54,6 +56,7 @@ impl fmt::Display for SecretSource {
         match self {
             SecretSource::File(path) => write!(f, "the secret file {}", path.display()),
             SecretSource::Env(var) => write!(f, "the environment variable {var}"),
+            SecretSource::Inline(_) => f.write_str("the built-in secret"),
         }
     }
 }
@@ -106,7 +109,12 @@ pub struct ConfigError {
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let count = self.problems.len();
-        write!(f, "{}: {count} problem{}", self.origin, if count == 1 { "" } else { "s" })?;
+        write!(
+            f,
+            "{}: {count} problem{}",
+            self.origin,
+            if count == 1 { "" } else { "s" }
+        )?;
         for problem in &self.problems {
             write!(f, "\n  {problem}")?;
         }
@@ -119,14 +127,20 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
     let origin = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
         origin: origin.clone(),
-        problems: vec![Problem { path: String::new(), message: format!("cannot be read: {e}") }],
+        problems: vec![Problem {
+            path: String::new(),
+            message: format!("cannot be read: {e}"),
+        }],
     })?;
     parse(&text, &origin)
 }
 
 /// Parses and validates configuration text; `origin` names it in messages.
 pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
-    let fail = |problems| ConfigError { origin: origin.to_string(), problems };
+    let fail = |problems| ConfigError {
+        origin: origin.to_string(),
+        problems,
+    };
     let table: toml::Table = toml::from_str(text).map_err(|e| {
         let message = e.message().to_string();
         let location = e
@@ -136,7 +150,10 @@ pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
                 format!("line {line}: ")
             })
             .unwrap_or_default();
-        fail(vec![Problem { path: String::new(), message: format!("{location}not valid TOML: {message}") }])
+        fail(vec![Problem {
+            path: String::new(),
+            message: format!("{location}not valid TOML: {message}"),
+        }])
     })?;
     let mut reader = Reader::default();
     let config = reader.config(table);
@@ -151,8 +168,11 @@ pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
 /// Reads a site's client secret.
 pub fn read_secret(source: &SecretSource) -> Result<Secret, String> {
     let value = match source {
-        SecretSource::File(path) => std::fs::read_to_string(path).map_err(|e| format!("{source} cannot be read: {e}"))?,
+        SecretSource::File(path) => {
+            std::fs::read_to_string(path).map_err(|e| format!("{source} cannot be read: {e}"))?
+        }
         SecretSource::Env(var) => std::env::var(var).map_err(|_| format!("{source} is not set"))?,
+        SecretSource::Inline(secret) => return Ok(secret.clone()),
     };
     // A trailing newline from `echo … > file` is not part of the secret.
     let value = value.trim_end_matches(['\n', '\r']).to_string();
@@ -165,13 +185,19 @@ pub fn read_secret(source: &SecretSource) -> Result<Secret, String> {
 /// Warnings about a secret file's permissions (readable by group or others).
 pub fn secret_file_warnings(source: &SecretSource) -> Option<String> {
     use std::os::unix::fs::PermissionsExt as _;
-    let SecretSource::File(path) = source else { return None };
+    let SecretSource::File(path) = source else {
+        return None;
+    };
     let mode = std::fs::metadata(path).ok()?.permissions().mode();
     (mode & 0o077 != 0).then(|| {
         format!(
             "{} is readable by {} (mode {:o}); chmod 600 it",
             path.display(),
-            if mode & 0o007 != 0 { "everyone" } else { "its group" },
+            if mode & 0o007 != 0 {
+                "everyone"
+            } else {
+                "its group"
+            },
             mode & 0o777
         )
     })
@@ -184,7 +210,11 @@ struct Reader {
 
 /// Path of a key inside a table path.
 fn join(path: &str, key: &str) -> String {
-    if path.is_empty() { key.to_string() } else { format!("{path}.{key}") }
+    if path.is_empty() {
+        key.to_string()
+    } else {
+        format!("{path}.{key}")
+    }
 }
 
 fn type_name(value: &toml::Value) -> &'static str {
@@ -201,13 +231,19 @@ fn type_name(value: &toml::Value) -> &'static str {
 
 impl Reader {
     fn problem(&mut self, path: impl Into<String>, message: impl Into<String>) {
-        self.problems.push(Problem { path: path.into(), message: message.into() });
+        self.problems.push(Problem {
+            path: path.into(),
+            message: message.into(),
+        });
     }
 
     /// Reports the keys nobody took.
     fn leftovers(&mut self, table: toml::Table, path: &str, known: &[&str]) {
         for key in table.keys() {
-            self.problem(join(path, key), format!("unknown key (known here: {})", known.join(", ")));
+            self.problem(
+                join(path, key),
+                format!("unknown key (known here: {})", known.join(", ")),
+            );
         }
     }
 
@@ -215,14 +251,25 @@ impl Reader {
         match table.remove(key)? {
             toml::Value::String(s) => Some(s),
             other => {
-                self.problem(join(path, key), format!("must be a string, not {}", type_name(&other)));
+                self.problem(
+                    join(path, key),
+                    format!("must be a string, not {}", type_name(&other)),
+                );
                 None
             }
         }
     }
 
-    fn duration(&mut self, table: &mut toml::Table, path: &str, key: &str, default: Duration) -> Duration {
-        let Some(text) = self.string(table, path, key) else { return default };
+    fn duration(
+        &mut self,
+        table: &mut toml::Table,
+        path: &str,
+        key: &str,
+        default: Duration,
+    ) -> Duration {
+        let Some(text) = self.string(table, path, key) else {
+            return default;
+        };
         match humantime::parse_duration(&text) {
             Ok(d) if d > Duration::ZERO => d,
             Ok(_) => {
@@ -230,22 +277,39 @@ impl Reader {
                 default
             }
             Err(e) => {
-                self.problem(join(path, key), format!("{text:?} is not a duration like \"30s\" or \"15m\": {e}"));
+                self.problem(
+                    join(path, key),
+                    format!("{text:?} is not a duration like \"30s\" or \"15m\": {e}"),
+                );
                 default
             }
         }
     }
 
-    fn integer(&mut self, table: &mut toml::Table, path: &str, key: &str, default: u32, min: u32, max: u32) -> u32 {
+    fn integer(
+        &mut self,
+        table: &mut toml::Table,
+        path: &str,
+        key: &str,
+        default: u32,
+        min: u32,
+        max: u32,
+    ) -> u32 {
         match table.remove(key) {
             None => default,
             Some(toml::Value::Integer(n)) if n >= min as i64 && n <= max as i64 => n as u32,
             Some(toml::Value::Integer(n)) => {
-                self.problem(join(path, key), format!("{n} is out of range ({min} to {max})"));
+                self.problem(
+                    join(path, key),
+                    format!("{n} is out of range ({min} to {max})"),
+                );
                 default
             }
             Some(other) => {
-                self.problem(join(path, key), format!("must be an integer, not {}", type_name(&other)));
+                self.problem(
+                    join(path, key),
+                    format!("must be an integer, not {}", type_name(&other)),
+                );
                 default
             }
         }
@@ -257,14 +321,20 @@ impl Reader {
             Some(toml::Value::Float(f)) => f,
             Some(toml::Value::Integer(n)) => n as f64,
             Some(other) => {
-                self.problem(join(path, key), format!("must be a number, not {}", type_name(&other)));
+                self.problem(
+                    join(path, key),
+                    format!("must be a number, not {}", type_name(&other)),
+                );
                 return default;
             }
         };
         if value > 0.0 && value <= 1.0 {
             value
         } else {
-            self.problem(join(path, key), format!("{value} must be more than 0 and at most 1"));
+            self.problem(
+                join(path, key),
+                format!("{value} must be more than 0 and at most 1"),
+            );
             default
         }
     }
@@ -273,7 +343,10 @@ impl Reader {
         match table.remove(key)? {
             toml::Value::Table(t) => Some(t),
             other => {
-                self.problem(join(path, key), format!("must be a table, not {}", type_name(&other)));
+                self.problem(
+                    join(path, key),
+                    format!("must be a table, not {}", type_name(&other)),
+                );
                 None
             }
         }
@@ -284,7 +357,10 @@ impl Reader {
             None | Some("observe") => Mode::Observe,
             Some("auto") => Mode::Auto,
             Some(other) => {
-                self.problem("mode", format!("{other:?} is not a mode: use \"observe\" or \"auto\""));
+                self.problem(
+                    "mode",
+                    format!("{other:?} is not a mode: use \"observe\" or \"auto\""),
+                );
                 Mode::Observe
             }
         };
@@ -302,7 +378,10 @@ impl Reader {
             Some(text) => match text.parse::<SocketAddr>() {
                 Ok(addr) => Some(addr),
                 Err(_) => {
-                    self.problem("exporter.listen", format!("{text:?} is not an address like \"127.0.0.1:9877\""));
+                    self.problem(
+                        "exporter.listen",
+                        format!("{text:?} is not an address like \"127.0.0.1:9877\""),
+                    );
                     None
                 }
             },
@@ -311,10 +390,16 @@ impl Reader {
 
         let mut sites = Vec::new();
         match root.remove("site") {
-            None => self.problem("site", "no [[site]] is configured: there is nothing to watch"),
+            None => self.problem(
+                "site",
+                "no [[site]] is configured: there is nothing to watch",
+            ),
             Some(toml::Value::Array(entries)) => {
                 if entries.is_empty() {
-                    self.problem("site", "no [[site]] is configured: there is nothing to watch");
+                    self.problem(
+                        "site",
+                        "no [[site]] is configured: there is nothing to watch",
+                    );
                 }
                 for (index, entry) in entries.into_iter().enumerate() {
                     let path = format!("site[{index}]");
@@ -324,20 +409,35 @@ impl Reader {
                                 sites.push(site);
                             }
                         }
-                        other => self.problem(path, format!("must be a table, not {}", type_name(&other))),
+                        other => self
+                            .problem(path, format!("must be a table, not {}", type_name(&other))),
                     }
                 }
             }
-            Some(other) => self.problem("site", format!("must be an array of tables ([[site]]), not {}", type_name(&other))),
+            Some(other) => self.problem(
+                "site",
+                format!(
+                    "must be an array of tables ([[site]]), not {}",
+                    type_name(&other)
+                ),
+            ),
         }
         let mut seen = BTreeSet::new();
         for (index, site) in sites.iter().enumerate() {
             if !seen.insert(site.name.clone()) {
-                self.problem(format!("site[{index}].name"), format!("{:?} is used by another site too", site.name));
+                self.problem(
+                    format!("site[{index}].name"),
+                    format!("{:?} is used by another site too", site.name),
+                );
             }
         }
         self.leftovers(root, "", &["mode", "state_dir", "exporter", "site"]);
-        Some(Config { mode, state_dir, exporter: ExporterConfig { listen: listen? }, sites })
+        Some(Config {
+            mode,
+            state_dir,
+            exporter: ExporterConfig { listen: listen? },
+            sites,
+        })
     }
 
     fn site(&mut self, mut table: toml::Table, path: &str) -> Option<SiteConfig> {
@@ -345,21 +445,34 @@ impl Reader {
         let name = self.string(&mut table, path, "name").unwrap_or_default();
         if name.is_empty() {
             self.problem(join(path, "name"), "is required");
-        } else if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+        } else if !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
             self.problem(join(path, "name"), format!("{name:?} may contain only letters, digits, '-' and '_' (it names files and metric labels)"));
         }
         let api = match self.string(&mut table, path, "api").as_deref() {
             None | Some("v2") => ApiFlavor::V2,
             Some(other) => {
-                self.problem(join(path, "api"), format!("{other:?} is not supported: use \"v2\" (the XML API is not available yet)"));
+                self.problem(
+                    join(path, "api"),
+                    format!(
+                        "{other:?} is not supported: use \"v2\" (the XML API is not available yet)"
+                    ),
+                );
                 ApiFlavor::V2
             }
         };
-        let client_id = self.string(&mut table, path, "client_id").unwrap_or_default();
+        let client_id = self
+            .string(&mut table, path, "client_id")
+            .unwrap_or_default();
         if client_id.is_empty() {
             self.problem(join(path, "client_id"), "is required");
         } else if client_id.contains(':') {
-            self.problem(join(path, "client_id"), "must not contain ':' (it is sent with HTTP basic authentication)");
+            self.problem(
+                join(path, "client_id"),
+                "must not contain ':' (it is sent with HTTP basic authentication)",
+            );
         }
         if table.contains_key("client_secret") {
             table.remove("client_secret");
@@ -371,38 +484,93 @@ impl Reader {
             (Some(file), None) => Some(SecretSource::File(PathBuf::from(file))),
             (None, Some(var)) => Some(SecretSource::Env(var)),
             (Some(_), Some(_)) => {
-                self.problem(join(path, "client_secret_file"), "give client_secret_file or client_secret_env, not both");
+                self.problem(
+                    join(path, "client_secret_file"),
+                    "give client_secret_file or client_secret_env, not both",
+                );
                 None
             }
             (None, None) => {
-                self.problem(join(path, "client_secret_file"), "is required (or client_secret_env)");
+                self.problem(
+                    join(path, "client_secret_file"),
+                    "is required (or client_secret_env)",
+                );
                 None
             }
         };
         let ca_file = self.string(&mut table, path, "ca_file").map(PathBuf::from);
         let appliances = self.appliances(&mut table, path);
         let poll_interval = self.duration(&mut table, path, "poll_interval", DEFAULT_POLL_INTERVAL);
-        let health_interval = self.duration(&mut table, path, "health_interval", DEFAULT_HEALTH_INTERVAL);
-        let request_timeout = self.duration(&mut table, path, "request_timeout", DEFAULT_REQUEST_TIMEOUT);
+        let health_interval =
+            self.duration(&mut table, path, "health_interval", DEFAULT_HEALTH_INTERVAL);
+        let request_timeout =
+            self.duration(&mut table, path, "request_timeout", DEFAULT_REQUEST_TIMEOUT);
         if health_interval < poll_interval {
-            self.problem(join(path, "health_interval"), "must be at least poll_interval");
+            self.problem(
+                join(path, "health_interval"),
+                "must be at least poll_interval",
+            );
         }
         let defaults = BudgetSettings::default();
         let budget = BudgetSettings {
-            per_second: self.integer(&mut table, path, "max_requests_per_second", defaults.per_second, 1, 20),
-            hourly_share: self.fraction(&mut table, path, "hourly_budget_share", defaults.hourly_share),
+            per_second: self.integer(
+                &mut table,
+                path,
+                "max_requests_per_second",
+                defaults.per_second,
+                1,
+                20,
+            ),
+            hourly_share: self.fraction(
+                &mut table,
+                path,
+                "hourly_budget_share",
+                defaults.hourly_share,
+            ),
             ..defaults
         };
         let mut policy_table = self.table(&mut table, path, "policy").unwrap_or_default();
-        let policy = self.policy(&mut policy_table, &join(path, "policy"), poll_interval, request_timeout);
-        self.leftovers(policy_table, &join(path, "policy"), &[
-            "failover_after", "failure_threshold", "max_sync_age", "cooldown", "converge_timeout", "swap_settle",
-            "max_attempts", "retry_backoff", "startup_grace", "stall_tolerance",
-        ]);
-        self.leftovers(table, path, &[
-            "name", "api", "client_id", "client_secret_file", "client_secret_env", "ca_file", "appliances",
-            "poll_interval", "health_interval", "request_timeout", "max_requests_per_second", "hourly_budget_share", "policy",
-        ]);
+        let policy = self.policy(
+            &mut policy_table,
+            &join(path, "policy"),
+            poll_interval,
+            request_timeout,
+        );
+        self.leftovers(
+            policy_table,
+            &join(path, "policy"),
+            &[
+                "failover_after",
+                "failure_threshold",
+                "max_sync_age",
+                "cooldown",
+                "converge_timeout",
+                "swap_settle",
+                "max_attempts",
+                "retry_backoff",
+                "startup_grace",
+                "stall_tolerance",
+            ],
+        );
+        self.leftovers(
+            table,
+            path,
+            &[
+                "name",
+                "api",
+                "client_id",
+                "client_secret_file",
+                "client_secret_env",
+                "ca_file",
+                "appliances",
+                "poll_interval",
+                "health_interval",
+                "request_timeout",
+                "max_requests_per_second",
+                "hourly_budget_share",
+                "policy",
+            ],
+        );
         if self.problems.len() > problems_before {
             return None;
         }
@@ -425,30 +593,52 @@ impl Reader {
         let key_path = join(path, "appliances");
         let entries = match table.remove("appliances") {
             None => {
-                self.problem(key_path, "is required: the two appliances of the failover pair");
+                self.problem(
+                    key_path,
+                    "is required: the two appliances of the failover pair",
+                );
                 return None;
             }
             Some(toml::Value::Array(entries)) => entries,
             Some(other) => {
-                self.problem(key_path, format!("must be an array of two {{ name, url }} tables, not {}", type_name(&other)));
+                self.problem(
+                    key_path,
+                    format!(
+                        "must be an array of two {{ name, url }} tables, not {}",
+                        type_name(&other)
+                    ),
+                );
                 return None;
             }
         };
         if entries.len() != 2 {
-            self.problem(&key_path, format!("a failover pair has exactly two appliances, not {}", entries.len()));
+            self.problem(
+                &key_path,
+                format!(
+                    "a failover pair has exactly two appliances, not {}",
+                    entries.len()
+                ),
+            );
         }
         let mut parsed = Vec::new();
         for (index, entry) in entries.into_iter().enumerate() {
             let entry_path = format!("{key_path}[{index}]");
             let toml::Value::Table(mut entry) = entry else {
-                self.problem(entry_path, "must be a table like { name = \"east\", url = \"https://east.example.com\" }");
+                self.problem(
+                    entry_path,
+                    "must be a table like { name = \"east\", url = \"https://east.example.com\" }",
+                );
                 continue;
             };
-            let name = self.string(&mut entry, &entry_path, "name").unwrap_or_default();
+            let name = self
+                .string(&mut entry, &entry_path, "name")
+                .unwrap_or_default();
             if name.is_empty() {
                 self.problem(join(&entry_path, "name"), "is required");
             }
-            let url = self.string(&mut entry, &entry_path, "url").unwrap_or_default();
+            let url = self
+                .string(&mut entry, &entry_path, "url")
+                .unwrap_or_default();
             if url.is_empty() {
                 self.problem(join(&entry_path, "url"), "is required");
             } else if let Err(e) = parse_base_url(&url) {
@@ -458,16 +648,32 @@ impl Reader {
             parsed.push(ApplianceEntry { name, url });
         }
         if parsed.len() == 2 && parsed[0].name == parsed[1].name && !parsed[0].name.is_empty() {
-            self.problem(format!("{key_path}[1].name"), format!("{:?} names both appliances", parsed[0].name));
+            self.problem(
+                format!("{key_path}[1].name"),
+                format!("{:?} names both appliances", parsed[0].name),
+            );
         }
         <[ApplianceEntry; 2]>::try_from(parsed).ok()
     }
 
-    fn policy(&mut self, table: &mut toml::Table, path: &str, poll_interval: Duration, request_timeout: Duration) -> Policy {
+    fn policy(
+        &mut self,
+        table: &mut toml::Table,
+        path: &str,
+        poll_interval: Duration,
+        request_timeout: Duration,
+    ) -> Policy {
         let d = Policy::default();
         let policy = Policy {
             failover_after: self.duration(table, path, "failover_after", d.failover_after),
-            failure_threshold: self.integer(table, path, "failure_threshold", d.failure_threshold, 1, 1000),
+            failure_threshold: self.integer(
+                table,
+                path,
+                "failure_threshold",
+                d.failure_threshold,
+                1,
+                1000,
+            ),
             max_sync_age: self.duration(table, path, "max_sync_age", d.max_sync_age),
             cooldown: self.duration(table, path, "cooldown", d.cooldown),
             converge_timeout: self.duration(table, path, "converge_timeout", d.converge_timeout),
@@ -476,7 +682,12 @@ impl Reader {
             retry_backoff: self.duration(table, path, "retry_backoff", d.retry_backoff),
             startup_grace: self.duration(table, path, "startup_grace", d.startup_grace),
             poll_interval,
-            stall_tolerance: self.duration(table, path, "stall_tolerance", d.stall_tolerance.max(poll_interval * 3 + request_timeout)),
+            stall_tolerance: self.duration(
+                table,
+                path,
+                "stall_tolerance",
+                d.stall_tolerance.max(poll_interval * 3 + request_timeout),
+            ),
         };
         // One poll cycle can take poll_interval plus request_timeout; a tolerance below that
         // would call every slow poll a stall.
@@ -528,7 +739,10 @@ cooldown = "30m"
         assert_eq!(site.appliances[1].name, "west");
         assert_eq!(site.policy.max_sync_age, Duration::from_secs(900));
         assert_eq!(site.policy.poll_interval, Duration::from_secs(5));
-        assert_eq!(site.client_secret, SecretSource::File("/etc/bt-watchdog/support.secret".into()));
+        assert_eq!(
+            site.client_secret,
+            SecretSource::File("/etc/bt-watchdog/support.secret".into())
+        );
     }
 
     #[test]
@@ -565,7 +779,10 @@ failover_afer = "30s"
             "site[0].policy.failure_threshold",
             "site[0].policy.failover_afer",
         ] {
-            assert!(paths.contains(&expected), "{expected} missing from {paths:?}");
+            assert!(
+                paths.contains(&expected),
+                "{expected} missing from {paths:?}"
+            );
         }
         let text = error.to_string();
         assert!(!text.contains("hunter2"), "{text}");
@@ -589,12 +806,25 @@ failover_afer = "30s"
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("s");
         std::fs::write(&file, "abc\n").unwrap();
-        assert_eq!(read_secret(&SecretSource::File(file.clone())).unwrap().expose(), "abc");
+        assert_eq!(
+            read_secret(&SecretSource::File(file.clone()))
+                .unwrap()
+                .expose(),
+            "abc"
+        );
         std::fs::write(&file, "\n").unwrap();
-        assert!(read_secret(&SecretSource::File(file.clone())).unwrap_err().contains("empty"));
+        assert!(
+            read_secret(&SecretSource::File(file.clone()))
+                .unwrap_err()
+                .contains("empty")
+        );
         use std::os::unix::fs::PermissionsExt as _;
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
-        assert!(secret_file_warnings(&SecretSource::File(file.clone())).unwrap().contains("everyone"));
+        assert!(
+            secret_file_warnings(&SecretSource::File(file.clone()))
+                .unwrap()
+                .contains("everyone")
+        );
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
         assert_eq!(secret_file_warnings(&SecretSource::File(file)), None);
     }

@@ -2,22 +2,27 @@
 //! codes. The work lives in the library.
 #![forbid(unsafe_code)]
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use bt_watchdog::commands::{check_config, demo, simulate, status};
+use bt_watchdog::config;
+use bt_watchdog::daemon::{self, ConfigSource, DaemonError};
 use bt_watchdog::sim::tls::TlsFiles;
-use bt_watchdog::sim::{SimConfig, SimProduct, SimSettings, Simulator};
+use bt_watchdog::sim::{SimConfig, SimProduct, SimSettings};
 use clap::{Parser, Subcommand, ValueEnum};
 
 /// Default configuration file.
 const DEFAULT_CONFIG: &str = "/etc/bt-watchdog/config.toml";
-/// sysexits.h EX_SOFTWARE: used for subcommands that do not exist yet.
-const EXIT_NOT_IMPLEMENTED: u8 = 70;
-/// sysexits.h EX_USAGE.
+/// sysexits.h: EX_USAGE, for a configuration or command line that cannot be used.
 const EXIT_USAGE: u8 = 64;
+/// sysexits.h: EX_UNAVAILABLE, when no daemon answers.
+const EXIT_UNAVAILABLE: u8 = 69;
+/// sysexits.h: EX_SOFTWARE, for subcommands that do not exist yet.
+const EXIT_NOT_IMPLEMENTED: u8 = 70;
 
 #[derive(Parser)]
 #[command(
@@ -26,8 +31,17 @@ const EXIT_USAGE: u8 = 64;
     about = "Failover watchdog and health monitor for BeyondTrust RS/PRA appliance pairs"
 )]
 struct Cli {
+    /// Log format: human-readable or one JSON object per line.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Human,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -44,8 +58,14 @@ enum Command {
     },
     /// Show the live state of every site from a running daemon.
     Status {
+        /// Print the daemon's JSON instead of a table.
         #[arg(long)]
         json: bool,
+        /// The daemon's exporter address (default: exporter.listen from --config).
+        #[arg(long)]
+        url: Option<String>,
+        #[arg(long, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
     },
     /// Fail a site over by hand (a dry run unless --confirm).
     Failover {
@@ -82,12 +102,22 @@ enum Command {
     /// Serve a simulated appliance pair with a fault-injection control API.
     Simulate(SimulateArgs),
     /// Run a simulated pair and the watchdog against it, with a scripted failure.
-    Demo,
+    Demo {
+        /// Where the demo's exporter listens.
+        #[arg(long, default_value = "127.0.0.1:9877")]
+        listen: SocketAddr,
+        /// When the scripted failure kills the primary.
+        #[arg(long, default_value = "20s", value_parser = humantime::parse_duration)]
+        kill_after: Duration,
+        /// How long after the failover the old primary comes back.
+        #[arg(long, default_value = "20s", value_parser = humantime::parse_duration)]
+        revive_after: Duration,
+    },
 }
 
 #[derive(clap::Args)]
 struct SimulateArgs {
-    /// Address to listen on (keep it on loopback: the simulator has no real security).
+    /// Address to listen on (keep it on loopback: the control API has no authentication).
     #[arg(long, default_value = "127.0.0.1")]
     listen: IpAddr,
     /// Port of the first appliance (starts as primary); 0 lets the OS choose.
@@ -137,23 +167,53 @@ enum ProductArg {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
-    let result = match cli.command {
-        Command::Simulate(args) => runtime().and_then(|rt| rt.block_on(simulate(args))),
-        Command::Run { .. }
-        | Command::CheckConfig { .. }
-        | Command::Status { .. }
-        | Command::Failover { .. }
-        | Command::Pause { .. }
-        | Command::Resume { .. }
-        | Command::Ack { .. }
-        | Command::Demo => {
-            eprintln!(
-                "bt-watchdog: this subcommand is not implemented yet; `bt-watchdog simulate` is available"
-            );
-            return ExitCode::from(EXIT_NOT_IMPLEMENTED);
+    init_logging(cli.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("bt-watchdog: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
         }
     };
+    match cli.command {
+        Command::Run { config } => runtime.block_on(run(config)),
+        Command::CheckConfig { config } => check(&config),
+        Command::Status { json, url, config } => runtime.block_on(show_status(json, url, config)),
+        Command::Simulate(args) => finish(runtime.block_on(run_simulator(args))),
+        Command::Demo {
+            listen,
+            kill_after,
+            revive_after,
+        } => {
+            let options = demo::DemoOptions {
+                listen,
+                kill_after,
+                revive_after,
+            };
+            finish(runtime.block_on(async {
+                demo::run(options, async {
+                    let _ = wait_for_stop_signal().await;
+                })
+                .await
+                .map_err(anyhow::Error::from)
+            }))
+        }
+        Command::Failover { .. }
+        | Command::Pause { .. }
+        | Command::Resume { .. }
+        | Command::Ack { .. } => {
+            eprintln!(
+                "bt-watchdog: manual failover and the operator commands are not implemented yet"
+            );
+            ExitCode::from(EXIT_NOT_IMPLEMENTED)
+        }
+    }
+}
+
+fn finish(result: anyhow::Result<()>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
@@ -163,23 +223,95 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_logging() {
+fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("BT_WATCHDOG_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
+    use std::io::IsTerminal as _;
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .init();
+        .with_ansi(std::io::stderr().is_terminal());
+    match format {
+        LogFormat::Human => builder.init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .init(),
+    }
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")
+async fn run(path: PathBuf) -> ExitCode {
+    match daemon::run(ConfigSource::File(path)).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error @ DaemonError::Config(_)) => {
+            eprintln!("bt-watchdog: {error}");
+            ExitCode::from(EXIT_USAGE)
+        }
+        Err(error) => {
+            eprintln!("bt-watchdog: {error}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
-async fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
+fn check(path: &std::path::Path) -> ExitCode {
+    let report = check_config::check(path);
+    for warning in &report.warnings {
+        println!("warning: {warning}");
+    }
+    for problem in &report.problems {
+        println!("error: {problem}");
+    }
+    if report.problems.is_empty() {
+        let sites = report.config.as_ref().map(|c| c.sites.len()).unwrap_or(0);
+        println!(
+            "{}: OK ({sites} site{})",
+            path.display(),
+            if sites == 1 { "" } else { "s" }
+        );
+        ExitCode::SUCCESS
+    } else {
+        println!(
+            "{}: {} problem{}",
+            path.display(),
+            report.problems.len(),
+            if report.problems.len() == 1 { "" } else { "s" }
+        );
+        ExitCode::from(EXIT_USAGE)
+    }
+}
+
+async fn show_status(json: bool, url: Option<String>, config_path: PathBuf) -> ExitCode {
+    let base = match url {
+        Some(url) => url,
+        None => match config::load(&config_path) {
+            Ok(config) => format!("http://{}", config.exporter.listen),
+            Err(error) => {
+                eprintln!(
+                    "bt-watchdog: {error}\n(give --url http://HOST:PORT to ask a daemon directly)"
+                );
+                return ExitCode::from(EXIT_USAGE);
+            }
+        },
+    };
+    match status::fetch(&base).await {
+        Ok(doc) if json => {
+            println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+            ExitCode::SUCCESS
+        }
+        Ok(doc) => {
+            print!("{}", status::render(&doc));
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("bt-watchdog: {error}");
+            ExitCode::from(EXIT_UNAVAILABLE)
+        }
+    }
+}
+
+async fn run_simulator(args: SimulateArgs) -> anyhow::Result<()> {
     let client_secret = match &args.client_secret_file {
         Some(path) => std::fs::read_to_string(path)
             .with_context(|| format!("--client-secret-file {}: cannot be read", path.display()))?
@@ -201,15 +333,16 @@ async fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
             args.listen
         );
     }
+    let (product, product_name) = match args.product {
+        ProductArg::Rs => (SimProduct::Rs, "Remote Support"),
+        ProductArg::Pra => (SimProduct::Pra, "Privileged Remote Access"),
+    };
     let settings = SimSettings {
-        names: [first.clone(), second.clone()],
+        names: [first, second],
         client_id: args.client_id.clone(),
         client_secret,
         token_lifetime: args.token_lifetime,
-        product: match args.product {
-            ProductArg::Rs => SimProduct::Rs,
-            ProductArg::Pra => SimProduct::Pra,
-        },
+        product,
         swap_duration: args.swap_duration,
         sync_interval: args.sync_interval,
         ..SimSettings::default()
@@ -227,60 +360,13 @@ async fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
             _ => None,
         },
     };
-    let simulator = Simulator::start(config)
+    let simulator = simulate::start(config, product_name, args.ready_file.as_ref())
         .await
         .context("cannot start the simulator")?;
-    println!("bt-watchdog simulator ({}) is running", args.product_name());
-    println!("  appliance {first} (primary): {}", simulator.url(0));
-    println!("  appliance {second} (backup):  {}", simulator.url(1));
-    println!(
-        "  control API:            {}   (curl it for the list of routes)",
-        simulator.control_url()
-    );
-    println!("  client_id: {}", args.client_id);
-    if let Some(path) = &args.ready_file {
-        let ready = serde_json::json!({
-            "appliances": [
-                { "name": first, "url": simulator.url(0) },
-                { "name": second, "url": simulator.url(1) },
-            ],
-            "control": simulator.control_url(),
-            "client_id": args.client_id,
-        });
-        write_atomically(path, format!("{ready:#}\n").as_bytes())
-            .with_context(|| format!("--ready-file {}", path.display()))?;
-    }
     wait_for_stop_signal().await?;
     tracing::info!("stopping the simulator");
     simulator.shutdown().await;
     Ok(())
-}
-
-impl SimulateArgs {
-    fn product_name(&self) -> &'static str {
-        match self.product {
-            ProductArg::Rs => "Remote Support",
-            ProductArg::Pra => "Privileged Remote Access",
-        }
-    }
-}
-
-/// Writes through a temporary file and a rename, so readers never see half a file.
-fn write_atomically(path: &std::path::Path, contents: &[u8]) -> std::io::Result<()> {
-    use std::io::Write as _;
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(std::path::Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let temporary = dir.join(format!(".{name}.tmp{}", std::process::id()));
-    let mut file = std::fs::File::create(&temporary)?;
-    file.write_all(contents)?;
-    file.sync_all()?;
-    std::fs::rename(&temporary, path)
 }
 
 async fn wait_for_stop_signal() -> anyhow::Result<()> {

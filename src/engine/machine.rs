@@ -232,6 +232,10 @@ impl Engine {
         for slot in 0..2 {
             let appliance = &report.appliances[slot];
             self.views[slot].absorb(appliance, now);
+            if self.views[slot].came_back(now) {
+                // Back after a silence: learn what it believes now, without waiting.
+                out.push(Action::PollNow);
+            }
         }
         // A peer's list tells the role of an appliance that cannot tell it itself this cycle.
         for slot in 0..2 {
@@ -567,6 +571,12 @@ impl Engine {
     ) -> SiteState {
         let p = &self.views[primary];
         let b = &self.views[backup];
+        if !p.failing() && !p.role_is_current() && p.answering() {
+            return SiteState::new(
+                StateKind::Starting,
+                format!("{} answers again; waiting to learn its role", p.name),
+            );
+        }
         if !p.failing() {
             self.escalate_to_fence = false;
             self.exhausted = false;
@@ -638,6 +648,12 @@ impl Engine {
         let b = &self.views[backup];
         if !b.healthy() {
             return Some(format!("backup {} is {}", b.name, b.condition.describe()));
+        }
+        if !b.role_is_current() {
+            return Some(format!(
+                "backup {} has not reported its role since it started answering",
+                b.name
+            ));
         }
         match b.role() {
             Some(FailoverRole::Backup) => None,

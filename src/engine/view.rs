@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use super::observation::ApplianceReport;
 use crate::api::ErrorKind;
-use crate::api::model::{ApplianceRecord, FailoverRole, Health, Probe};
+use crate::api::model::{ApplianceRecord, ClusterRole, FailoverRole, Health, Probe};
 use crate::api::time::UtcTime;
 
 /// How the appliance is doing, from the most recent evidence.
@@ -74,11 +74,16 @@ pub struct ApplianceView {
     pub appliance_id: Option<String>,
     pub hostname: Option<String>,
     pub version: Option<String>,
+    pub build: Option<String>,
+    pub cluster_role: Option<ClusterRole>,
     /// What this appliance reported as its last data sync (only a primary does).
     pub last_data_sync: Option<UtcTime>,
     pub last_data_sync_status: Option<String>,
     /// The last error of any kind, including ones that say nothing about its health (403, 429).
     pub last_error: Option<ErrorKind>,
+    /// Since when it has been answering without a break (a role seen before that is stale).
+    #[serde(skip)]
+    pub answering_since: Option<SystemTime>,
 }
 
 impl ApplianceView {
@@ -90,9 +95,12 @@ impl ApplianceView {
             appliance_id: None,
             hostname: None,
             version: None,
+            build: None,
+            cluster_role: None,
             last_data_sync: None,
             last_data_sync_status: None,
             last_error: None,
+            answering_since: None,
         }
     }
 
@@ -116,6 +124,15 @@ impl ApplianceView {
 
     pub fn role(&self) -> Option<FailoverRole> {
         self.role.map(|r| r.role)
+    }
+
+    /// Whether the role was seen since the appliance last started answering: a role from
+    /// before an outage says nothing about what it believes now.
+    pub fn role_is_current(&self) -> bool {
+        match (self.role, self.answering_since) {
+            (Some(role), Some(since)) => role.at >= since,
+            _ => false,
+        }
     }
 
     /// Whether this report carried anything about the appliance at all.
@@ -171,6 +188,8 @@ impl ApplianceView {
                 self.appliance_id = base.appliance_id.clone().or(self.appliance_id.take());
                 self.hostname = base.appliance_hostname.clone().or(self.hostname.take());
                 self.version = base.version.clone().or(self.version.take());
+                self.build = base.build.clone().or(self.build.take());
+                self.cluster_role = base.cluster_role.or(self.cluster_role);
                 self.last_data_sync = base.last_data_sync;
                 self.last_data_sync_status = base.last_data_sync_status.clone();
             }
@@ -185,6 +204,7 @@ impl ApplianceView {
             None => {}
         }
 
+        let was_answering = self.answering();
         // The appliance's own word that it is unhealthy outweighs a healthy probe in the same
         // cycle; any answer at all outweighs a silent probe.
         self.condition = if let Some(message) = unhealthy {
@@ -196,6 +216,16 @@ impl ApplianceView {
         } else {
             self.condition.clone()
         };
+        match (was_answering, self.answering()) {
+            (false, true) => self.answering_since = Some(now),
+            (_, false) => self.answering_since = None,
+            _ => {}
+        }
+    }
+
+    /// Whether this report brought the appliance back after a silence.
+    pub fn came_back(&self, now: SystemTime) -> bool {
+        self.answering_since == Some(now) && !self.role_is_current()
     }
 
     /// Learns this appliance's role from its peer's `/appliance` list, when it cannot say

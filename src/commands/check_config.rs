@@ -1,0 +1,71 @@
+//! `bt-watchdog check-config`: every problem of a configuration, with key paths, plus what
+//! can only be checked on this machine (secrets, CA files, the state directory).
+
+use std::path::Path;
+
+use crate::api::transport::load_ca_bundle;
+use crate::config::{self, Config, secret_file_warnings};
+
+/// The outcome: problems make the configuration unusable, warnings do not.
+#[derive(Debug, Default)]
+pub struct Report {
+    pub problems: Vec<String>,
+    pub warnings: Vec<String>,
+    pub config: Option<Config>,
+}
+
+pub fn check(path: &Path) -> Report {
+    let mut report = Report::default();
+    let config = match config::load(path) {
+        Ok(config) => config,
+        Err(error) => {
+            report.problems = error
+                .problems
+                .iter()
+                .map(|p| format!("{}: {p}", error.origin))
+                .collect();
+            return report;
+        }
+    };
+    for (index, site) in config.sites.iter().enumerate() {
+        let at = format!("site[{index}] ({})", site.name);
+        if let Err(message) = config::read_secret(&site.client_secret) {
+            report.problems.push(format!("{at}: {message}"));
+        }
+        if let Some(warning) = secret_file_warnings(&site.client_secret) {
+            report.warnings.push(format!("{at}: {warning}"));
+        }
+        if let Some(ca_file) = &site.ca_file {
+            if let Err(error) = load_ca_bundle(ca_file) {
+                report.problems.push(format!("{at}: {error}"));
+            }
+        }
+        if site.health_interval < std::time::Duration::from_secs(60) {
+            report.warnings.push(format!(
+                "{at}: health_interval is under a minute; appliances may answer /health from a one-minute cache, so this costs requests without fresher answers"
+            ));
+        }
+    }
+    match std::fs::metadata(&config.state_dir) {
+        Ok(meta) if !meta.is_dir() => report.problems.push(format!(
+            "state_dir {} is not a directory",
+            config.state_dir.display()
+        )),
+        Ok(meta) if meta.permissions().readonly() => report.problems.push(format!(
+            "state_dir {} is read-only",
+            config.state_dir.display()
+        )),
+        Ok(_) => {}
+        Err(_) => report.warnings.push(format!(
+            "state_dir {} does not exist yet; the daemon will create it",
+            config.state_dir.display()
+        )),
+    }
+    if config.mode == crate::engine::Mode::Auto {
+        report.warnings.push(
+            "mode is auto: make sure the appliances' own automatic failover is off, the two together can conflict".to_string(),
+        );
+    }
+    report.config = Some(config);
+    report
+}

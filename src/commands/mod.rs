@@ -1,0 +1,7 @@
+//! The subcommands other than `run`, as library functions: `main.rs` only parses arguments
+//! and maps results to exit codes.
+
+pub mod check_config;
+pub mod demo;
+pub mod simulate;
+pub mod status;

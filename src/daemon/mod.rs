@@ -1,0 +1,405 @@
+//! The daemon: one loop per site, the exporter, signals and systemd notifications.
+//!
+//! - [`site`]: a site's poll/decide/act loop and its actuator;
+//! - [`store`]: the engine's memory on disk, written atomically;
+//! - [`notify`]: systemd's READY/WATCHDOG/RELOADING/STOPPING.
+
+pub mod notify;
+pub mod site;
+pub mod store;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+
+use crate::api::{ApplianceSettings, V2Client};
+use crate::config::{self, Config, ConfigError, SiteConfig};
+use crate::engine::Mode;
+use crate::exporter::metrics::{Metrics, SiteObserver};
+use crate::exporter::server::{self, Exporter};
+use crate::exporter::status::Board;
+use site::{SiteCommand, SiteLoop};
+use store::{StateStore, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("{0}")]
+    Config(#[from] ConfigError),
+    #[error("site {site}: {message}")]
+    Site { site: String, message: String },
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    #[error("exporter: cannot listen on {addr}: {source}")]
+    Listen {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot listen for signals: {0}")]
+    Signals(std::io::Error),
+}
+
+/// Where the configuration comes from: a file (run) or a value (demo).
+#[derive(Debug, Clone)]
+pub enum ConfigSource {
+    File(PathBuf),
+    Fixed(Box<Config>),
+}
+
+impl ConfigSource {
+    fn load(&self) -> Result<Config, ConfigError> {
+        match self {
+            ConfigSource::File(path) => config::load(path),
+            ConfigSource::Fixed(config) => Ok((**config).clone()),
+        }
+    }
+}
+
+struct RunningSite {
+    config: SiteConfig,
+    commands: mpsc::Sender<SiteCommand>,
+    shutdown: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+/// What `demo` and tests need from a started daemon.
+pub struct Daemon {
+    pub board: Arc<Board>,
+    pub metrics: Arc<Metrics>,
+    pub listen: std::net::SocketAddr,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<Result<(), DaemonError>>,
+}
+
+impl Daemon {
+    pub async fn stop(self) -> Result<(), DaemonError> {
+        let _ = self.stop.send(true);
+        self.task.await.unwrap_or(Ok(()))
+    }
+}
+
+/// Runs until SIGTERM or SIGINT.
+pub async fn run(source: ConfigSource) -> Result<(), DaemonError> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = signal(SignalKind::terminate()).map_err(DaemonError::Signals)?;
+    let mut interrupt = signal(SignalKind::interrupt()).map_err(DaemonError::Signals)?;
+    let mut hangup = signal(SignalKind::hangup()).map_err(DaemonError::Signals)?;
+    let (reload_tx, reload_rx) = mpsc::channel(4);
+    let daemon = start(source, reload_rx).await?;
+    loop {
+        tokio::select! {
+            // SIGTERM - sent by the supervisor (systemd, a container runtime) to stop gracefully.
+            _ = terminate.recv() => break,
+            // SIGINT - Ctrl-C at a terminal.
+            _ = interrupt.recv() => break,
+            // SIGHUP - reload the configuration (systemctl reload).
+            _ = hangup.recv() => { let _ = reload_tx.send(()).await; }
+        }
+    }
+    tracing::info!("stopping");
+    notify::stopping();
+    daemon.stop().await
+}
+
+/// Starts everything and returns once the exporter listens; `reload` asks for a reload.
+pub async fn start(
+    source: ConfigSource,
+    reload: mpsc::Receiver<()>,
+) -> Result<Daemon, DaemonError> {
+    let config = source.load()?;
+    let metrics = Arc::new(Metrics::new());
+    let board = Arc::new(Board::default());
+    let listener = server::bind(config.exporter.listen)
+        .await
+        .map_err(|source| DaemonError::Listen {
+            addr: config.exporter.listen,
+            source,
+        })?;
+    let listen = listener
+        .local_addr()
+        .map_err(|source| DaemonError::Listen {
+            addr: config.exporter.listen,
+            source,
+        })?;
+    let (stop, stop_rx) = watch::channel(false);
+    let mut sites = BTreeMap::new();
+    let mut readiness = Vec::new();
+    for site in &config.sites {
+        let (running, ready) = spawn_site(
+            site.clone(),
+            config.mode,
+            &config.state_dir,
+            &metrics,
+            &board,
+        )?;
+        sites.insert(site.name.clone(), running);
+        readiness.push(ready);
+    }
+    let exporter = Arc::new(Exporter {
+        metrics: metrics.clone(),
+        board: board.clone(),
+    });
+    tokio::spawn(server::serve(exporter, listener, stop_rx.clone()));
+    tracing::info!(
+        "watching {} site(s) in {} mode; metrics on http://{listen}/metrics, status on http://{listen}/status",
+        config.sites.len(),
+        config.mode.as_str()
+    );
+    tokio::spawn(async move {
+        for ready in readiness {
+            let _ = ready.await;
+        }
+        tracing::info!("first poll of every site done");
+        notify::ready("watching");
+    });
+    if let Some(period) = notify::watchdog_interval() {
+        tokio::spawn(keep_alive(board.clone(), period, stop_rx.clone()));
+    }
+    let task = tokio::spawn(supervise(
+        source,
+        config,
+        sites,
+        metrics.clone(),
+        board.clone(),
+        reload,
+        stop_rx,
+    ));
+    Ok(Daemon {
+        board,
+        metrics,
+        listen,
+        stop,
+        task,
+    })
+}
+
+/// Sends WATCHDOG=1 at half the period systemd asked for, but only while every site loop is
+/// stepping: a wedged loop must let systemd restart the process.
+async fn keep_alive(board: Arc<Board>, period: Duration, mut stop: watch::Receiver<bool>) {
+    let mut ticker = tokio::time::interval(period / 2);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {
+                let stuck = board.stuck_loops();
+                if stuck.is_empty() {
+                    notify::watchdog();
+                } else {
+                    tracing::error!("not sending the systemd keep-alive: {}", stuck.join(", "));
+                }
+            }
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+async fn supervise(
+    source: ConfigSource,
+    mut config: Config,
+    mut sites: BTreeMap<String, RunningSite>,
+    metrics: Arc<Metrics>,
+    board: Arc<Board>,
+    mut reload: mpsc::Receiver<()>,
+    mut stop: watch::Receiver<bool>,
+) -> Result<(), DaemonError> {
+    loop {
+        tokio::select! {
+            _ = stop.changed() => break,
+            Some(()) = reload.recv() => {
+                notify::reloading();
+                match apply_reload(&source, &mut config, &mut sites, &metrics, &board).await {
+                    Ok(summary) => {
+                        tracing::info!("configuration reloaded: {summary}");
+                        notify::ready("watching (reloaded)");
+                    }
+                    Err(error) => {
+                        tracing::error!("configuration not reloaded, the previous one stays in force: {error}");
+                        notify::ready("watching (reload rejected)");
+                    }
+                }
+            }
+        }
+    }
+    for (_, site) in sites {
+        let _ = site.shutdown.send(true);
+        let _ = site.task.await;
+    }
+    Ok(())
+}
+
+async fn apply_reload(
+    source: &ConfigSource,
+    config: &mut Config,
+    sites: &mut BTreeMap<String, RunningSite>,
+    metrics: &Arc<Metrics>,
+    board: &Arc<Board>,
+) -> Result<String, DaemonError> {
+    let new = source.load()?;
+    // Build every new client first, so that a bad secret rejects the whole reload.
+    let mut prepared = Vec::new();
+    for site in &new.sites {
+        let unchanged = sites
+            .get(&site.name)
+            .is_some_and(|running| running.config == *site)
+            && new.mode == config.mode;
+        if !unchanged {
+            prepared.push((site.clone(), build_clients(site, metrics)?));
+        }
+    }
+    if new.state_dir != config.state_dir || new.exporter != config.exporter {
+        tracing::warn!(
+            "state_dir and exporter.listen only change on a restart; keeping the current ones"
+        );
+    }
+    let mut summary = Vec::new();
+    let wanted: Vec<String> = new.sites.iter().map(|s| s.name.clone()).collect();
+    let removed: Vec<String> = sites
+        .keys()
+        .filter(|name| !wanted.contains(name))
+        .cloned()
+        .collect();
+    for name in removed {
+        if let Some(site) = sites.remove(&name) {
+            let _ = site.shutdown.send(true);
+            let _ = site.task.await;
+            let names = [
+                site.config.appliances[0].name.clone(),
+                site.config.appliances[1].name.clone(),
+            ];
+            metrics.forget_site(&name, &names);
+            board.remove(&name);
+            summary.push(format!("removed {name}"));
+        }
+    }
+    for (site, clients) in prepared {
+        match sites.get_mut(&site.name) {
+            Some(running) => {
+                if running
+                    .config
+                    .appliances
+                    .iter()
+                    .map(|a| &a.name)
+                    .ne(site.appliances.iter().map(|a| &a.name))
+                {
+                    let old = [
+                        running.config.appliances[0].name.clone(),
+                        running.config.appliances[1].name.clone(),
+                    ];
+                    metrics.forget_site(&site.name, &old);
+                }
+                let command = SiteCommand::Reconfigure {
+                    site: Box::new(site.clone()),
+                    mode: new.mode,
+                    clients,
+                };
+                let _ = running.commands.send(command).await;
+                running.config = site.clone();
+                summary.push(format!("changed {}", site.name));
+            }
+            None => {
+                let (running, _ready) = spawn_site_with(
+                    site.clone(),
+                    new.mode,
+                    &config.state_dir,
+                    metrics,
+                    board,
+                    clients,
+                )?;
+                summary.push(format!("added {}", site.name));
+                sites.insert(site.name.clone(), running);
+            }
+        }
+    }
+    config.mode = new.mode;
+    config.sites = new.sites;
+    if summary.is_empty() {
+        summary.push("nothing changed".to_string());
+    }
+    Ok(summary.join(", "))
+}
+
+fn build_clients(
+    site: &SiteConfig,
+    metrics: &Arc<Metrics>,
+) -> Result<[Arc<V2Client>; 2], DaemonError> {
+    let secret = config::read_secret(&site.client_secret).map_err(|message| DaemonError::Site {
+        site: site.name.clone(),
+        message,
+    })?;
+    let observer = Arc::new(SiteObserver {
+        metrics: metrics.clone(),
+        site: site.name.clone(),
+    });
+    let build = |index: usize| {
+        let appliance = &site.appliances[index];
+        let mut settings = ApplianceSettings::new(
+            &appliance.name,
+            &appliance.url,
+            &site.client_id,
+            secret.clone(),
+        );
+        settings.ca_file = site.ca_file.clone();
+        settings.request_timeout = site.request_timeout;
+        settings.budget = site.budget.clone();
+        V2Client::new(settings, observer.clone())
+            .map(Arc::new)
+            .map_err(|e| DaemonError::Site {
+                site: site.name.clone(),
+                message: format!("appliance {}: {e}", appliance.name),
+            })
+    };
+    Ok([build(0)?, build(1)?])
+}
+
+fn spawn_site(
+    site: SiteConfig,
+    mode: Mode,
+    state_dir: &Path,
+    metrics: &Arc<Metrics>,
+    board: &Arc<Board>,
+) -> Result<(RunningSite, oneshot::Receiver<()>), DaemonError> {
+    let clients = build_clients(&site, metrics)?;
+    spawn_site_with(site, mode, state_dir, metrics, board, clients)
+}
+
+fn spawn_site_with(
+    site: SiteConfig,
+    mode: Mode,
+    state_dir: &Path,
+    metrics: &Arc<Metrics>,
+    board: &Arc<Board>,
+    clients: [Arc<V2Client>; 2],
+) -> Result<(RunningSite, oneshot::Receiver<()>), DaemonError> {
+    let store = StateStore::new(state_dir, &site.name);
+    store.ensure_dir()?;
+    let memory = store.load()?;
+    if let Some(until) = memory.cooldown_until {
+        tracing::info!(site = %site.name, "remembered: cooldown until {until}");
+    }
+    let (ready_tx, ready_rx) = oneshot::channel();
+    let (commands_tx, commands_rx) = mpsc::channel(16);
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let runner = SiteLoop::new(
+        site.clone(),
+        mode,
+        clients,
+        memory,
+        store,
+        metrics.clone(),
+        board.clone(),
+        ready_tx,
+    );
+    let task = tokio::spawn(runner.run(commands_rx, shutdown_rx));
+    Ok((
+        RunningSite {
+            config: site,
+            commands: commands_tx,
+            shutdown: shutdown_tx,
+            task,
+        },
+        ready_rx,
+    ))
+}

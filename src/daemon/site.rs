@@ -1,0 +1,546 @@
+//! One site's loop: poll both appliances, step the engine, carry out its actions, publish.
+//!
+//! Every request is bounded by the site's request timeout and the two appliances are polled
+//! concurrently, so a hanging appliance costs one timeout per cycle and never blocks the
+//! exporter, another site or shutdown. Failover calls run in their own task (the actuator)
+//! and come back as an input; the engine allows one at a time.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::Instant;
+
+use super::store::StateStore;
+use crate::api::model::{ApiInfo, FailoverRole, Health, Probe};
+use crate::api::{ApiError, Endpoint, ErrorKind, V2Client};
+use crate::config::SiteConfig;
+use crate::engine::{
+    self, Action, ApplianceReport, CallResult, Engine, Input, Mode, PollReport, PreflightReport,
+};
+use crate::exporter::metrics::{ApplianceInfoLabels, ApplianceSample, Metrics, SiteSample};
+use crate::exporter::status::{
+    AlertStatus, ApplianceStatus, Board, DecisionStatus, PauseStatus, SiteStatus,
+};
+
+/// How often `/info` is asked again (product, permissions).
+const INFO_INTERVAL: Duration = Duration::from_secs(3600);
+/// How many decisions `/status` shows.
+const DECISIONS_SHOWN: usize = 20;
+
+/// Messages to a running site loop.
+pub enum SiteCommand {
+    /// A reloaded configuration for this site.
+    Reconfigure {
+        site: Box<SiteConfig>,
+        mode: Mode,
+        clients: [Arc<V2Client>; 2],
+    },
+    /// An operator command; the engine's answer (a preflight report, if any) is sent back.
+    Operator {
+        command: engine::Command,
+        reply: Option<oneshot::Sender<Option<PreflightReport>>>,
+    },
+}
+
+/// A failover call's answer, as the actuator hands it back: (call id, result).
+type CallAnswer = (u64, CallResult);
+
+pub struct SiteLoop {
+    site: SiteConfig,
+    mode: Mode,
+    clients: [Arc<V2Client>; 2],
+    engine: Engine,
+    store: StateStore,
+    metrics: Arc<Metrics>,
+    board: Arc<Board>,
+    results: (mpsc::Sender<CallAnswer>, mpsc::Receiver<CallAnswer>),
+    calls_in_flight: usize,
+    next_health: Instant,
+    urgent: bool,
+    probe_missing: [bool; 2],
+    info: [Option<ApiInfo>; 2],
+    next_info: Instant,
+    topology: [Option<serde_json::Value>; 2],
+    logged_errors: BTreeMap<(usize, Endpoint), ErrorKind>,
+    last_poll: Option<SystemTime>,
+    ready: Option<oneshot::Sender<()>>,
+    preflight: Option<PreflightReport>,
+}
+
+impl SiteLoop {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        site: SiteConfig,
+        mode: Mode,
+        clients: [Arc<V2Client>; 2],
+        memory: engine::Memory,
+        store: StateStore,
+        metrics: Arc<Metrics>,
+        board: Arc<Board>,
+        ready: oneshot::Sender<()>,
+    ) -> Self {
+        let engine = Engine::new(engine_config(&site, mode), memory);
+        let names = [
+            site.appliances[0].name.clone(),
+            site.appliances[1].name.clone(),
+        ];
+        metrics.register_site(&site.name, &names);
+        let now = Instant::now();
+        SiteLoop {
+            site,
+            mode,
+            clients,
+            engine,
+            store,
+            metrics,
+            board,
+            results: mpsc::channel(4),
+            calls_in_flight: 0,
+            next_health: now,
+            urgent: false,
+            probe_missing: [false; 2],
+            info: [None, None],
+            next_info: now,
+            topology: [None, None],
+            logged_errors: BTreeMap::new(),
+            last_poll: None,
+            ready: Some(ready),
+            preflight: None,
+        }
+    }
+
+    pub async fn run(
+        mut self,
+        mut commands: mpsc::Receiver<SiteCommand>,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
+        let mut next_poll = Instant::now();
+        let allowed_gap = self.site.poll_interval * 3 + self.site.request_timeout * 2;
+        self.board
+            .heartbeat(&self.site.name, allowed_gap.max(Duration::from_secs(30)));
+        self.publish(SystemTime::now());
+        loop {
+            tokio::select! {
+                // SIGTERM (through `shutdown`) first: a stop must not wait for a poll.
+                biased;
+                _ = shutdown.changed() => break,
+                Some(command) = commands.recv() => self.command(command).await,
+                Some((call_id, result)) = self.results.1.recv() => {
+                    self.calls_in_flight = self.calls_in_flight.saturating_sub(1);
+                    self.step(Input::CallResult { call_id, result }).await;
+                }
+                _ = tokio::time::sleep_until(next_poll) => {
+                    let started = Instant::now();
+                    let report = self.poll().await;
+                    self.last_poll = Some(SystemTime::now());
+                    self.step(Input::Poll(report)).await;
+                    if let Some(ready) = self.ready.take() {
+                        let _ = ready.send(());
+                    }
+                    let interval = self.site.poll_interval;
+                    next_poll = if std::mem::take(&mut self.urgent) {
+                        (started + interval / 2).max(Instant::now())
+                    } else {
+                        started + interval
+                    };
+                }
+            }
+            self.board
+                .heartbeat(&self.site.name, allowed_gap.max(Duration::from_secs(30)));
+        }
+        self.finish_in_flight().await;
+    }
+
+    /// On shutdown, a failover call already sent is waited for and its outcome recorded, so
+    /// that the next start knows what happened.
+    async fn finish_in_flight(&mut self) {
+        if self.calls_in_flight == 0 {
+            return;
+        }
+        let limit = self.site.request_timeout + Duration::from_secs(5);
+        tracing::info!(site = %self.site.name, "stopping: waiting up to {}s for the failover call in flight", limit.as_secs());
+        match tokio::time::timeout(limit, self.results.1.recv()).await {
+            Ok(Some((call_id, result))) => {
+                self.calls_in_flight -= 1;
+                self.step(Input::CallResult { call_id, result }).await;
+            }
+            _ => {
+                tracing::error!(site = %self.site.name, "stopping with a failover call whose outcome is unknown; check the appliances' roles")
+            }
+        }
+    }
+
+    async fn command(&mut self, command: SiteCommand) {
+        match command {
+            SiteCommand::Reconfigure {
+                site,
+                mode,
+                clients,
+            } => {
+                tracing::info!(site = %site.name, "configuration reloaded");
+                self.engine.reconfigure(engine_config(&site, mode));
+                self.site = *site;
+                self.mode = mode;
+                self.clients = clients;
+                self.next_health = Instant::now();
+                self.next_info = Instant::now();
+                self.probe_missing = [false; 2];
+                self.publish(SystemTime::now());
+            }
+            SiteCommand::Operator { command, reply } => {
+                self.preflight = None;
+                self.step(Input::Command(command)).await;
+                if let Some(reply) = reply {
+                    let _ = reply.send(self.preflight.take());
+                }
+            }
+        }
+    }
+
+    async fn step(&mut self, input: Input) {
+        let now = SystemTime::now();
+        let actions = self.engine.step(now, input);
+        for action in actions {
+            self.act(action).await;
+        }
+        self.publish(now);
+    }
+
+    async fn act(&mut self, action: Action) {
+        let site = self.site.name.clone();
+        match action {
+            Action::CallFailover(call) => {
+                let client = self.clients[call.appliance].clone();
+                let results = self.results.0.clone();
+                let r = call.request;
+                tracing::info!(site = %site, appliance = %call.appliance_name, trigger = call.trigger.as_str(),
+                    "calling POST /failover-role {{role: {}, data_sync_first: {}, force: {}}} on {}", r.role, r.data_sync_first, r.force, call.appliance_name);
+                self.calls_in_flight += 1;
+                tokio::spawn(async move {
+                    let result = match client.set_failover_role(call.request).await {
+                        Ok(accepted) => CallResult::Accepted(accepted),
+                        Err(error) => CallResult::Failed {
+                            kind: error.kind,
+                            message: error.to_string(),
+                        },
+                    };
+                    let _ = results.send((call.call_id, result)).await;
+                });
+            }
+            Action::PollNow => self.urgent = true,
+            Action::Persist(memory) => {
+                let store = self.store.clone();
+                let saved = tokio::task::spawn_blocking(move || store.save(&memory)).await;
+                match saved {
+                    Ok(Ok(())) => {}
+                    Ok(Err(error)) => {
+                        tracing::error!(site = %site, "cannot save the watchdog's memory: {error}")
+                    }
+                    Err(error) => {
+                        tracing::error!(site = %site, "cannot save the watchdog's memory: {error}")
+                    }
+                }
+            }
+            Action::Journal(decision) => {
+                tracing::info!(site = %site, state = decision.state.as_str(), "{}", decision.message);
+            }
+            Action::Alert {
+                alert,
+                raised,
+                reason,
+            } => {
+                if raised {
+                    tracing::warn!(site = %site, alert = alert.as_str(), "alert raised: {reason}");
+                } else {
+                    tracing::info!(site = %site, alert = alert.as_str(), "alert cleared");
+                }
+            }
+            Action::FailoverFinished(summary) => {
+                self.metrics
+                    .count_failover(&site, summary.trigger, summary.outcome);
+                tracing::info!(site = %site, trigger = summary.trigger.as_str(), outcome = summary.outcome.as_str(),
+                    "failover to {} finished: {}", summary.to, summary.outcome.as_str());
+            }
+            Action::Preflight(report) => self.preflight = Some(report),
+        }
+    }
+
+    async fn poll(&mut self) -> PollReport {
+        let now = Instant::now();
+        let health_due =
+            now >= self.next_health || self.urgent || self.probe_missing.iter().any(|m| *m);
+        if health_due {
+            self.next_health = now + self.site.health_interval;
+        }
+        let info_due = now >= self.next_info;
+        if info_due {
+            self.next_info = now + INFO_INTERVAL;
+        }
+        let observe = |slot: usize| {
+            let client = self.clients[slot].clone();
+            let probe = !self.probe_missing[slot];
+            async move {
+                let probe = async {
+                    if probe {
+                        Some(client.check_health().await)
+                    } else {
+                        None
+                    }
+                };
+                let health = async {
+                    if health_due {
+                        Some(client.health().await)
+                    } else {
+                        None
+                    }
+                };
+                let topology = async {
+                    if health_due {
+                        Some(client.appliances().await)
+                    } else {
+                        None
+                    }
+                };
+                let info = async {
+                    if info_due {
+                        Some(client.info().await)
+                    } else {
+                        None
+                    }
+                };
+                tokio::join!(probe, health, topology, info)
+            }
+        };
+        let (first, second) = tokio::join!(observe(0), observe(1));
+        let mut report = PollReport::default();
+        for (slot, (probe, health, topology, info)) in [first, second].into_iter().enumerate() {
+            report.appliances[slot] = self.absorb(slot, probe, health, topology, info);
+        }
+        report
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn absorb(
+        &mut self,
+        slot: usize,
+        probe: Option<Result<Probe, ApiError>>,
+        health: Option<Result<Health, ApiError>>,
+        topology: Option<Result<Vec<crate::api::model::ApplianceRecord>, ApiError>>,
+        info: Option<Result<ApiInfo, ApiError>>,
+    ) -> ApplianceReport {
+        let mut report = ApplianceReport::default();
+        if let Some(probe) = probe {
+            match probe {
+                Err(error) if error.kind == ErrorKind::NotFound => {
+                    self.probe_missing[slot] = true;
+                    self.urgent = true;
+                    tracing::info!(site = %self.site.name, appliance = %self.name(slot),
+                        "this appliance does not serve /check_health (404); using /health for liveness from now on");
+                }
+                other => report.probe = Some(self.note(slot, Endpoint::CheckHealth, other)),
+            }
+        }
+        if let Some(health) = health {
+            report.health = Some(self.note(slot, Endpoint::Health, health));
+        }
+        if let Some(topology) = topology {
+            if let Ok(records) = &topology {
+                self.topology[slot] = Some(serde_json::Value::Array(
+                    records.iter().map(|r| r.raw.clone()).collect(),
+                ));
+            }
+            report.topology = Some(self.note(slot, Endpoint::Appliance, topology));
+        }
+        if let Some(Ok(info)) = info {
+            if self.mode == Mode::Auto {
+                if let Some(permission) = info.perm_command.as_ref().filter(|p| !p.can_fail_over())
+                {
+                    tracing::error!(site = %self.site.name, appliance = %self.name(slot),
+                        "the API account's Command API permission is {permission:?}, not full_access: mode auto cannot fail over; grant full access on /login > Management > API Configuration");
+                }
+            }
+            self.info[slot] = Some(info);
+        }
+        report
+    }
+
+    /// Logs an error when its kind changes (not on every poll), and turns it into its kind.
+    fn note<T>(
+        &mut self,
+        slot: usize,
+        endpoint: Endpoint,
+        result: Result<T, ApiError>,
+    ) -> Result<T, ErrorKind> {
+        match result {
+            Ok(value) => {
+                if self.logged_errors.remove(&(slot, endpoint)).is_some() {
+                    tracing::info!(site = %self.site.name, appliance = %self.name(slot), "{endpoint} answers again");
+                }
+                Ok(value)
+            }
+            Err(error) => {
+                if self.logged_errors.insert((slot, endpoint), error.kind) != Some(error.kind) {
+                    tracing::warn!(site = %self.site.name, appliance = %self.name(slot), kind = error.kind.label(), "{error}");
+                } else {
+                    tracing::debug!(site = %self.site.name, appliance = %self.name(slot), kind = error.kind.label(), "{error}");
+                }
+                Err(error.kind)
+            }
+        }
+    }
+
+    fn name(&self, slot: usize) -> &str {
+        &self.site.appliances[slot].name
+    }
+
+    /// Updates the metrics and `/status` from the engine.
+    fn publish(&self, now: SystemTime) {
+        let site = &self.site.name;
+        let memory = self.engine.memory();
+        let state = self.engine.state();
+        let sync_age = self.engine.sync_age(now).map(|d| d.as_secs_f64());
+        let views = self.engine.views();
+        let reporter = memory
+            .last_data_sync
+            .and_then(|known| views.iter().position(|v| v.last_data_sync == Some(known)));
+        let mut appliances = Vec::new();
+        for (slot, view) in views.iter().enumerate() {
+            let rate = self.clients[slot].rate_status();
+            let product = self.info[slot]
+                .as_ref()
+                .and_then(|i| i.product.as_ref())
+                .map(|p| p.as_str().to_string());
+            let is_primary = view.role() == Some(FailoverRole::Primary);
+            let sample = ApplianceSample {
+                up: view.answering(),
+                healthy: view.healthy(),
+                failover_role: view.role(),
+                cluster_role: view.cluster_role,
+                info: Some(ApplianceInfoLabels {
+                    version: view.version.clone().unwrap_or_default(),
+                    build: view.build.clone().unwrap_or_default(),
+                    hostname: view.hostname.clone().unwrap_or_default(),
+                    appliance_id: view.appliance_id.clone().unwrap_or_default(),
+                    product: product.clone().unwrap_or_default(),
+                    api: "v2".to_string(),
+                }),
+                last_data_sync_seconds: view.last_data_sync.map(|t| t.unix_seconds_f64()),
+                data_sync_age_seconds: if reporter == Some(slot) {
+                    sync_age
+                } else {
+                    None
+                },
+                data_sync_ok: if is_primary {
+                    view.last_data_sync_status
+                        .as_deref()
+                        .map(|s| s.eq_ignore_ascii_case("success"))
+                } else {
+                    None
+                },
+                ratelimit_limit: rate.limit,
+                ratelimit_remaining: rate.remaining,
+            };
+            self.metrics.set_appliance(site, &view.name, &sample);
+            appliances.push(ApplianceStatus {
+                name: view.name.clone(),
+                url: self.site.appliances[slot].url.clone(),
+                up: view.answering(),
+                healthy: view.healthy(),
+                condition: view.condition.describe(),
+                failover_role: view.role().map(|r| r.to_string()),
+                role_source: view.role.map(|r| format!("{:?}", r.source).to_lowercase()),
+                cluster_role: view.cluster_role.map(|r| r.to_string()),
+                version: view.version.clone(),
+                build: view.build.clone(),
+                hostname: view.hostname.clone(),
+                appliance_id: view.appliance_id.clone(),
+                product,
+                last_error: view.last_error.map(|k| k.label().to_string()),
+                last_data_sync: view.last_data_sync.map(|t| t.to_string()),
+                last_data_sync_status: view.last_data_sync_status.clone(),
+                ratelimit_limit: rate.limit,
+                ratelimit_remaining: rate.remaining,
+                topology: self.topology[slot].clone(),
+            });
+        }
+        let cooldown = self.engine.cooldown_remaining(now).as_secs_f64();
+        let sample = SiteSample {
+            state: state.kind,
+            blocker: state.blocker,
+            alerts: self.engine.alerts().keys().copied().collect(),
+            cooldown_remaining_seconds: cooldown,
+            paused: memory.pause.is_some(),
+            auto_enabled: self.mode == Mode::Auto,
+            last_failover_seconds: memory
+                .last_failover
+                .as_ref()
+                .map(|f| f.at.unix_seconds_f64()),
+            max_sync_age_seconds: self.site.policy.max_sync_age.as_secs_f64(),
+            last_poll_seconds: self
+                .last_poll
+                .map(|t| crate::api::time::UtcTime::from_system_time(t).unix_seconds_f64())
+                .unwrap_or(0.0),
+        };
+        self.metrics.set_site(site, &sample);
+        let decisions: Vec<DecisionStatus> = self
+            .engine
+            .journal()
+            .map(|d| DecisionStatus {
+                at: d.at.to_string(),
+                state: d.state.as_str().to_string(),
+                message: d.message.clone(),
+            })
+            .collect();
+        let skip = decisions.len().saturating_sub(DECISIONS_SHOWN);
+        self.board.publish(SiteStatus {
+            site: site.clone(),
+            mode: self.mode.as_str().to_string(),
+            state: state.kind.as_str().to_string(),
+            reason: state.reason.clone(),
+            blocker: state.blocker.map(|b| b.as_str().to_string()),
+            appliances,
+            last_data_sync: memory.last_data_sync.map(|t| t.to_string()),
+            data_sync_age_seconds: sync_age,
+            max_sync_age_seconds: self.site.policy.max_sync_age.as_secs_f64(),
+            cooldown_remaining_seconds: cooldown,
+            pause: memory.pause.as_ref().map(|p| PauseStatus {
+                reason: p.reason.clone(),
+                by: p.by.clone(),
+                since: p.since.to_string(),
+            }),
+            promoted: memory.promoted.clone(),
+            last_failover: memory
+                .last_failover
+                .as_ref()
+                .and_then(|f| serde_json::to_value(f).ok()),
+            failover_in_progress: self.engine.episode().map(|e| e.reason.clone()),
+            alerts: self
+                .engine
+                .alerts()
+                .iter()
+                .map(|(a, r)| AlertStatus {
+                    alert: a.as_str().to_string(),
+                    reason: r.clone(),
+                })
+                .collect(),
+            decisions: decisions[skip..].to_vec(),
+            last_poll: self
+                .last_poll
+                .map(|t| crate::api::time::UtcTime::from_system_time(t).to_string()),
+        });
+    }
+}
+
+pub fn engine_config(site: &SiteConfig, mode: Mode) -> engine::SiteConfig {
+    engine::SiteConfig {
+        site: site.name.clone(),
+        names: [
+            site.appliances[0].name.clone(),
+            site.appliances[1].name.clone(),
+        ],
+        mode,
+        policy: site.policy.clone(),
+    }
+}

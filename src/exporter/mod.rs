@@ -1,0 +1,5 @@
+//! What the watchdog shows the outside: Prometheus metrics and the HTTP endpoints.
+
+pub mod metrics;
+pub mod server;
+pub mod status;

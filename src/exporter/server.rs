@@ -1,0 +1,140 @@
+//! The exporter's HTTP listener: `/`, `/metrics`, `/healthz`, `/status`.
+//!
+//! Every answer is built from memory (the metrics registry and the status board). Nothing
+//! here calls an appliance or runs the engine, so a hanging appliance cannot slow a scrape.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderValue};
+use hyper::server::conn::http1;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use super::metrics::Metrics;
+use super::status::Board;
+
+const LANDING: &str = r#"<!doctype html>
+<html><head><meta charset="utf-8"><title>bt-watchdog</title></head>
+<body><h1>bt-watchdog</h1>
+<p>Failover watchdog for BeyondTrust RS/PRA appliance pairs.</p>
+<ul>
+<li><a href="metrics">/metrics</a>: Prometheus metrics</li>
+<li><a href="status">/status</a>: every site, both appliances, state, reasons, last decisions (JSON)</li>
+<li><a href="healthz">/healthz</a>: whether the watchdog's loops are alive</li>
+</ul></body></html>
+"#;
+
+pub struct Exporter {
+    pub metrics: Arc<Metrics>,
+    pub board: Arc<Board>,
+}
+
+fn respond(
+    status: StatusCode,
+    content_type: &'static str,
+    body: impl Into<Bytes>,
+) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(body.into()));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}
+
+impl Exporter {
+    fn answer(&self, request: &Request<Incoming>) -> Response<Full<Bytes>> {
+        if request.method() != Method::GET && request.method() != Method::HEAD {
+            let mut response = respond(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "text/plain; charset=utf-8",
+                "only GET and HEAD\n",
+            );
+            response
+                .headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+            return response;
+        }
+        match request.uri().path() {
+            "/" => respond(StatusCode::OK, "text/html; charset=utf-8", LANDING),
+            "/metrics" => respond(
+                StatusCode::OK,
+                "text/plain; version=0.0.4; charset=utf-8",
+                self.metrics.encode(),
+            ),
+            "/status" => {
+                let body = serde_json::to_vec_pretty(&self.board.document()).unwrap_or_default();
+                respond(StatusCode::OK, "application/json", body)
+            }
+            "/healthz" => {
+                let stuck = self.board.stuck_loops();
+                if !self.board.has_sites() {
+                    respond(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "text/plain; charset=utf-8",
+                        "starting: no site loop has run yet\n",
+                    )
+                } else if stuck.is_empty() {
+                    respond(StatusCode::OK, "text/plain; charset=utf-8", "ok\n")
+                } else {
+                    respond(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "text/plain; charset=utf-8",
+                        format!("site loops not running: {}\n", stuck.join(", ")),
+                    )
+                }
+            }
+            _ => respond(
+                StatusCode::NOT_FOUND,
+                "text/plain; charset=utf-8",
+                "not found; see /\n",
+            ),
+        }
+    }
+}
+
+/// Binds the listener (so that a bad address fails the start, not a later task).
+pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    TcpListener::bind(addr).await
+}
+
+/// Serves until `shutdown` turns true.
+pub async fn serve(
+    exporter: Arc<Exporter>,
+    listener: TcpListener,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let Ok((stream, _)) = accepted else {
+                    // Out of file descriptors or similar: do not spin.
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                };
+                let exporter = exporter.clone();
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |request: Request<Incoming>| {
+                        let response = exporter.answer(&request);
+                        async move { Ok::<_, Infallible>(response) }
+                    });
+                    // A client that sends nothing is dropped after a while.
+                    let connection = http1::Builder::new()
+                        .header_read_timeout(Duration::from_secs(10))
+                        .timer(hyper_util::rt::TokioTimer::new())
+                        .serve_connection(TokioIo::new(stream), service);
+                    let _ = connection.await;
+                });
+            }
+            _ = shutdown.changed() => return,
+        }
+    }
+}

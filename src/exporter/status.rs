@@ -1,0 +1,144 @@
+//! The live picture of every site, as `/status` serves it and `bt-watchdog status` prints it.
+//! The site loops write it after each step; the HTTP side only reads it.
+
+use std::collections::BTreeMap;
+use std::sync::RwLock;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StatusDoc {
+    pub version: String,
+    pub sites: Vec<SiteStatus>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SiteStatus {
+    pub site: String,
+    pub mode: String,
+    pub state: String,
+    pub reason: String,
+    pub blocker: Option<String>,
+    pub appliances: Vec<ApplianceStatus>,
+    pub last_data_sync: Option<String>,
+    pub data_sync_age_seconds: Option<f64>,
+    pub max_sync_age_seconds: f64,
+    pub cooldown_remaining_seconds: f64,
+    pub pause: Option<PauseStatus>,
+    pub promoted: Option<String>,
+    pub last_failover: Option<serde_json::Value>,
+    pub failover_in_progress: Option<String>,
+    pub alerts: Vec<AlertStatus>,
+    /// The most recent decisions, newest last.
+    pub decisions: Vec<DecisionStatus>,
+    pub last_poll: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ApplianceStatus {
+    pub name: String,
+    pub url: String,
+    pub up: bool,
+    pub healthy: bool,
+    pub condition: String,
+    pub failover_role: Option<String>,
+    pub role_source: Option<String>,
+    pub cluster_role: Option<String>,
+    pub version: Option<String>,
+    pub build: Option<String>,
+    pub hostname: Option<String>,
+    pub appliance_id: Option<String>,
+    pub product: Option<String>,
+    pub last_error: Option<String>,
+    pub last_data_sync: Option<String>,
+    pub last_data_sync_status: Option<String>,
+    pub ratelimit_limit: Option<u64>,
+    pub ratelimit_remaining: Option<u64>,
+    /// `/appliance` as this appliance last answered it, verbatim.
+    pub topology: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PauseStatus {
+    pub reason: String,
+    pub by: String,
+    pub since: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AlertStatus {
+    pub alert: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DecisionStatus {
+    pub at: String,
+    pub state: String,
+    pub message: String,
+}
+
+/// Where the site loops publish, and the exporter reads.
+#[derive(Debug, Default)]
+pub struct Board {
+    sites: RwLock<BTreeMap<String, SiteStatus>>,
+    /// When each site loop last completed a step, and how long it may go without one.
+    heartbeats: RwLock<BTreeMap<String, (Instant, Duration)>>,
+}
+
+impl Board {
+    pub fn publish(&self, status: SiteStatus) {
+        let mut sites = self.sites.write().unwrap_or_else(|p| p.into_inner());
+        sites.insert(status.site.clone(), status);
+    }
+
+    pub fn heartbeat(&self, site: &str, allowed_gap: Duration) {
+        let mut beats = self.heartbeats.write().unwrap_or_else(|p| p.into_inner());
+        beats.insert(site.to_string(), (Instant::now(), allowed_gap));
+    }
+
+    pub fn remove(&self, site: &str) {
+        self.sites
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(site);
+        self.heartbeats
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(site);
+    }
+
+    pub fn document(&self) -> StatusDoc {
+        let sites = self.sites.read().unwrap_or_else(|p| p.into_inner());
+        StatusDoc {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            sites: sites.values().cloned().collect(),
+        }
+    }
+
+    /// The site loops that have not stepped for longer than they may; empty when all is well.
+    pub fn stuck_loops(&self) -> Vec<String> {
+        let beats = self.heartbeats.read().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        beats
+            .iter()
+            .filter(|(_, (at, allowed))| now.duration_since(*at) > *allowed)
+            .map(|(site, (at, _))| {
+                format!(
+                    "{site} (last step {}s ago)",
+                    now.duration_since(*at).as_secs()
+                )
+            })
+            .collect()
+    }
+
+    pub fn has_sites(&self) -> bool {
+        !self
+            .heartbeats
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_empty()
+    }
+}
