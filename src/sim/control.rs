@@ -172,7 +172,7 @@ fn pair_faults(shared: &Shared, method: &Method, body: &Bytes) -> Answer {
                     pair.faults.partitioned = v;
                 }
                 if let Some(v) = patch.sync_stale_secs {
-                    pair.faults.sync_stale_secs = v;
+                    pair.set_sync_stale(v, SystemTime::now());
                 }
                 if let Some(v) = patch.sync_failing {
                     pair.faults.sync_failing = v;

@@ -186,7 +186,8 @@ impl Faults {
 pub struct PairFaults {
     /// The two appliances cannot reach each other (they still answer us).
     pub partitioned: bool,
-    /// The primary reports its last data sync this many seconds ago, and sync does not advance.
+    /// When set, the primary's last data sync is made this many seconds old and stops
+    /// advancing until the fault is cleared.
     pub sync_stale_secs: Option<u64>,
     /// The primary reports its last data sync as failed.
     pub sync_failing: bool,
@@ -439,6 +440,16 @@ impl Pair {
             "success".to_string()
         };
         (Some(at), Some(status))
+    }
+
+    /// Makes the last sync `age` old and stops it advancing (`None` lets it resume).
+    pub fn set_sync_stale(&mut self, age: Option<u64>, wall: SystemTime) {
+        self.faults.sync_stale_secs = age;
+        if let Some(age) = age {
+            self.last_sync = wall
+                .checked_sub(Duration::from_secs(age))
+                .unwrap_or(SystemTime::UNIX_EPOCH);
+        }
     }
 
     pub fn swap_in_progress(&self) -> bool {
@@ -747,9 +758,14 @@ mod tests {
         p.tick(now, wall);
         assert!(p.data_sync(0, wall).0.is_some());
         assert_eq!(p.data_sync(1, wall), (None, None));
-        p.faults.sync_stale_secs = Some(1200);
+        p.set_sync_stale(Some(1200), wall);
+        p.tick(now, wall + Duration::from_secs(600));
         let (at, _) = p.data_sync(0, wall);
-        assert_eq!(wall.duration_since(at.unwrap()).unwrap().as_secs(), 1200);
+        assert_eq!(
+            wall.duration_since(at.unwrap()).unwrap().as_secs(),
+            1200,
+            "a stale sync does not advance"
+        );
         p.faults.sync_failing = true;
         assert!(p.data_sync(0, wall).1.unwrap().starts_with("failed"));
     }

@@ -1,0 +1,228 @@
+//! The real `bt-watchdog run` binary, started against a simulated pair with a fast policy.
+#![allow(dead_code)]
+
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bt_watchdog::sim::Simulator;
+
+pub const BINARY: &str = env!("CARGO_BIN_EXE_bt-watchdog");
+pub const SECRET: &str = "simulated-secret";
+
+/// A test's files: config, secret, state directory, log.
+pub struct Workspace {
+    pub dir: tempfile::TempDir,
+}
+
+impl Workspace {
+    pub fn new() -> Self {
+        Workspace {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn write_secret(&self, secret: &str) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt as _;
+        let path = self.path("site.secret");
+        std::fs::write(&path, format!("{secret}\n")).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        path
+    }
+}
+
+/// A `[[site]]` table for a simulated pair, with a policy fast enough for tests.
+pub fn site_toml(name: &str, sim: &Simulator, secret_file: &Path, extra_policy: &str) -> String {
+    format!(
+        r#"
+[[site]]
+name = "{name}"
+client_id = "bt-watchdog"
+client_secret_file = "{secret}"
+appliances = [
+  {{ name = "east", url = "{east}" }},
+  {{ name = "west", url = "{west}" }},
+]
+poll_interval = "200ms"
+health_interval = "200ms"
+request_timeout = "500ms"
+
+[site.policy]
+failover_after = "1s"
+failure_threshold = 3
+cooldown = "10m"
+converge_timeout = "5s"
+swap_settle = "3s"
+retry_backoff = "300ms"
+startup_grace = "2s"
+stall_tolerance = "3s"
+{extra_policy}
+"#,
+        secret = secret_file.display(),
+        east = sim.url(0),
+        west = sim.url(1),
+    )
+}
+
+pub fn config_toml(mode: &str, state_dir: &Path, sites: &str) -> String {
+    format!(
+        "mode = \"{mode}\"\nstate_dir = \"{}\"\n\n[exporter]\nlisten = \"127.0.0.1:0\"\n{sites}",
+        state_dir.display()
+    )
+}
+
+pub struct Watchdog {
+    child: Child,
+    pub log: PathBuf,
+    pub base: String,
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Watchdog {
+    /// Starts `bt-watchdog run` and waits until its exporter answers.
+    pub fn start(config: &Path, log: &Path, level: &str) -> Watchdog {
+        let stderr = std::fs::File::create(log).unwrap();
+        let child = Command::new(BINARY)
+            .args(["run", "--config"])
+            .arg(config)
+            .env("BT_WATCHDOG_LOG", level)
+            .env_remove("NOTIFY_SOCKET")
+            .env_remove("WATCHDOG_USEC")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .unwrap();
+        let mut watchdog = Watchdog {
+            child,
+            log: log.to_path_buf(),
+            base: String::new(),
+        };
+        let until = Instant::now() + Duration::from_secs(20);
+        loop {
+            let logs = watchdog.logs();
+            if let Some(at) = logs.find("metrics on http://") {
+                let rest = &logs[at + "metrics on ".len()..];
+                let url = rest.split("/metrics").next().unwrap();
+                watchdog.base = url.to_string();
+                return watchdog;
+            }
+            if let Some(status) = watchdog.child.try_wait().unwrap() {
+                panic!("the watchdog exited with {status} before listening:\n{logs}");
+            }
+            assert!(
+                Instant::now() < until,
+                "the watchdog did not start:\n{logs}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn logs(&self) -> String {
+        let mut text = String::new();
+        if let Ok(mut file) = std::fs::File::open(&self.log) {
+            let _ = file.read_to_string(&mut text);
+        }
+        text
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{name}"), &self.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Sends SIGTERM and waits for the exit; returns how long it took.
+    pub fn stop(&mut self) -> Duration {
+        let started = Instant::now();
+        self.signal("TERM");
+        let until = started + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                assert!(status.success(), "exit status {status}:\n{}", self.logs());
+                return started.elapsed();
+            }
+            assert!(
+                Instant::now() < until,
+                "the watchdog did not stop:\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, String) {
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(Duration::from_secs(5))
+            .build()
+            .unwrap();
+        let response = client
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.text().await.unwrap())
+    }
+
+    pub async fn metrics(&self) -> String {
+        self.get("/metrics").await.1
+    }
+
+    pub async fn status(&self) -> serde_json::Value {
+        serde_json::from_str(&self.get("/status").await.1).unwrap()
+    }
+
+    /// The first site's status.
+    pub async fn site(&self) -> serde_json::Value {
+        self.status().await["sites"][0].clone()
+    }
+
+    /// Waits until `condition` holds on the first site's status.
+    pub async fn wait_for_site(
+        &self,
+        deadline: Duration,
+        what: &str,
+        condition: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let until = Instant::now() + deadline;
+        loop {
+            let site = self.site().await;
+            if condition(&site) {
+                return site;
+            }
+            assert!(
+                Instant::now() < until,
+                "timed out waiting for {what}; last status:\n{site:#}\nlogs:\n{}",
+                self.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// The value of a metric series, found by its exact text before the value.
+pub fn metric(text: &str, series: &str) -> Option<f64> {
+    text.lines().find_map(|line| {
+        line.strip_prefix(series)
+            .and_then(|rest| rest.trim().parse().ok())
+    })
+}
