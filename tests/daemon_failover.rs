@@ -171,7 +171,11 @@ async fn primary_killed_one_promotion_metrics_and_restart_stays_in_cooldown() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn s01_a_healthy_pair_gets_no_call() {
-    let Setup { sim, watchdog, .. } = setup("auto", "", SimSettings::default()).await;
+    let Setup {
+        sim,
+        watchdog,
+        ws: _ws,
+    } = setup("auto", "", SimSettings::default()).await;
     healthy(&watchdog).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert!(calls(&sim).is_empty());
@@ -248,7 +252,11 @@ async fn s03_stale_data_blocks_the_failover() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn s05_blind_and_s06_degraded() {
-    let Setup { sim, watchdog, .. } = setup("auto", "", SimSettings::default()).await;
+    let Setup {
+        sim,
+        watchdog,
+        ws: _ws,
+    } = setup("auto", "", SimSettings::default()).await;
     healthy(&watchdog).await;
     sim.set_faults(1, down(true));
     watchdog
@@ -273,7 +281,11 @@ async fn s05_blind_and_s06_degraded() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn s07_a_split_brain_the_watchdog_did_not_cause_is_only_alerted() {
-    let Setup { sim, watchdog, .. } = setup("auto", "", SimSettings::default()).await;
+    let Setup {
+        sim,
+        watchdog,
+        ws: _ws,
+    } = setup("auto", "", SimSettings::default()).await;
     healthy(&watchdog).await;
     sim.with(|p| p.appliances[1].role = FailoverRole::Primary);
     watchdog
@@ -286,7 +298,11 @@ async fn s07_a_split_brain_the_watchdog_did_not_cause_is_only_alerted() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn s08_observe_mode_only_says_what_it_would_do() {
-    let Setup { sim, watchdog, .. } = setup("observe", "", SimSettings::default()).await;
+    let Setup {
+        sim,
+        watchdog,
+        ws: _ws,
+    } = setup("observe", "", SimSettings::default()).await;
     healthy(&watchdog).await;
     sim.set_faults(0, down(true));
     let site = watchdog
@@ -313,7 +329,11 @@ async fn s08_observe_mode_only_says_what_it_would_do() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn s10_a_failing_call_is_retried_then_given_up() {
-    let Setup { sim, watchdog, .. } = setup("auto", "", SimSettings::default()).await;
+    let Setup {
+        sim,
+        watchdog,
+        ws: _ws,
+    } = setup("auto", "", SimSettings::default()).await;
     healthy(&watchdog).await;
     sim.set_faults(
         1,
@@ -354,7 +374,11 @@ async fn s12_an_unhealthy_primary_gets_a_graceful_switchover() {
         swap_duration: Duration::from_millis(800),
         ..SimSettings::default()
     };
-    let Setup { sim, watchdog, .. } = setup("auto", "", settings).await;
+    let Setup {
+        sim,
+        watchdog,
+        ws: _ws,
+    } = setup("auto", "", settings).await;
     healthy(&watchdog).await;
     sim.set_faults(
         0,
@@ -381,7 +405,11 @@ async fn s12_an_unhealthy_primary_gets_a_graceful_switchover() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn s13_a_primary_cut_off_from_its_peer_is_fenced_then_the_backup_promoted() {
-    let Setup { sim, watchdog, .. } = setup("auto", "", SimSettings::default()).await;
+    let Setup {
+        sim,
+        watchdog,
+        ws: _ws,
+    } = setup("auto", "", SimSettings::default()).await;
     healthy(&watchdog).await;
     sim.with(|p| p.faults.partitioned = true);
     sim.set_faults(
@@ -432,5 +460,60 @@ async fn s15_a_start_with_the_primary_already_down_does_not_guess() {
     assert_eq!(site["blocker"], "sync_unknown", "{site:#}");
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(calls(&sim).is_empty());
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn s04_a_flapping_primary_is_not_failed_over() {
+    let Setup {
+        sim,
+        watchdog,
+        ws: _ws,
+    } = setup("auto", "failover_after = \"2s\"", SimSettings::default()).await;
+    healthy(&watchdog).await;
+    // Down for well under failover_after, up again, many times.
+    for _ in 0..8 {
+        sim.set_faults(0, down(true));
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        sim.set_faults(0, down(false));
+        tokio::time::sleep(Duration::from_millis(700)).await;
+    }
+    healthy(&watchdog).await;
+    assert!(calls(&sim).is_empty());
+    assert!(
+        watchdog.logs().contains("primary_suspect"),
+        "the failures were seen:\n{}",
+        watchdog.logs()
+    );
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn s14_a_frozen_watchdog_does_not_act_until_it_has_run_regularly_again() {
+    let Setup {
+        sim,
+        watchdog,
+        ws: _ws,
+    } = setup("auto", "", SimSettings::default()).await;
+    healthy(&watchdog).await;
+    sim.set_faults(0, down(true));
+    // The process is frozen (SIGSTOP) for longer than stall_tolerance (3s) while the primary
+    // is down, then resumes.
+    watchdog.signal("STOP");
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    watchdog.signal("CONT");
+    let resumed = std::time::Instant::now();
+    watchdog
+        .wait_for_site(LONG, "cooldown", |s| s["state"] == "cooldown")
+        .await;
+    let acted = resumed.elapsed();
+    let logs = watchdog.logs();
+    assert!(logs.contains("loop stalled"), "{logs}");
+    // stall_recovery is twice failover_after (1s): no call in the first 2s after resuming.
+    assert!(
+        acted >= Duration::from_secs(2),
+        "acted {acted:?} after resuming"
+    );
+    assert_eq!(calls(&sim).len(), 1);
     sim.shutdown().await;
 }

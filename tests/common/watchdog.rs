@@ -36,8 +36,31 @@ impl Workspace {
     }
 }
 
-/// A `[[site]]` table for a simulated pair, with a policy fast enough for tests.
+/// A `[[site]]` table for a simulated pair, with a policy fast enough for tests;
+/// `extra_policy` lines (`key = "value"`) replace the defaults of the same keys.
 pub fn site_toml(name: &str, sim: &Simulator, secret_file: &Path, extra_policy: &str) -> String {
+    let defaults = [
+        ("failover_after", "\"1s\""),
+        ("failure_threshold", "3"),
+        ("cooldown", "\"10m\""),
+        ("converge_timeout", "\"5s\""),
+        ("swap_settle", "\"3s\""),
+        ("retry_backoff", "\"300ms\""),
+        ("startup_grace", "\"2s\""),
+        ("stall_tolerance", "\"3s\""),
+    ];
+    let overridden = |key: &str| {
+        extra_policy.lines().any(|l| {
+            l.trim_start().starts_with(&format!("{key} "))
+                || l.trim_start().starts_with(&format!("{key}="))
+        })
+    };
+    let mut policy: Vec<String> = defaults
+        .iter()
+        .filter(|(k, _)| !overridden(k))
+        .map(|(k, v)| format!("{k} = {v}"))
+        .collect();
+    policy.extend(extra_policy.lines().map(str::to_string));
     format!(
         r#"
 [[site]]
@@ -53,19 +76,12 @@ health_interval = "200ms"
 request_timeout = "500ms"
 
 [site.policy]
-failover_after = "1s"
-failure_threshold = 3
-cooldown = "10m"
-converge_timeout = "5s"
-swap_settle = "3s"
-retry_backoff = "300ms"
-startup_grace = "2s"
-stall_tolerance = "3s"
-{extra_policy}
+{policy}
 "#,
         secret = secret_file.display(),
         east = sim.url(0),
         west = sim.url(1),
+        policy = policy.join("\n"),
     )
 }
 

@@ -1,0 +1,468 @@
+//! The daemon as an operator meets it: a hanging appliance, signals, reloads, the API budget
+//! over many token lifetimes, secrets, check-config, status and demo.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bt_watchdog::sim::{FaultsPatch, SimSettings};
+use common::simulator;
+use common::watchdog::{BINARY, SECRET, Watchdog, Workspace, config_toml, site_toml};
+
+const LONG: Duration = Duration::from_secs(30);
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hanging_appliance_delays_neither_metrics_nor_other_sites_nor_shutdown() {
+    let hanging = simulator(SimSettings::default()).await;
+    let other = simulator(SimSettings::default()).await;
+    let ws = Workspace::new();
+    let secret = ws.write_secret(SECRET);
+    let sites = site_toml("hq", &hanging, &secret, "") + &site_toml("branch", &other, &secret, "");
+    let config = ws.path("config.toml");
+    std::fs::write(&config, config_toml("auto", &ws.path("state"), &sites)).unwrap();
+    let mut watchdog = Watchdog::start(&config, &ws.path("watchdog.log"), "info");
+    watchdog
+        .wait_for_site(LONG, "a healthy pair", |s| s["state"] == "healthy")
+        .await;
+    hanging.set_faults(
+        0,
+        FaultsPatch {
+            hang: Some(true),
+            ..Default::default()
+        },
+    );
+    hanging.set_faults(
+        1,
+        FaultsPatch {
+            hang: Some(true),
+            ..Default::default()
+        },
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    let mut slowest = Duration::ZERO;
+    for _ in 0..20 {
+        let started = Instant::now();
+        let (status, body) = watchdog.get("/metrics").await;
+        slowest = slowest.max(started.elapsed());
+        assert_eq!(status, 200);
+        assert!(body.contains("beyondtrust_watchdog_state"));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        slowest < Duration::from_millis(100),
+        "a scrape took {slowest:?} while an appliance hangs"
+    );
+
+    // The other site keeps being polled.
+    let status = watchdog.status().await;
+    let branch = status["sites"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["site"] == "branch")
+        .unwrap()
+        .clone();
+    let first = branch["last_poll"].as_str().unwrap().to_string();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let status = watchdog.status().await;
+    let branch = status["sites"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["site"] == "branch")
+        .unwrap()
+        .clone();
+    assert_ne!(
+        branch["last_poll"].as_str().unwrap(),
+        first,
+        "branch is still polled"
+    );
+    assert_eq!(branch["state"], "healthy");
+    let (healthz, _) = watchdog.get("/healthz").await;
+    assert_eq!(healthz, 200);
+
+    let took = watchdog.stop();
+    assert!(took < Duration::from_secs(5), "SIGTERM took {took:?}");
+    hanging.shutdown().await;
+    other.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sighup_applies_a_changed_config_and_keeps_the_old_one_when_invalid() {
+    let sim = simulator(SimSettings::default()).await;
+    let second = simulator(SimSettings::default()).await;
+    let ws = Workspace::new();
+    let secret = ws.write_secret(SECRET);
+    let config = ws.path("config.toml");
+    std::fs::write(
+        &config,
+        config_toml(
+            "observe",
+            &ws.path("state"),
+            &site_toml("hq", &sim, &secret, ""),
+        ),
+    )
+    .unwrap();
+    let watchdog = Watchdog::start(&config, &ws.path("watchdog.log"), "info");
+    watchdog
+        .wait_for_site(LONG, "a healthy pair", |s| s["state"] == "healthy")
+        .await;
+    assert_eq!(watchdog.site().await["mode"], "observe");
+
+    // A valid change: auto mode and a second site.
+    let sites = site_toml("hq", &sim, &secret, "") + &site_toml("branch", &second, &secret, "");
+    std::fs::write(&config, config_toml("auto", &ws.path("state"), &sites)).unwrap();
+    watchdog.signal("HUP");
+    let until = Instant::now() + LONG;
+    loop {
+        let status = watchdog.status().await;
+        let sites = status["sites"].as_array().unwrap();
+        if sites.len() == 2 && sites.iter().all(|s| s["mode"] == "auto") {
+            break;
+        }
+        assert!(
+            Instant::now() < until,
+            "the reload was not applied: {status:#}\n{}",
+            watchdog.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(watchdog.logs().contains("configuration reloaded"));
+
+    // An invalid change is refused with the reason, and the running config stays.
+    std::fs::write(&config, config_toml("sometimes", &ws.path("state"), &sites)).unwrap();
+    watchdog.signal("HUP");
+    let until = Instant::now() + LONG;
+    while !watchdog.logs().contains("configuration not reloaded") {
+        assert!(
+            Instant::now() < until,
+            "no rejection logged:\n{}",
+            watchdog.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        watchdog.logs().contains("\"sometimes\" is not a mode"),
+        "{}",
+        watchdog.logs()
+    );
+    let status = watchdog.status().await;
+    assert_eq!(status["sites"].as_array().unwrap().len(), 2);
+
+    // Removing a site removes its series too.
+    std::fs::write(
+        &config,
+        config_toml(
+            "auto",
+            &ws.path("state"),
+            &site_toml("hq", &sim, &secret, ""),
+        ),
+    )
+    .unwrap();
+    watchdog.signal("HUP");
+    let until = Instant::now() + LONG;
+    while watchdog.metrics().await.contains("site=\"branch\"") {
+        assert!(
+            Instant::now() < until,
+            "branch's series stayed:\n{}",
+            watchdog.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    sim.shutdown().await;
+    second.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_token_per_lifetime_and_no_connection_reuse_over_many_lifetimes() {
+    let lifetime = Duration::from_secs(2);
+    let sim = simulator(SimSettings {
+        token_lifetime: lifetime,
+        ..SimSettings::default()
+    })
+    .await;
+    let ws = Workspace::new();
+    let secret = ws.write_secret(SECRET);
+    let config = ws.path("config.toml");
+    std::fs::write(
+        &config,
+        config_toml(
+            "auto",
+            &ws.path("state"),
+            &site_toml("hq", &sim, &secret, ""),
+        ),
+    )
+    .unwrap();
+    let started = Instant::now();
+    let mut watchdog = Watchdog::start(&config, &ws.path("watchdog.log"), "info");
+    // Ten token lifetimes: as much as an hour is of the real one-hour lifetime ten times over.
+    tokio::time::sleep(lifetime * 10).await;
+    watchdog.stop();
+    let elapsed = started.elapsed();
+    for index in 0..2 {
+        let counters = sim.counters(index);
+        // Refreshed a tenth of the lifetime early: never more than one mint per 0.9 lifetimes.
+        let allowed = (elapsed.as_secs_f64() / (lifetime.as_secs_f64() * 0.9)).ceil() as u64 + 1;
+        assert!(
+            counters.tokens_minted <= allowed,
+            "appliance {index}: {} tokens in {elapsed:?} (allowed {allowed})",
+            counters.tokens_minted
+        );
+        assert!(
+            counters.tokens_minted >= 5,
+            "tokens were refreshed: {counters:?}"
+        );
+        assert_eq!(
+            counters.unauthorized, 0,
+            "refreshed before expiry: {counters:?}"
+        );
+        assert_eq!(counters.connections_reused, 0, "{counters:?}");
+        assert_eq!(counters.missing_connection_close, 0, "{counters:?}");
+        assert_eq!(counters.header_violations, 0, "{counters:?}");
+    }
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_secret_never_appears_in_logs_metrics_status_or_errors() {
+    let secret_value = "Sup3r-S3cret-Value-4711";
+    let sim = simulator(SimSettings {
+        client_secret: secret_value.to_string(),
+        ..SimSettings::default()
+    })
+    .await;
+    let ws = Workspace::new();
+    let secret = ws.write_secret(secret_value);
+    let config = ws.path("config.toml");
+    std::fs::write(
+        &config,
+        config_toml(
+            "auto",
+            &ws.path("state"),
+            &site_toml("hq", &sim, &secret, ""),
+        ),
+    )
+    .unwrap();
+    let mut watchdog = Watchdog::start(&config, &ws.path("watchdog.log"), "debug");
+    watchdog
+        .wait_for_site(LONG, "a healthy pair", |s| s["state"] == "healthy")
+        .await;
+    // Errors too: tokens refused, then a wrong secret after a reload.
+    sim.set_faults(
+        0,
+        FaultsPatch {
+            reject_tokens: Some(true),
+            ..Default::default()
+        },
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let metrics = watchdog.metrics().await;
+    let status = watchdog.get("/status").await.1;
+    std::fs::write(&secret, "another-wrong-secret\n").unwrap();
+    watchdog.signal("HUP");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    watchdog.stop();
+    let check = Command::new(BINARY)
+        .args(["check-config", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let logs = watchdog.logs();
+    assert!(logs.contains("DEBUG"), "debug logging was on");
+    for (what, text) in [
+        ("logs", logs),
+        ("metrics", metrics),
+        ("status", status),
+        (
+            "check-config",
+            String::from_utf8_lossy(&check.stdout).into_owned()
+                + &String::from_utf8_lossy(&check.stderr),
+        ),
+    ] {
+        assert!(!text.contains(secret_value), "the secret appears in {what}");
+        // Nor its base64 form, as sent in the Basic authorization header.
+        assert!(
+            !text.contains("U3VwM3ItUzNjcmV0"),
+            "the encoded secret appears in {what}"
+        );
+    }
+    sim.shutdown().await;
+}
+
+#[test]
+fn check_config_reports_every_problem_and_accepts_a_good_file() {
+    let ws = Workspace::new();
+    let bad = ws.path("bad.toml");
+    std::fs::write(
+        &bad,
+        "mode = \"sometimes\"\nextra = 1\n[[site]]\nname = \"hq\"\nclient_id = \"x\"\nclient_secret_file = \"/nonexistent/secret\"\nappliances = [{ name = \"a\", url = \"https://a\" }]\npoll_interval = \"soon\"\n",
+    )
+    .unwrap();
+    let output = Command::new(BINARY)
+        .args(["check-config", "--config"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(64));
+    let text = String::from_utf8_lossy(&output.stdout);
+    for expected in [
+        "mode: ",
+        "extra: unknown key",
+        "site[0].appliances: a failover pair has exactly two",
+        "site[0].poll_interval",
+    ] {
+        assert!(text.contains(expected), "{expected:?} missing:\n{text}");
+    }
+
+    use std::os::unix::fs::PermissionsExt as _;
+    let secret = ws.path("s.secret");
+    std::fs::write(&secret, "x\n").unwrap();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let good = ws.path("good.toml");
+    std::fs::write(
+        &good,
+        format!(
+            "state_dir = \"{}\"\n[[site]]\nname = \"hq\"\nclient_id = \"x\"\nclient_secret_file = \"{}\"\nappliances = [{{ name = \"a\", url = \"https://a.example.com\" }}, {{ name = \"b\", url = \"https://b.example.com\" }}]\n",
+            ws.path("state").display(),
+            secret.display()
+        ),
+    )
+    .unwrap();
+    let output = Command::new(BINARY)
+        .args(["check-config", "--config"])
+        .arg(&good)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{text}");
+    assert!(text.contains("OK (1 site)"), "{text}");
+    assert!(text.contains("readable by everyone"), "{text}");
+
+    let missing_secret = ws.path("missing.toml");
+    std::fs::write(
+        &missing_secret,
+        std::fs::read_to_string(&good)
+            .unwrap()
+            .replace(&secret.display().to_string(), "/nonexistent/secret"),
+    )
+    .unwrap();
+    let output = Command::new(BINARY)
+        .args(["check-config", "--config"])
+        .arg(&missing_secret)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(64));
+    assert!(String::from_utf8_lossy(&output.stdout).contains("/nonexistent/secret cannot be read"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn status_prints_a_table_and_json_and_says_when_no_daemon_runs() {
+    let sim = simulator(SimSettings::default()).await;
+    let ws = Workspace::new();
+    let secret = ws.write_secret(SECRET);
+    let config = ws.path("config.toml");
+    std::fs::write(
+        &config,
+        config_toml(
+            "auto",
+            &ws.path("state"),
+            &site_toml("hq", &sim, &secret, ""),
+        ),
+    )
+    .unwrap();
+    let mut watchdog = Watchdog::start(&config, &ws.path("watchdog.log"), "info");
+    watchdog
+        .wait_for_site(LONG, "a healthy pair", |s| s["state"] == "healthy")
+        .await;
+    let base = watchdog.base.clone();
+    let table = tokio::task::spawn_blocking(move || {
+        Command::new(BINARY)
+            .args(["status", "--url", &base])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert!(table.status.success(), "{text}");
+    assert!(text.contains("hq  HEALTHY  (mode auto)"), "{text}");
+    assert!(
+        text.contains("east")
+            && text.contains("primary")
+            && text.contains("why: primary east healthy"),
+        "{text}"
+    );
+    let base = watchdog.base.clone();
+    let json = tokio::task::spawn_blocking(move || {
+        Command::new(BINARY)
+            .args(["status", "--json", "--url", &base])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(doc["sites"][0]["state"], "healthy");
+    let base = watchdog.base.clone();
+    watchdog.stop();
+    let none = tokio::task::spawn_blocking(move || {
+        Command::new(BINARY)
+            .args(["status", "--url", &base])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(none.status.code(), Some(69));
+    assert!(String::from_utf8_lossy(&none.stderr).contains("is the daemon running"));
+    sim.shutdown().await;
+}
+
+#[test]
+fn demo_shows_a_failover_and_the_split_brain_fix() {
+    let ws = Workspace::new();
+    let log = ws.path("demo.out");
+    let mut child = Command::new(BINARY)
+        .args([
+            "demo",
+            "--listen",
+            "127.0.0.1:0",
+            "--kill-after",
+            "1s",
+            "--revive-after",
+            "1s",
+        ])
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&log).unwrap())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let until = Instant::now() + Duration::from_secs(90);
+    loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.contains("the pair is whole again") {
+            assert!(text.contains("west was promoted"), "{text}");
+            break;
+        }
+        assert!(!text.contains("within 2 minutes"), "{text}");
+        if Instant::now() > until {
+            let _ = child.kill();
+            panic!("the demo did not finish its script:\n{text}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let until = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "{status}");
+            break;
+        }
+        assert!(Instant::now() < until, "the demo did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
