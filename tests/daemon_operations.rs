@@ -466,3 +466,57 @@ fn demo_shows_a_failover_and_the_split_brain_fix() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn systemd_hears_ready_and_keep_alives() {
+    let sim = simulator(SimSettings::default()).await;
+    let ws = Workspace::new();
+    let secret = ws.write_secret(SECRET);
+    let config = ws.path("config.toml");
+    std::fs::write(
+        &config,
+        config_toml(
+            "auto",
+            &ws.path("state"),
+            &site_toml("hq", &sim, &secret, ""),
+        ),
+    )
+    .unwrap();
+    let socket_path = ws.path("notify.sock");
+    let socket = std::os::unix::net::UnixDatagram::bind(&socket_path).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let mut child = Command::new(BINARY)
+        .args(["run", "--config"])
+        .arg(&config)
+        .env("NOTIFY_SOCKET", &socket_path)
+        .env("WATCHDOG_USEC", "400000")
+        .env_remove("WATCHDOG_PID")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut heard = String::new();
+    let until = Instant::now() + Duration::from_secs(20);
+    let mut buffer = [0u8; 4096];
+    while !(heard.contains("READY=1") && heard.matches("WATCHDOG=1").count() >= 2) {
+        assert!(Instant::now() < until, "heard only: {heard:?}");
+        if let Ok(n) = socket.recv(&mut buffer) {
+            heard.push_str(&String::from_utf8_lossy(&buffer[..n]));
+        }
+    }
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let until = Instant::now() + Duration::from_secs(10);
+    while !heard.contains("STOPPING=1") {
+        assert!(Instant::now() < until, "no STOPPING=1: {heard:?}");
+        if let Ok(n) = socket.recv(&mut buffer) {
+            heard.push_str(&String::from_utf8_lossy(&buffer[..n]));
+        }
+    }
+    assert!(child.wait().unwrap().success());
+    sim.shutdown().await;
+}
