@@ -27,6 +27,8 @@ const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct Config {
     pub mode: Mode,
     pub state_dir: PathBuf,
+    /// The local socket for `failover`, `pause`, `resume`, `ack` (default: in `state_dir`).
+    pub control_socket: PathBuf,
     pub exporter: ExporterConfig,
     pub sites: Vec<SiteConfig>,
 }
@@ -157,10 +159,10 @@ pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
     })?;
     let mut reader = Reader::default();
     let config = reader.config(table);
-    if reader.problems.is_empty() {
-        if let Some(config) = config {
-            return Ok(config);
-        }
+    if reader.problems.is_empty()
+        && let Some(config) = config
+    {
+        return Ok(config);
     }
     Err(fail(reader.problems))
 }
@@ -372,6 +374,14 @@ impl Reader {
             Some(s) => PathBuf::from(s),
             None => PathBuf::from(DEFAULT_STATE_DIR),
         };
+        let control_socket = match self.string(&mut root, "", "control_socket") {
+            Some(s) if s.is_empty() => {
+                self.problem("control_socket", "must not be empty");
+                crate::control::default_socket(&state_dir)
+            }
+            Some(s) => PathBuf::from(s),
+            None => crate::control::default_socket(&state_dir),
+        };
         let mut exporter_table = self.table(&mut root, "", "exporter").unwrap_or_default();
         let listen = match self.string(&mut exporter_table, "exporter", "listen") {
             None => DEFAULT_LISTEN.parse().ok(),
@@ -431,10 +441,15 @@ impl Reader {
                 );
             }
         }
-        self.leftovers(root, "", &["mode", "state_dir", "exporter", "site"]);
+        self.leftovers(
+            root,
+            "",
+            &["mode", "state_dir", "control_socket", "exporter", "site"],
+        );
         Some(Config {
             mode,
             state_dir,
+            control_socket,
             exporter: ExporterConfig { listen: listen? },
             sites,
         })

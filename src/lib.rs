@@ -5,6 +5,7 @@
 //! - [`engine`]: the sans-IO decision engine (whether and how to fail over, and why);
 //! - [`commands`]: the subcommands other than `run` (check-config, status, demo, simulate);
 //! - [`config`]: the configuration file;
+//! - [`control`]: the local socket for manual failover and operator commands, and the audit log;
 //! - [`daemon`]: the site loops, the actuator, the state store, signals and systemd;
 //! - [`exporter`]: Prometheus metrics and the HTTP endpoints (`/metrics`, `/status`, …);
 //! - [`sim`]: a simulated appliance pair with fault injection, for tests, `simulate` and `demo`;
@@ -14,6 +15,7 @@
 pub mod api;
 pub mod commands;
 pub mod config;
+pub mod control;
 pub mod daemon;
 pub mod engine;
 pub mod exporter;

@@ -8,8 +8,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use bt_watchdog::commands::{check_config, demo, simulate, status};
+use bt_watchdog::commands::{check_config, demo, operator, simulate, status};
 use bt_watchdog::config;
+use bt_watchdog::control::protocol::Request;
 use bt_watchdog::daemon::{self, ConfigSource, DaemonError};
 use bt_watchdog::sim::tls::TlsFiles;
 use bt_watchdog::sim::{SimConfig, SimProduct, SimSettings};
@@ -21,8 +22,6 @@ const DEFAULT_CONFIG: &str = "/etc/bt-watchdog/config.toml";
 const EXIT_USAGE: u8 = 64;
 /// sysexits.h: EX_UNAVAILABLE, when no daemon answers.
 const EXIT_UNAVAILABLE: u8 = 69;
-/// sysexits.h: EX_SOFTWARE, for subcommands that do not exist yet.
-const EXIT_NOT_IMPLEMENTED: u8 = 70;
 
 #[derive(Parser)]
 #[command(
@@ -67,37 +66,56 @@ enum Command {
         #[arg(long, default_value = DEFAULT_CONFIG)]
         config: PathBuf,
     },
-    /// Fail a site over by hand (a dry run unless --confirm).
+    /// Fail a site over by hand: a preflight and a plan, carried out only with --confirm
+    /// (or after typing the site name at a terminal).
     Failover {
         #[arg(long)]
         site: String,
+        /// The appliance to make primary.
         #[arg(long)]
         to: String,
+        /// Sync the data from the current primary first (disconnects every user on it).
         #[arg(long)]
         data_sync_first: bool,
+        /// Demote the current primary with force first, even if it cannot reach its peer.
         #[arg(long)]
         force: bool,
+        /// Carry the plan out (without it: a dry run).
         #[arg(long)]
         confirm: bool,
+        /// Carry it out even though the preflight refuses (recorded as such).
+        #[arg(long)]
+        override_preflight: bool,
+        /// No daemon is running: act from this process, with the state directory locked.
+        #[arg(long)]
+        standalone: bool,
+        #[arg(long, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
     },
-    /// Stop automatic action for a site.
+    /// Stop automatic action for a site (manual failover stays possible).
     Pause {
         #[arg(long)]
         site: String,
         #[arg(long)]
         reason: String,
+        #[arg(long, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
     },
     /// Re-enable automatic action for a site.
     Resume {
         #[arg(long)]
         site: String,
+        #[arg(long, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
     },
-    /// End a site's cooldown early.
+    /// End a site's cooldown (or a given-up failover) early.
     Ack {
         #[arg(long)]
         site: String,
         #[arg(long)]
         reason: String,
+        #[arg(long, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
     },
     /// Serve a simulated appliance pair with a fault-injection control API.
     Simulate(SimulateArgs),
@@ -201,14 +219,76 @@ fn main() -> ExitCode {
                 .map_err(anyhow::Error::from)
             }))
         }
-        Command::Failover { .. }
-        | Command::Pause { .. }
-        | Command::Resume { .. }
-        | Command::Ack { .. } => {
-            eprintln!(
-                "bt-watchdog: manual failover and the operator commands are not implemented yet"
-            );
-            ExitCode::from(EXIT_NOT_IMPLEMENTED)
+        Command::Failover {
+            site,
+            to,
+            data_sync_first,
+            force,
+            confirm,
+            override_preflight,
+            standalone,
+            config,
+        } => {
+            let args = operator::FailoverArgs {
+                site,
+                to,
+                data_sync_first,
+                force,
+                confirm,
+                override_preflight,
+                standalone,
+            };
+            with_config(&config, |config| {
+                runtime.block_on(operator::failover(&config, args))
+            })
+        }
+        Command::Pause {
+            site,
+            reason,
+            config,
+        } => with_config(&config, |config| {
+            runtime.block_on(operator::simple(
+                &config,
+                Request::Pause {
+                    site,
+                    reason,
+                    user: operator::local_user(),
+                },
+            ))
+        }),
+        Command::Resume { site, config } => with_config(&config, |config| {
+            runtime.block_on(operator::simple(
+                &config,
+                Request::Resume {
+                    site,
+                    user: operator::local_user(),
+                },
+            ))
+        }),
+        Command::Ack {
+            site,
+            reason,
+            config,
+        } => with_config(&config, |config| {
+            runtime.block_on(operator::simple(
+                &config,
+                Request::Ack {
+                    site,
+                    reason,
+                    user: operator::local_user(),
+                },
+            ))
+        }),
+    }
+}
+
+/// Loads the configuration an operator command needs, then runs it.
+fn with_config(path: &std::path::Path, run: impl FnOnce(config::Config) -> u8) -> ExitCode {
+    match config::load(path) {
+        Ok(config) => ExitCode::from(run(config)),
+        Err(error) => {
+            eprintln!("bt-watchdog: {error}");
+            ExitCode::from(EXIT_USAGE)
         }
     }
 }

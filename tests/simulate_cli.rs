@@ -19,10 +19,10 @@ impl Drop for Running {
 fn wait_for_file(path: &Path, deadline: Duration) -> serde_json::Value {
     let until = Instant::now() + deadline;
     loop {
-        if let Ok(text) = std::fs::read_to_string(path) {
-            if let Ok(value) = serde_json::from_str(&text) {
-                return value;
-            }
+        if let Ok(text) = std::fs::read_to_string(path)
+            && let Ok(value) = serde_json::from_str(&text)
+        {
+            return value;
         }
         assert!(
             Instant::now() < until,

@@ -174,22 +174,21 @@ impl RateBudget {
             }
         }
         let per_second = self.settings.per_second.clamp(1, DOCUMENTED_PER_SECOND) as usize;
-        if self.recent.len() >= per_second {
-            if let Some(&oldest) = self.recent.front() {
-                return Admission::Wait(oldest + Duration::from_secs(1) - now);
-            }
+        if self.recent.len() >= per_second
+            && let Some(&oldest) = self.recent.front()
+        {
+            return Admission::Wait(oldest + Duration::from_secs(1) - now);
         }
         self.refill(now);
         if priority == Priority::Routine {
-            if let (Some(remaining), Some(at)) = (self.reported.remaining, self.reported_at) {
-                if now.duration_since(at) < REMAINING_TRUSTED_FOR
-                    && remaining < self.settings.reserve as u64
-                {
-                    return Admission::Refuse(Refusal::ReserveReached {
-                        remaining,
-                        reserve: self.settings.reserve,
-                    });
-                }
+            if let (Some(remaining), Some(at)) = (self.reported.remaining, self.reported_at)
+                && now.duration_since(at) < REMAINING_TRUSTED_FOR
+                && remaining < self.settings.reserve as u64
+            {
+                return Admission::Refuse(Refusal::ReserveReached {
+                    remaining,
+                    reserve: self.settings.reserve,
+                });
             }
             if self.bucket < 1.0 {
                 return Admission::Refuse(Refusal::ShareExhausted {

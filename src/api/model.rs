@@ -480,13 +480,13 @@ pub mod json {
     /// `POST /oauth2/token`: the token and its lifetime in seconds, when given.
     pub fn token(body: &[u8]) -> Result<(String, Option<u64>), Malformed> {
         let raw: RawToken = decode(body, "token answer")?;
-        if let Some(kind) = &raw.token_type {
-            if !kind.eq_ignore_ascii_case("bearer") {
-                return Err(Malformed(format!(
-                    "token answer has token_type {:?}, expected Bearer",
-                    short(kind)
-                )));
-            }
+        if let Some(kind) = &raw.token_type
+            && !kind.eq_ignore_ascii_case("bearer")
+        {
+            return Err(Malformed(format!(
+                "token answer has token_type {:?}, expected Bearer",
+                short(kind)
+            )));
         }
         if raw.access_token.is_empty() {
             return Err(Malformed(

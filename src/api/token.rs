@@ -78,23 +78,23 @@ impl TokenCache {
     {
         let mut slot = self.slot.lock().await;
         let now = Instant::now();
-        if let Some(current) = &slot.current {
-            if now < current.refresh_at {
-                return Ok(Lease {
-                    token: current.token.clone(),
-                    generation: current.generation,
-                });
-            }
+        if let Some(current) = &slot.current
+            && now < current.refresh_at
+        {
+            return Ok(Lease {
+                token: current.token.clone(),
+                generation: current.generation,
+            });
         }
-        if slot.rejected_unused > 0 {
-            if let Some(last) = slot.last_mint {
-                let wait = mint_backoff(slot.rejected_unused);
-                let allowed_at = last + wait;
-                if now < allowed_at {
-                    return Err(LeaseError::BackingOff {
-                        retry_in: allowed_at - now,
-                    });
-                }
+        if slot.rejected_unused > 0
+            && let Some(last) = slot.last_mint
+        {
+            let wait = mint_backoff(slot.rejected_unused);
+            let allowed_at = last + wait;
+            if now < allowed_at {
+                return Err(LeaseError::BackingOff {
+                    retry_in: allowed_at - now,
+                });
             }
         }
         slot.last_mint = Some(now);
@@ -115,11 +115,12 @@ impl TokenCache {
     /// The appliance accepted the token of `generation`.
     pub async fn accepted(&self, generation: u64) {
         let mut slot = self.slot.lock().await;
-        if let Some(current) = slot.current.as_mut() {
-            if current.generation == generation && !current.accepted {
-                current.accepted = true;
-                slot.rejected_unused = 0;
-            }
+        if let Some(current) = slot.current.as_mut()
+            && current.generation == generation
+            && !current.accepted
+        {
+            current.accepted = true;
+            slot.rejected_unused = 0;
         }
     }
 

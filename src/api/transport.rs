@@ -236,10 +236,9 @@ fn is_tls(error: &(dyn std::error::Error + 'static)) -> bool {
     if let Some(inner) = error
         .downcast_ref::<std::io::Error>()
         .and_then(|io| io.get_ref())
+        && is_tls(inner)
     {
-        if is_tls(inner) {
-            return true;
-        }
+        return true;
     }
     error.source().is_some_and(is_tls)
 }

@@ -217,19 +217,19 @@ impl V2Client {
         };
         self.observer
             .request(self.name(), endpoint, &code, started.elapsed());
-        if let Ok(answer) = &result {
-            if endpoint != Endpoint::CheckHealth {
-                let limit = answer.header_u64("x-ratelimit-limit");
-                let remaining = answer.header_u64("x-ratelimit-remaining");
-                if let Ok(mut budget) = self.budget.lock() {
-                    budget.observe(
-                        Instant::now(),
-                        answer.status,
-                        limit,
-                        remaining,
-                        answer.retry_after(),
-                    );
-                }
+        if let Ok(answer) = &result
+            && endpoint != Endpoint::CheckHealth
+        {
+            let limit = answer.header_u64("x-ratelimit-limit");
+            let remaining = answer.header_u64("x-ratelimit-remaining");
+            if let Ok(mut budget) = self.budget.lock() {
+                budget.observe(
+                    Instant::now(),
+                    answer.status,
+                    limit,
+                    remaining,
+                    answer.retry_after(),
+                );
             }
         }
         result
@@ -475,17 +475,16 @@ impl V2Client {
             ),
         };
         let mut error = ApiError::new(kind, self.name(), endpoint, detail).with_status(status);
-        if status == 422 {
-            if let Some((_, bag)) = json::error_bag(&answer.body) {
-                if !bag.is_empty() {
-                    let fields: Vec<String> = bag
-                        .iter()
-                        .map(|(field, problems)| format!("{field}: {}", problems.join("; ")))
-                        .collect();
-                    error.detail = format!("{} ({})", error.detail, short(&fields.join(", ")));
-                    error.errors = Some(bag);
-                }
-            }
+        if status == 422
+            && let Some((_, bag)) = json::error_bag(&answer.body)
+            && !bag.is_empty()
+        {
+            let fields: Vec<String> = bag
+                .iter()
+                .map(|(field, problems)| format!("{field}: {}", problems.join("; ")))
+                .collect();
+            error.detail = format!("{} ({})", error.detail, short(&fields.join(", ")));
+            error.errors = Some(bag);
         }
         if status == 429 {
             error.retry_after = answer.retry_after();

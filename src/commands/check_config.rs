@@ -35,10 +35,10 @@ pub fn check(path: &Path) -> Report {
         if let Some(warning) = secret_file_warnings(&site.client_secret) {
             report.warnings.push(format!("{at}: {warning}"));
         }
-        if let Some(ca_file) = &site.ca_file {
-            if let Err(error) = load_ca_bundle(ca_file) {
-                report.problems.push(format!("{at}: {error}"));
-            }
+        if let Some(ca_file) = &site.ca_file
+            && let Err(error) = load_ca_bundle(ca_file)
+        {
+            report.problems.push(format!("{at}: {error}"));
         }
         if site.health_interval < std::time::Duration::from_secs(60) {
             report.warnings.push(format!(

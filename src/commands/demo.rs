@@ -49,6 +49,7 @@ pub fn demo_config(
     let request_timeout = Duration::from_secs(2);
     Config {
         mode: Mode::Auto,
+        control_socket: crate::control::default_socket(&state_dir),
         state_dir,
         exporter: ExporterConfig { listen },
         sites: vec![SiteConfig {

@@ -3,5 +3,6 @@
 
 pub mod check_config;
 pub mod demo;
+pub mod operator;
 pub mod simulate;
 pub mod status;

@@ -18,6 +18,8 @@ use tokio::task::JoinHandle;
 
 use crate::api::{ApplianceSettings, V2Client};
 use crate::config::{self, Config, ConfigError, SiteConfig};
+use crate::control::lock::{self, StateLock};
+use crate::control::server::{self as control, ControlServer, Directory};
 use crate::engine::Mode;
 use crate::exporter::metrics::{Metrics, SiteObserver};
 use crate::exporter::server::{self, Exporter};
@@ -41,6 +43,10 @@ pub enum DaemonError {
     },
     #[error("cannot listen for signals: {0}")]
     Signals(std::io::Error),
+    #[error("{0}")]
+    Lock(#[from] crate::control::lock::LockError),
+    #[error("{0}")]
+    Socket(#[from] crate::control::server::SocketError),
 }
 
 /// Where the configuration comes from: a file (run) or a value (demo).
@@ -59,7 +65,7 @@ impl ConfigSource {
     }
 }
 
-struct RunningSite {
+pub struct RunningSite {
     config: SiteConfig,
     commands: mpsc::Sender<SiteCommand>,
     shutdown: watch::Sender<bool>,
@@ -111,8 +117,13 @@ pub async fn start(
     reload: mpsc::Receiver<()>,
 ) -> Result<Daemon, DaemonError> {
     let config = source.load()?;
+    StateStore::new(&config.state_dir, "any").ensure_dir()?;
+    // Held for the daemon's lifetime: a `failover --standalone` cannot act meanwhile.
+    let state_lock = lock::acquire(&config.state_dir)?;
     let metrics = Arc::new(Metrics::new());
     let board = Arc::new(Board::default());
+    let directory = Arc::new(Directory::default());
+    let (control_listener, owner) = control::bind(&config.control_socket)?;
     let listener = server::bind(config.exporter.listen)
         .await
         .map_err(|source| DaemonError::Listen {
@@ -136,9 +147,22 @@ pub async fn start(
             &metrics,
             &board,
         )?;
+        directory.insert(&site.name, running.commands.clone(), appliance_names(site));
         sites.insert(site.name.clone(), running);
         readiness.push(ready);
     }
+    let control_server = Arc::new(ControlServer::new(
+        directory.clone(),
+        board.clone(),
+        config.state_dir.clone(),
+        owner,
+    ));
+    tokio::spawn(control::serve(
+        control_server,
+        control_listener,
+        stop_rx.clone(),
+    ));
+    let socket_path = config.control_socket.clone();
     let exporter = Arc::new(Exporter {
         metrics: metrics.clone(),
         board: board.clone(),
@@ -159,15 +183,23 @@ pub async fn start(
     if let Some(period) = notify::watchdog_interval() {
         tokio::spawn(keep_alive(board.clone(), period, stop_rx.clone()));
     }
-    let task = tokio::spawn(supervise(
-        source,
-        config,
-        sites,
-        metrics.clone(),
-        board.clone(),
-        reload,
-        stop_rx,
-    ));
+    let (metrics_for_supervisor, board_for_supervisor) = (metrics.clone(), board.clone());
+    let task = tokio::spawn(async move {
+        let result = supervise(
+            source,
+            config,
+            sites,
+            metrics_for_supervisor,
+            board_for_supervisor,
+            directory,
+            reload,
+            stop_rx,
+        )
+        .await;
+        let _ = std::fs::remove_file(&socket_path);
+        drop::<StateLock>(state_lock);
+        result
+    });
     Ok(Daemon {
         board,
         metrics,
@@ -196,12 +228,14 @@ async fn keep_alive(board: Arc<Board>, period: Duration, mut stop: watch::Receiv
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn supervise(
     source: ConfigSource,
     mut config: Config,
     mut sites: BTreeMap<String, RunningSite>,
     metrics: Arc<Metrics>,
     board: Arc<Board>,
+    directory: Arc<Directory>,
     mut reload: mpsc::Receiver<()>,
     mut stop: watch::Receiver<bool>,
 ) -> Result<(), DaemonError> {
@@ -210,7 +244,7 @@ async fn supervise(
             _ = stop.changed() => break,
             Some(()) = reload.recv() => {
                 notify::reloading();
-                match apply_reload(&source, &mut config, &mut sites, &metrics, &board).await {
+                match apply_reload(&source, &mut config, &mut sites, &metrics, &board, &directory).await {
                     Ok(summary) => {
                         tracing::info!("configuration reloaded: {summary}");
                         notify::ready("watching (reloaded)");
@@ -236,6 +270,7 @@ async fn apply_reload(
     sites: &mut BTreeMap<String, RunningSite>,
     metrics: &Arc<Metrics>,
     board: &Arc<Board>,
+    directory: &Directory,
 ) -> Result<String, DaemonError> {
     let new = source.load()?;
     // Build every new client first, so that a bad secret rejects the whole reload.
@@ -263,13 +298,10 @@ async fn apply_reload(
         .collect();
     for name in removed {
         if let Some(site) = sites.remove(&name) {
+            directory.remove(&name);
             let _ = site.shutdown.send(true);
             let _ = site.task.await;
-            let names = [
-                site.config.appliances[0].name.clone(),
-                site.config.appliances[1].name.clone(),
-            ];
-            metrics.forget_site(&name, &names);
+            metrics.forget_site(&name, &appliance_names(&site.config));
             board.remove(&name);
             summary.push(format!("removed {name}"));
         }
@@ -284,11 +316,7 @@ async fn apply_reload(
                     .map(|a| &a.name)
                     .ne(site.appliances.iter().map(|a| &a.name))
                 {
-                    let old = [
-                        running.config.appliances[0].name.clone(),
-                        running.config.appliances[1].name.clone(),
-                    ];
-                    metrics.forget_site(&site.name, &old);
+                    metrics.forget_site(&site.name, &appliance_names(&running.config));
                 }
                 let command = SiteCommand::Reconfigure {
                     site: Box::new(site.clone()),
@@ -296,6 +324,7 @@ async fn apply_reload(
                     clients,
                 };
                 let _ = running.commands.send(command).await;
+                directory.insert(&site.name, running.commands.clone(), appliance_names(&site));
                 running.config = site.clone();
                 summary.push(format!("changed {}", site.name));
             }
@@ -308,6 +337,7 @@ async fn apply_reload(
                     board,
                     clients,
                 )?;
+                directory.insert(&site.name, running.commands.clone(), appliance_names(&site));
                 summary.push(format!("added {}", site.name));
                 sites.insert(site.name.clone(), running);
             }
@@ -321,7 +351,14 @@ async fn apply_reload(
     Ok(summary.join(", "))
 }
 
-fn build_clients(
+fn appliance_names(site: &SiteConfig) -> [String; 2] {
+    [
+        site.appliances[0].name.clone(),
+        site.appliances[1].name.clone(),
+    ]
+}
+
+pub fn build_clients(
     site: &SiteConfig,
     metrics: &Arc<Metrics>,
 ) -> Result<[Arc<V2Client>; 2], DaemonError> {
@@ -365,7 +402,7 @@ fn spawn_site(
     spawn_site_with(site, mode, state_dir, metrics, board, clients)
 }
 
-fn spawn_site_with(
+pub fn spawn_site_with(
     site: SiteConfig,
     mode: Mode,
     state_dir: &Path,

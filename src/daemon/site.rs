@@ -153,6 +153,48 @@ impl SiteLoop {
         self.finish_in_flight().await;
     }
 
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// One poll and one engine step (for `failover --standalone`, which has no loop).
+    pub async fn poll_and_step(&mut self) {
+        let report = self.poll().await;
+        self.last_poll = Some(SystemTime::now());
+        self.step(Input::Poll(report)).await;
+    }
+
+    /// An operator command; returns the preflight report when there is one.
+    pub async fn operator(&mut self, command: engine::Command) -> Option<PreflightReport> {
+        self.preflight = None;
+        self.step(Input::Command(command)).await;
+        self.preflight.take()
+    }
+
+    /// Polls and takes in call results until no failover is in progress, or `deadline`.
+    pub async fn settle(&mut self, deadline: Instant) -> bool {
+        let mut next_poll = Instant::now();
+        loop {
+            if self.engine.episode().is_none() && self.calls_in_flight == 0 {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            tokio::select! {
+                Some((call_id, result)) = self.results.1.recv() => {
+                    self.calls_in_flight = self.calls_in_flight.saturating_sub(1);
+                    self.step(Input::CallResult { call_id, result }).await;
+                }
+                _ = tokio::time::sleep_until(next_poll) => {
+                    self.poll_and_step().await;
+                    next_poll = Instant::now() + self.site.poll_interval.min(Duration::from_secs(1));
+                }
+                _ = tokio::time::sleep_until(deadline) => {}
+            }
+        }
+    }
+
     /// On shutdown, a failover call already sent is waited for and its outcome recorded, so
     /// that the next start knows what happened.
     async fn finish_in_flight(&mut self) {
@@ -354,12 +396,11 @@ impl SiteLoop {
             report.topology = Some(self.note(slot, Endpoint::Appliance, topology));
         }
         if let Some(Ok(info)) = info {
-            if self.mode == Mode::Auto {
-                if let Some(permission) = info.perm_command.as_ref().filter(|p| !p.can_fail_over())
-                {
-                    tracing::error!(site = %self.site.name, appliance = %self.name(slot),
+            if self.mode == Mode::Auto
+                && let Some(permission) = info.perm_command.as_ref().filter(|p| !p.can_fail_over())
+            {
+                tracing::error!(site = %self.site.name, appliance = %self.name(slot),
                         "the API account's Command API permission is {permission:?}, not full_access: mode auto cannot fail over; grant full access on /login > Management > API Configuration");
-                }
             }
             self.info[slot] = Some(info);
         }

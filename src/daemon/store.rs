@@ -63,6 +63,10 @@ impl StateStore {
         &self.path
     }
 
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// Creates the state directory if needed (mode 0700: the file says what the watchdog did).
     pub fn ensure_dir(&self) -> Result<(), StoreError> {
         use std::os::unix::fs::DirBuilderExt as _;

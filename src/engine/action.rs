@@ -1,6 +1,6 @@
 //! What the engine asks the world to do.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::memory::{Memory, Outcome, Trigger};
 use super::observation::Slot;
@@ -73,7 +73,7 @@ impl AlertKind {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PreflightReport {
     pub request_id: u64,
     pub passed: bool,
@@ -87,7 +87,7 @@ pub struct PreflightReport {
     pub started: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PlannedCall {
     pub appliance: String,
     pub request: FailoverRequest,

@@ -207,16 +207,15 @@ impl Engine {
                 self.stalled_until_regular_from = Some(now);
                 // Time-based evidence gathered across the gap cannot be trusted.
                 self.streak = None;
-            } else if let Some(from) = self.stalled_until_regular_from {
-                if since(now, from) >= self.config.policy.stall_recovery() {
-                    self.stalled_until_regular_from = None;
-                    self.note(
-                        now,
-                        out,
-                        "the watchdog's loop has run regularly again; action is possible"
-                            .to_string(),
-                    );
-                }
+            } else if let Some(from) = self.stalled_until_regular_from
+                && since(now, from) >= self.config.policy.stall_recovery()
+            {
+                self.stalled_until_regular_from = None;
+                self.note(
+                    now,
+                    out,
+                    "the watchdog's loop has run regularly again; action is possible".to_string(),
+                );
             }
         }
         self.last_step = Some(now);
@@ -241,11 +240,11 @@ impl Engine {
         for slot in 0..2 {
             let other = 1 - slot;
             let other_spoke = matches!(report.appliances[other].health, Some(Ok(_)));
-            if let Some(Ok(records)) = &report.appliances[slot].topology {
-                if !other_spoke {
-                    let peer = self.views[slot].clone();
-                    self.views[other].learn_from_peer(records, &peer, now);
-                }
+            if let Some(Ok(records)) = &report.appliances[slot].topology
+                && !other_spoke
+            {
+                let peer = self.views[slot].clone();
+                self.views[other].learn_from_peer(records, &peer, now);
             }
         }
         // Only a sync time in this very answer, from an appliance saying in it that it is the
@@ -766,18 +765,18 @@ impl Engine {
                 format!("{failing}; backup {target} healthy; {data}; observe mode: would {intent}"),
             );
         }
-        if let Some(at) = self.next_attempt_at {
-            if now < at {
-                return SiteState::blocked(
-                    Blocker::RetryBackoff,
-                    format!(
-                        "{failing}; attempt {} of {} failed; next attempt in {}",
-                        self.failed_attempts,
-                        policy.max_attempts,
-                        duration(since(at, now))
-                    ),
-                );
-            }
+        if let Some(at) = self.next_attempt_at
+            && now < at
+        {
+            return SiteState::blocked(
+                Blocker::RetryBackoff,
+                format!(
+                    "{failing}; attempt {} of {} failed; next attempt in {}",
+                    self.failed_attempts,
+                    policy.max_attempts,
+                    duration(since(at, now))
+                ),
+            );
         }
         let reason = format!("{failing}; backup {target} healthy; {data}; {intent}");
         self.start_episode(
@@ -870,17 +869,17 @@ impl Engine {
                 format!("{base}; observe mode: would {intent}"),
             );
         }
-        if let Some(at) = self.next_attempt_at {
-            if now < at {
-                return SiteState::new(
-                    StateKind::SplitBrain,
-                    format!(
-                        "{base}; attempt {} failed; next attempt in {}",
-                        self.failed_attempts,
-                        duration(since(at, now))
-                    ),
-                );
-            }
+        if let Some(at) = self.next_attempt_at
+            && now < at
+        {
+            return SiteState::new(
+                StateKind::SplitBrain,
+                format!(
+                    "{base}; attempt {} failed; next attempt in {}",
+                    self.failed_attempts,
+                    duration(since(at, now))
+                ),
+            );
         }
         // Fencing the stale primary completes the failover this watchdog made; it is not a new
         // failover, so the cooldown does not hold it back.

@@ -332,12 +332,12 @@ impl Metrics {
         if let Some(info) = &sample.info {
             let key = (site.to_string(), appliance.to_string());
             let mut known = self.info_labels.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some(old) = known.get(&key) {
-                if old != info {
-                    let _ = self
-                        .appliance_info
-                        .remove_label_values(&info_values(site, appliance, old));
-                }
+            if let Some(old) = known.get(&key)
+                && old != info
+            {
+                let _ = self
+                    .appliance_info
+                    .remove_label_values(&info_values(site, appliance, old));
             }
             self.appliance_info
                 .with_label_values(&info_values(site, appliance, info))

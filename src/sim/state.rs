@@ -373,15 +373,15 @@ impl Pair {
 
     /// Advances what happens on its own: a pending swap completing, the periodic data sync.
     pub fn tick(&mut self, now: Instant, wall: SystemTime) {
-        if let Some(swap) = self.swap {
-            if now >= swap.complete_at {
-                let other = 1 - swap.new_primary;
-                self.appliances[swap.new_primary].role = FailoverRole::Primary;
-                self.appliances[other].role = FailoverRole::Backup;
-                self.swap = None;
-                self.last_sync = wall;
-                self.last_sync_ok = true;
-            }
+        if let Some(swap) = self.swap
+            && now >= swap.complete_at
+        {
+            let other = 1 - swap.new_primary;
+            self.appliances[swap.new_primary].role = FailoverRole::Primary;
+            self.appliances[other].role = FailoverRole::Backup;
+            self.swap = None;
+            self.last_sync = wall;
+            self.last_sync_ok = true;
         }
         let Some(primary) = self.sole_primary() else {
             return;

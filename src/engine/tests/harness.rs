@@ -69,12 +69,12 @@ impl World {
         if primary.is_some_and(|p| self.peer_reachable(p)) {
             self.last_sync = now;
         }
-        if let Some((at, new_primary)) = self.pending_swap {
-            if now >= at {
-                self.role[new_primary] = FailoverRole::Primary;
-                self.role[1 - new_primary] = FailoverRole::Backup;
-                self.pending_swap = None;
-            }
+        if let Some((at, new_primary)) = self.pending_swap
+            && now >= at
+        {
+            self.role[new_primary] = FailoverRole::Primary;
+            self.role[1 - new_primary] = FailoverRole::Backup;
+            self.pending_swap = None;
         }
     }
 

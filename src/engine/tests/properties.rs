@@ -271,20 +271,21 @@ impl Checker {
             }
         }
         for o in world {
-            if o.reachable && o.role == Some(FailoverRole::Primary) {
-                if let Some(offset) = o.sync {
-                    // The same rule as the engine's: a sync more than 5 minutes ahead is not believed.
-                    if offset <= 300 {
-                        let at = if offset >= 0 {
-                            now + Duration::from_secs(offset as u64)
-                        } else {
-                            now - Duration::from_secs((-offset) as u64)
-                        };
-                        // Whole milliseconds, as the API carries them.
-                        let at = UtcTime::from_system_time(at).to_system_time();
-                        if self.newest_sync.is_none_or(|known| at > known) {
-                            self.newest_sync = Some(at);
-                        }
+            if o.reachable
+                && o.role == Some(FailoverRole::Primary)
+                && let Some(offset) = o.sync
+            {
+                // The same rule as the engine's: a sync more than 5 minutes ahead is not believed.
+                if offset <= 300 {
+                    let at = if offset >= 0 {
+                        now + Duration::from_secs(offset as u64)
+                    } else {
+                        now - Duration::from_secs((-offset) as u64)
+                    };
+                    // Whole milliseconds, as the API carries them.
+                    let at = UtcTime::from_system_time(at).to_system_time();
+                    if self.newest_sync.is_none_or(|known| at > known) {
+                        self.newest_sync = Some(at);
                     }
                 }
             }
