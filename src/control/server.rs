@@ -145,6 +145,11 @@ impl ControlServer {
             }
         };
         let (read, mut write) = stream.into_split();
+        // The request is read even from a caller that will be refused, so that it gets the
+        // refusal instead of a broken pipe.
+        let mut reader = BufReader::new(tokio::io::AsyncReadExt::take(read, REQUEST_LIMIT));
+        let mut line = String::new();
+        let received = tokio::time::timeout(REQUEST_TIMEOUT, reader.read_line(&mut line)).await;
         let answer = if uid != self.owner && uid != 0 {
             tracing::warn!("control socket: refused a connection from uid {uid}");
             Answer::Refused {
@@ -154,9 +159,7 @@ impl ControlServer {
                 ),
             }
         } else {
-            let mut reader = BufReader::new(tokio::io::AsyncReadExt::take(read, REQUEST_LIMIT));
-            let mut line = String::new();
-            match tokio::time::timeout(REQUEST_TIMEOUT, reader.read_line(&mut line)).await {
+            match received {
                 Ok(Ok(_)) => match serde_json::from_str::<Request>(&line) {
                     Ok(request) => self.handle(request, uid).await,
                     Err(error) => Answer::Refused {

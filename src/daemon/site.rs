@@ -153,6 +153,21 @@ impl SiteLoop {
         self.finish_in_flight().await;
     }
 
+    /// The end of a manual failover goes to the audit log next to its start.
+    fn audit_manual_outcome(&self, summary: &engine::FailoverSummary) {
+        let record = crate::control::audit::AuditRecord {
+            at: crate::api::time::UtcTime::from_system_time(SystemTime::now()),
+            who: "bt-watchdog".to_string(),
+            site: self.site.name.clone(),
+            action: "failover finished".to_string(),
+            details: serde_json::to_value(summary).unwrap_or_default(),
+            outcome: summary.outcome.as_str().to_string(),
+        };
+        if let Err(error) = crate::control::audit::append(self.store.dir(), &record) {
+            tracing::error!(site = %self.site.name, "cannot write the audit log: {error}");
+        }
+    }
+
     pub fn engine(&self) -> &Engine {
         &self.engine
     }
@@ -302,6 +317,9 @@ impl SiteLoop {
             Action::FailoverFinished(summary) => {
                 self.metrics
                     .count_failover(&site, summary.trigger, summary.outcome);
+                if summary.trigger == crate::engine::Trigger::Manual {
+                    self.audit_manual_outcome(&summary);
+                }
                 tracing::info!(site = %site, trigger = summary.trigger.as_str(), outcome = summary.outcome.as_str(),
                     "failover to {} finished: {}", summary.to, summary.outcome.as_str());
             }

@@ -1189,8 +1189,12 @@ impl Engine {
                 duration(since(deadline, now))
             ),
         };
+        let what_kind = match episode.purpose {
+            Purpose::Promote => "failover",
+            Purpose::DemoteStale => "fencing",
+        };
         format!(
-            "{} failover in progress: {}; {phase}; because {}",
+            "{} {what_kind} in progress: {}; {phase}; because {}",
             episode.trigger.as_str(),
             what.trim_end(),
             episode.reason
