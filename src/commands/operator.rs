@@ -189,6 +189,8 @@ pub async fn failover(config: &Config, args: FailoverArgs) -> u8 {
     }
     let interactive =
         !args.confirm && std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
+    // The picture as it was before anything is done.
+    let status = site_status(config, &args.site).await;
     let first = client::send(
         &config.control_socket,
         &failover_request(&args, args.confirm),
@@ -214,7 +216,6 @@ pub async fn failover(config: &Config, args: FailoverArgs) -> u8 {
             return exit::NOT_DONE;
         }
     };
-    let status = site_status(config, &args.site).await;
     print!(
         "{}",
         render_preflight(&args.site, &mode, status.as_ref(), &report)
