@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 need_packages=()
 command -v curl >/dev/null 2>&1 || need_packages+=(curl)
 command -v openssl >/dev/null 2>&1 || need_packages+=(openssl)
+# A real Prometheus and promtool, for the exporter, dashboard and alert rule tests.
+{ command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1; } || need_packages+=(prometheus)
 if [ ${#need_packages[@]} -gt 0 ]; then
   echo "==> installing Debian packages: ${need_packages[*]}"
   if [ "$(id -u)" -eq 0 ]; then

@@ -390,9 +390,11 @@ impl Metrics {
         self.last_poll
             .with_label_values(&[site])
             .set(sample.last_poll_seconds);
-        if let Some(at) = sample.last_failover_seconds {
-            self.last_failover.with_label_values(&[site]).set(at);
-        }
+        // 0 means "never": the series exists from the start, so dashboards and alerts can
+        // rely on it.
+        self.last_failover
+            .with_label_values(&[site])
+            .set(sample.last_failover_seconds.unwrap_or(0.0));
     }
 
     pub fn count_failover(&self, site: &str, trigger: Trigger, outcome: Outcome) {
