@@ -9,7 +9,7 @@ use std::time::Duration;
 use bt_watchdog::api::model::{
     CommandPermission, FailoverRequest, FailoverRole, Health, Probe, Product,
 };
-use bt_watchdog::api::{ErrorKind, TokenOutcome, V2Client};
+use bt_watchdog::api::{ApplianceClient, ErrorKind, TokenOutcome};
 use bt_watchdog::secret::Secret;
 use bt_watchdog::sim::{FaultsPatch, SimProduct, SimSettings};
 use common::{Recorder, client, eventually, settings_for, simulator};
@@ -193,7 +193,7 @@ async fn the_token_is_refreshed_before_it_expires() {
 async fn a_revoked_token_is_replaced_and_the_request_retried_once() {
     let sim = simulator(SimSettings::default()).await;
     let recorder = Arc::new(Recorder::default());
-    let east = V2Client::new(settings_for(&sim, 0), recorder.clone()).unwrap();
+    let east = ApplianceClient::new(settings_for(&sim, 0), recorder.clone()).unwrap();
     east.health().await.unwrap();
     sim.with(|p| p.revoke_tokens(0));
     east.health().await.unwrap();
@@ -256,7 +256,7 @@ async fn wrong_credentials_are_reported_without_the_secret() {
     let sim = simulator(SimSettings::default()).await;
     let mut settings = settings_for(&sim, 0);
     settings.client_secret = Secret::new("wrong-secret-value");
-    let east = V2Client::new(settings, Arc::new(Recorder::default())).unwrap();
+    let east = ApplianceClient::new(settings, Arc::new(Recorder::default())).unwrap();
     let error = east.health().await.unwrap_err();
     assert_eq!(error.kind, ErrorKind::Unauthorized);
     let text = format!("{error} {error:?}");
@@ -274,7 +274,7 @@ async fn a_hanging_appliance_is_bounded_by_the_timeout() {
     let sim = simulator(SimSettings::default()).await;
     let mut settings = settings_for(&sim, 0);
     settings.request_timeout = Duration::from_millis(300);
-    let east = V2Client::new(settings, Arc::new(Recorder::default())).unwrap();
+    let east = ApplianceClient::new(settings, Arc::new(Recorder::default())).unwrap();
     sim.set_faults(
         0,
         FaultsPatch {
@@ -317,7 +317,7 @@ async fn an_endless_body_is_cut_at_the_cap() {
     let sim = simulator(SimSettings::default()).await;
     let mut settings = settings_for(&sim, 0);
     settings.max_body_bytes = 64 * 1024;
-    let east = V2Client::new(settings, Arc::new(Recorder::default())).unwrap();
+    let east = ApplianceClient::new(settings, Arc::new(Recorder::default())).unwrap();
     sim.set_faults(
         0,
         FaultsPatch {
@@ -509,7 +509,7 @@ async fn routine_polling_stops_at_its_share_of_the_hourly_limit() {
     let sim = simulator(SimSettings::default()).await;
     let mut settings = settings_for(&sim, 0);
     settings.budget.hourly_share = 24.0 / 15_000.0; // a burst of 2
-    let east = V2Client::new(settings, Arc::new(Recorder::default())).unwrap();
+    let east = ApplianceClient::new(settings, Arc::new(Recorder::default())).unwrap();
     east.health().await.unwrap(); // token + health
     let error = east.health().await.unwrap_err();
     assert_eq!(error.kind, ErrorKind::Budget, "{error}");
@@ -566,7 +566,7 @@ async fn a_pra_pair_speaks_the_same_api() {
 async fn the_observer_sees_every_exchange() {
     let sim = simulator(SimSettings::default()).await;
     let recorder = Arc::new(Recorder::default());
-    let east = V2Client::new(settings_for(&sim, 0), recorder.clone()).unwrap();
+    let east = ApplianceClient::new(settings_for(&sim, 0), recorder.clone()).unwrap();
     east.check_health().await.unwrap();
     east.health().await.unwrap();
     sim.set_faults(

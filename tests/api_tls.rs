@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use bt_watchdog::api::model::Probe;
-use bt_watchdog::api::{ErrorKind, V2Client};
+use bt_watchdog::api::{ApplianceClient, ErrorKind};
 use bt_watchdog::sim::tls::TlsFiles;
 use bt_watchdog::sim::{SimConfig, SimSettings, Simulator};
 use common::{Recorder, settings_for};
@@ -36,7 +36,7 @@ async fn a_private_ca_in_ca_file_is_trusted() {
     assert!(sim.url(0).starts_with("https://"));
     let mut settings = settings_for(&sim, 0);
     settings.ca_file = Some(fixture("ca.pem"));
-    let east = V2Client::new(settings, Arc::new(Recorder::default())).unwrap();
+    let east = ApplianceClient::new(settings, Arc::new(Recorder::default())).unwrap();
     assert_eq!(east.check_health().await.unwrap(), Probe::Healthy);
     assert!(east.health().await.unwrap().is_healthy());
     assert_eq!(sim.counters(0).connections_reused, 0);
@@ -46,7 +46,7 @@ async fn a_private_ca_in_ca_file_is_trusted() {
 #[tokio::test]
 async fn an_unknown_ca_is_a_tls_error_that_points_at_ca_file() {
     let sim = tls_simulator().await;
-    let east = V2Client::new(settings_for(&sim, 0), Arc::new(Recorder::default())).unwrap();
+    let east = ApplianceClient::new(settings_for(&sim, 0), Arc::new(Recorder::default())).unwrap();
     let error = east.check_health().await.unwrap_err();
     assert_eq!(error.kind, ErrorKind::Tls, "{error}");
     assert!(error.detail.contains("ca_file"), "{error}");
@@ -61,7 +61,7 @@ async fn https_to_a_plain_http_server_is_a_tls_error() {
     let mut settings = settings_for(&sim, 0);
     settings.url = sim.url(0).replace("http://", "https://");
     settings.ca_file = Some(fixture("ca.pem"));
-    let east = V2Client::new(settings, Arc::new(Recorder::default())).unwrap();
+    let east = ApplianceClient::new(settings, Arc::new(Recorder::default())).unwrap();
     let error = east.check_health().await.unwrap_err();
     assert_eq!(error.kind, ErrorKind::Tls, "{error}");
     sim.shutdown().await;
@@ -72,7 +72,7 @@ async fn an_unusable_ca_file_is_refused_when_the_client_is_built() {
     let sim = tls_simulator().await;
     let mut settings = settings_for(&sim, 0);
     settings.ca_file = Some(fixture("README.md"));
-    let error = V2Client::new(settings, Arc::new(Recorder::default())).unwrap_err();
+    let error = ApplianceClient::new(settings, Arc::new(Recorder::default())).unwrap_err();
     assert!(error.to_string().contains("README.md"), "{error}");
     sim.shutdown().await;
 }

@@ -16,7 +16,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
-use crate::api::{ApplianceSettings, V2Client};
+use crate::api::{ApplianceClient, ApplianceSettings};
 use crate::config::{self, Config, ConfigError, SiteConfig};
 use crate::control::lock::{self, StateLock};
 use crate::control::server::{self as control, ControlServer, Directory};
@@ -361,7 +361,7 @@ fn appliance_names(site: &SiteConfig) -> [String; 2] {
 pub fn build_clients(
     site: &SiteConfig,
     metrics: &Arc<Metrics>,
-) -> Result<[Arc<V2Client>; 2], DaemonError> {
+) -> Result<[Arc<ApplianceClient>; 2], DaemonError> {
     let secret = config::read_secret(&site.client_secret).map_err(|message| DaemonError::Site {
         site: site.name.clone(),
         message,
@@ -381,7 +381,7 @@ pub fn build_clients(
         settings.ca_file = site.ca_file.clone();
         settings.request_timeout = site.request_timeout;
         settings.budget = site.budget.clone();
-        V2Client::new(settings, observer.clone())
+        ApplianceClient::new(settings, observer.clone())
             .map(Arc::new)
             .map_err(|e| DaemonError::Site {
                 site: site.name.clone(),
@@ -408,7 +408,7 @@ pub fn spawn_site_with(
     state_dir: &Path,
     metrics: &Arc<Metrics>,
     board: &Arc<Board>,
-    clients: [Arc<V2Client>; 2],
+    clients: [Arc<ApplianceClient>; 2],
 ) -> Result<(RunningSite, oneshot::Receiver<()>), DaemonError> {
     let store = StateStore::new(state_dir, &site.name);
     store.ensure_dir()?;

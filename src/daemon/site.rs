@@ -14,7 +14,7 @@ use tokio::time::Instant;
 
 use super::store::StateStore;
 use crate::api::model::{ApiInfo, FailoverRole, Health, Probe};
-use crate::api::{ApiError, Endpoint, ErrorKind, V2Client};
+use crate::api::{ApiError, ApplianceClient, Endpoint, ErrorKind};
 use crate::config::SiteConfig;
 use crate::engine::{
     self, Action, ApplianceReport, CallResult, Engine, Input, Mode, PollReport, PreflightReport,
@@ -35,7 +35,7 @@ pub enum SiteCommand {
     Reconfigure {
         site: Box<SiteConfig>,
         mode: Mode,
-        clients: [Arc<V2Client>; 2],
+        clients: [Arc<ApplianceClient>; 2],
     },
     /// An operator command; the engine's answer (a preflight report, if any) is sent back.
     Operator {
@@ -50,7 +50,7 @@ type CallAnswer = (u64, CallResult);
 pub struct SiteLoop {
     site: SiteConfig,
     mode: Mode,
-    clients: [Arc<V2Client>; 2],
+    clients: [Arc<ApplianceClient>; 2],
     engine: Engine,
     store: StateStore,
     metrics: Arc<Metrics>,
@@ -74,7 +74,7 @@ impl SiteLoop {
     pub fn new(
         site: SiteConfig,
         mode: Mode,
-        clients: [Arc<V2Client>; 2],
+        clients: [Arc<ApplianceClient>; 2],
         memory: engine::Memory,
         store: StateStore,
         metrics: Arc<Metrics>,

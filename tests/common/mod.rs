@@ -6,7 +6,7 @@ pub mod watchdog;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bt_watchdog::api::{ApiObserver, ApplianceSettings, Endpoint, TokenOutcome, V2Client};
+use bt_watchdog::api::{ApiObserver, ApplianceClient, ApplianceSettings, Endpoint, TokenOutcome};
 use bt_watchdog::secret::Secret;
 use bt_watchdog::sim::{SimConfig, SimSettings, Simulator};
 
@@ -31,8 +31,9 @@ pub fn settings_for(sim: &Simulator, index: usize) -> ApplianceSettings {
     settings
 }
 
-pub fn client(sim: &Simulator, index: usize) -> V2Client {
-    V2Client::new(settings_for(sim, index), Arc::new(Recorder::default())).expect("client builds")
+pub fn client(sim: &Simulator, index: usize) -> ApplianceClient {
+    ApplianceClient::new(settings_for(sim, index), Arc::new(Recorder::default()))
+        .expect("client builds")
 }
 
 /// Collects what the client reports to its observer.

@@ -1,0 +1,452 @@
+//! What every API flavour shares for one appliance: the HTTP client, the token cache, the
+//! rate budget, the observer, and the authenticated request with its single retry on 401.
+//! The flavours ([`super::v2`], [`super::xml`]) only build requests and read answers.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use base64::Engine as _;
+use reqwest::header::{self, HeaderValue};
+use tokio::time::Instant;
+
+use super::budget::{Admission, BudgetSettings, Priority, RateBudget, RateStatus};
+use super::endpoint::Endpoint;
+use super::error::{ApiError, ErrorKind};
+use super::model::{Probe, json};
+use super::observer::{ApiObserver, TokenOutcome};
+use super::token::{Lease, LeaseError, TokenCache};
+use super::transport::{self, Answer, TransportSetupError};
+use crate::secret::Secret;
+
+/// Everything needed to talk to one appliance.
+#[derive(Debug, Clone)]
+pub struct ApplianceSettings {
+    /// The operator's name for the appliance ("east"); used in every message.
+    pub name: String,
+    /// `https://host[:port]`, no path.
+    pub url: String,
+    pub client_id: String,
+    pub client_secret: Secret,
+    /// A private CA bundle; when set, only these CAs are trusted.
+    pub ca_file: Option<PathBuf>,
+    pub request_timeout: Duration,
+    pub max_body_bytes: usize,
+    pub budget: BudgetSettings,
+    /// Which command API to speak.
+    pub api: super::client::ApiChoice,
+}
+
+impl ApplianceSettings {
+    pub fn new(name: &str, url: &str, client_id: &str, client_secret: Secret) -> Self {
+        ApplianceSettings {
+            name: name.to_string(),
+            url: url.to_string(),
+            client_id: client_id.to_string(),
+            client_secret,
+            ca_file: None,
+            request_timeout: Duration::from_secs(5),
+            max_body_bytes: transport::DEFAULT_MAX_BODY_BYTES,
+            budget: BudgetSettings::default(),
+            api: super::client::ApiChoice::V2,
+        }
+    }
+}
+
+/// A request body.
+#[derive(Debug, Clone)]
+pub(super) enum Body {
+    Json(Vec<u8>),
+    Form(String),
+}
+
+/// One authenticated request, as a flavour describes it.
+#[derive(Debug, Clone)]
+pub(super) struct Call {
+    pub endpoint: Endpoint,
+    pub url: reqwest::Url,
+    pub body: Option<Body>,
+    pub accept: &'static str,
+}
+
+pub struct Session {
+    settings: ApplianceSettings,
+    base: reqwest::Url,
+    basic_auth: Secret,
+    http: reqwest::Client,
+    tokens: TokenCache,
+    // Held for a few arithmetic operations, never across an await.
+    budget: Mutex<RateBudget>,
+    observer: Arc<dyn ApiObserver>,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("appliance", &self.settings.name)
+            .field("url", &self.base.as_str())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Session {
+    pub fn new(
+        settings: ApplianceSettings,
+        observer: Arc<dyn ApiObserver>,
+    ) -> Result<Self, TransportSetupError> {
+        let base = transport::parse_base_url(&settings.url)?;
+        let http =
+            transport::build_http_client(settings.request_timeout, settings.ca_file.as_deref())?;
+        let basic_auth = Secret::new(format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!(
+                "{}:{}",
+                settings.client_id,
+                settings.client_secret.expose()
+            ))
+        ));
+        let budget = Mutex::new(RateBudget::new(settings.budget.clone(), Instant::now()));
+        Ok(Session {
+            settings,
+            base,
+            basic_auth,
+            http,
+            tokens: TokenCache::new(),
+            budget,
+            observer,
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.settings.name
+    }
+
+    /// What the appliance last reported about its rate limit.
+    pub fn rate_status(&self) -> RateStatus {
+        self.budget.lock().map(|b| b.status()).unwrap_or_default()
+    }
+
+    /// The unauthenticated liveness probe `GET /check_health`: no token, no rate budget.
+    pub async fn check_health(&self) -> Result<Probe, ApiError> {
+        let endpoint = Endpoint::CheckHealth;
+        let request = self.http.get(self.url(endpoint.method_and_path().1, None));
+        let answer = self.send(endpoint, request).await?;
+        match answer.status {
+            200 => Ok(Probe::Healthy),
+            500 => Ok(Probe::Unhealthy),
+            _ => Err(self.status_error(endpoint, &answer)),
+        }
+    }
+
+    /// The appliance's URL for `path` (and query).
+    pub(super) fn url(&self, path: &str, query: Option<&str>) -> reqwest::Url {
+        let mut url = self.base.clone();
+        url.set_path(path);
+        url.set_query(query);
+        url
+    }
+
+    /// Sends one request, timing it and reporting it to the observer.
+    async fn send(
+        &self,
+        endpoint: Endpoint,
+        request: reqwest::RequestBuilder,
+    ) -> Result<Answer, ApiError> {
+        let started = Instant::now();
+        let result =
+            transport::exchange(request, self.name(), endpoint, self.settings.max_body_bytes).await;
+        let code = match &result {
+            Ok(answer) => answer.status.to_string(),
+            Err(error) => error
+                .status
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| error.kind.label().to_string()),
+        };
+        self.observer
+            .request(self.name(), endpoint, &code, started.elapsed());
+        if let Ok(answer) = &result
+            && endpoint != Endpoint::CheckHealth
+        {
+            let limit = answer.header_u64("x-ratelimit-limit");
+            let remaining = answer.header_u64("x-ratelimit-remaining");
+            if let Ok(mut budget) = self.budget.lock() {
+                budget.observe(
+                    Instant::now(),
+                    answer.status,
+                    limit,
+                    remaining,
+                    answer.retry_after(),
+                );
+            }
+        }
+        result
+    }
+
+    /// Waits for or refuses a place in the rate budget.
+    async fn admit(&self, endpoint: Endpoint, priority: Priority) -> Result<(), ApiError> {
+        let deadline = Instant::now() + self.settings.request_timeout.max(Duration::from_secs(30));
+        loop {
+            let admission = match self.budget.lock() {
+                Ok(mut budget) => budget.admit(priority, Instant::now()),
+                Err(_) => Admission::Go,
+            };
+            match admission {
+                Admission::Go => return Ok(()),
+                Admission::Wait(wait) if Instant::now() + wait <= deadline => {
+                    tokio::time::sleep(wait).await
+                }
+                Admission::Wait(wait) => {
+                    return Err(ApiError::new(
+                        ErrorKind::RateLimited,
+                        self.name(),
+                        endpoint,
+                        format!(
+                            "rate limit: would have to wait {} for a request slot",
+                            humantime::format_duration(Duration::from_secs(wait.as_secs().max(1)))
+                        ),
+                    ));
+                }
+                Admission::Refuse(refusal) => {
+                    let kind = match refusal {
+                        super::budget::Refusal::BackingOff { .. } => ErrorKind::RateLimited,
+                        _ => ErrorKind::Budget,
+                    };
+                    return Err(ApiError::new(
+                        kind,
+                        self.name(),
+                        endpoint,
+                        refusal.to_string(),
+                    ));
+                }
+            }
+        }
+    }
+
+    /// A bearer-authenticated request; on a 401 the token is replaced once and the request
+    /// retried once, never more.
+    pub(super) async fn authenticated(
+        &self,
+        call: &Call,
+        priority: Priority,
+    ) -> Result<Answer, ApiError> {
+        let endpoint = call.endpoint;
+        self.admit(endpoint, priority).await?;
+        let lease = self.lease(endpoint, priority).await?;
+        let answer = self.send(endpoint, self.request(call, &lease)).await?;
+        if answer.status != 401 {
+            self.settle_token(&lease, &answer).await;
+            return Ok(answer);
+        }
+        self.tokens.rejected(lease.generation).await;
+        self.admit(endpoint, priority).await?;
+        let lease = self.lease(endpoint, priority).await?;
+        let answer = self.send(endpoint, self.request(call, &lease)).await?;
+        if answer.status == 401 {
+            self.tokens.rejected(lease.generation).await;
+            let said = json::message(&answer.body)
+                .map(|m| format!(": {}", short(&m)))
+                .unwrap_or_default();
+            return Err(ApiError::new(
+                ErrorKind::Unauthorized,
+                self.name(),
+                endpoint,
+                format!("rejected a freshly minted token too (401{said}); check that the API account still exists and its secret was not regenerated"),
+            )
+            .with_status(401));
+        }
+        self.settle_token(&lease, &answer).await;
+        Ok(answer)
+    }
+
+    async fn settle_token(&self, lease: &Lease, answer: &Answer) {
+        if answer.status != 403 {
+            self.tokens.accepted(lease.generation).await;
+        }
+    }
+
+    fn request(&self, call: &Call, lease: &Lease) -> reqwest::RequestBuilder {
+        let bearer =
+            HeaderValue::from_str(&format!("Bearer {}", lease.token.expose())).map(|mut v| {
+                v.set_sensitive(true);
+                v
+            });
+        let mut request = match &call.body {
+            Some(Body::Json(body)) => self
+                .http
+                .post(call.url.clone())
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(body.clone()),
+            Some(Body::Form(body)) => self
+                .http
+                .post(call.url.clone())
+                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .body(body.clone()),
+            None => self.http.get(call.url.clone()),
+        };
+        request = request.header(header::ACCEPT, call.accept);
+        if let Ok(bearer) = bearer {
+            request = request.header(header::AUTHORIZATION, bearer);
+        }
+        request
+    }
+
+    async fn lease(&self, endpoint: Endpoint, priority: Priority) -> Result<Lease, ApiError> {
+        let result = self.tokens.lease(|| self.mint(priority)).await;
+        match result {
+            Ok(lease) => Ok(lease),
+            Err(LeaseError::Mint(error)) => Err(ApiError { endpoint, ..error }),
+            Err(LeaseError::BackingOff { retry_in }) => {
+                self.observer.token(self.name(), TokenOutcome::BackedOff);
+                Err(ApiError::new(
+                    ErrorKind::Unauthorized,
+                    self.name(),
+                    endpoint,
+                    format!(
+                        "the appliance rejected a token it had just issued; not minting another for {} (each new token can invalidate another integration's: an API account holds at most 30)",
+                        humantime::format_duration(Duration::from_secs(retry_in.as_secs().max(1)))
+                    ),
+                ))
+            }
+        }
+    }
+
+    /// `POST /oauth2/token` with the client credentials.
+    async fn mint(&self, priority: Priority) -> Result<(Secret, Option<Duration>), ApiError> {
+        let endpoint = Endpoint::Token;
+        self.admit(endpoint, priority).await?;
+        let mut authorization = HeaderValue::from_str(self.basic_auth.expose()).map_err(|_| {
+            ApiError::new(
+                ErrorKind::BadRequest,
+                self.name(),
+                endpoint,
+                "client_id or client secret contains characters that cannot be sent in a header",
+            )
+        })?;
+        authorization.set_sensitive(true);
+        let request = self
+            .http
+            .post(self.url(endpoint.method_and_path().1, None))
+            .header(header::AUTHORIZATION, authorization)
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(header::ACCEPT, "application/json")
+            .body("grant_type=client_credentials");
+        let answer = match self.send(endpoint, request).await {
+            Ok(answer) => answer,
+            Err(error) => {
+                self.observer.token(self.name(), TokenOutcome::Failed);
+                return Err(error);
+            }
+        };
+        match answer.status {
+            200 => match json::token(&answer.body) {
+                Ok((token, expires_in)) => {
+                    self.observer.token(self.name(), TokenOutcome::Minted);
+                    Ok((Secret::new(token), expires_in.map(Duration::from_secs)))
+                }
+                Err(m) => {
+                    self.observer.token(self.name(), TokenOutcome::Failed);
+                    Err(self.malformed(endpoint, &answer, m))
+                }
+            },
+            400 | 401 => {
+                self.observer.token(self.name(), TokenOutcome::Rejected);
+                Err(ApiError::new(
+                    ErrorKind::Unauthorized,
+                    self.name(),
+                    endpoint,
+                    format!(
+                        "token request rejected ({}): check client_id and the client secret",
+                        answer.status
+                    ),
+                )
+                .with_status(answer.status))
+            }
+            _ => {
+                self.observer.token(self.name(), TokenOutcome::Failed);
+                Err(self.status_error(endpoint, &answer))
+            }
+        }
+    }
+
+    pub(super) fn malformed(
+        &self,
+        endpoint: Endpoint,
+        answer: &Answer,
+        problem: json::Malformed,
+    ) -> ApiError {
+        ApiError::new(ErrorKind::Malformed, self.name(), endpoint, problem.0)
+            .with_status(answer.status)
+    }
+
+    /// The error for a status the endpoint does not treat as success.
+    pub(super) fn status_error(&self, endpoint: Endpoint, answer: &Answer) -> ApiError {
+        let status = answer.status;
+        let said = json::message(&answer.body)
+            .map(|m| format!(": {}", short(&m)))
+            .unwrap_or_default();
+        let (kind, detail) = match status {
+            401 => (ErrorKind::Unauthorized, format!("401 Unauthorized{said}")),
+            403 => (
+                ErrorKind::Forbidden,
+                format!(
+                    "403 Forbidden{said}: the API account lacks permission for the Command API; grant it on /login > Management > API Configuration"
+                ),
+            ),
+            404 => (ErrorKind::NotFound, format!("404 Not Found{said}")),
+            422 => (
+                ErrorKind::Unprocessable,
+                format!("422 Unprocessable Entity{said}"),
+            ),
+            429 => (
+                ErrorKind::RateLimited,
+                format!(
+                    "429 Too Many Requests{said}; backing off{}",
+                    answer
+                        .retry_after()
+                        .map(|d| format!(" for {}", humantime::format_duration(d)))
+                        .unwrap_or_default()
+                ),
+            ),
+            300..=399 => (
+                ErrorKind::BadRequest,
+                format!("unexpected redirect (HTTP {status}); redirects are not followed"),
+            ),
+            400..=499 => (ErrorKind::BadRequest, format!("HTTP {status}{said}")),
+            500..=599 => (ErrorKind::Server, format!("HTTP {status}{said}")),
+            _ => (
+                ErrorKind::Malformed,
+                format!("unexpected HTTP status {status}{said}"),
+            ),
+        };
+        let mut error = ApiError::new(kind, self.name(), endpoint, detail).with_status(status);
+        if status == 422
+            && let Some((_, bag)) = json::error_bag(&answer.body)
+            && !bag.is_empty()
+        {
+            let fields: Vec<String> = bag
+                .iter()
+                .map(|(field, problems)| format!("{field}: {}", problems.join("; ")))
+                .collect();
+            error.detail = format!("{} ({})", error.detail, short(&fields.join(", ")));
+            error.errors = Some(bag);
+        }
+        if status == 429 {
+            error.retry_after = answer.retry_after();
+        }
+        error
+    }
+}
+
+/// Keeps appliance-supplied text in messages to a readable size.
+pub(super) fn short(text: &str) -> String {
+    const LIMIT: usize = 200;
+    let mut out: String = text
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(LIMIT)
+        .collect();
+    if text.chars().count() > LIMIT {
+        out.push('…');
+    }
+    out
+}
