@@ -38,12 +38,7 @@ pub struct ExporterConfig {
     pub listen: SocketAddr,
 }
 
-/// Which command API a site speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ApiFlavor {
-    /// The JSON Command API v2 (`/api/command/v2`).
-    V2,
-}
+pub use crate::api::ApiChoice;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum SecretSource {
@@ -67,12 +62,15 @@ impl fmt::Display for SecretSource {
 pub struct ApplianceEntry {
     pub name: String,
     pub url: String,
+    /// Overrides the site's `api` for this appliance (a pair in the middle of an upgrade).
+    pub api: Option<ApiChoice>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct SiteConfig {
     pub name: String,
-    pub api: ApiFlavor,
+    /// `v2`, `xml`, or `auto` (detected per appliance).
+    pub api: ApiChoice,
     pub client_id: String,
     pub client_secret: SecretSource,
     pub ca_file: Option<PathBuf>,
@@ -341,6 +339,22 @@ impl Reader {
         }
     }
 
+    fn api_choice(&mut self, table: &mut toml::Table, path: &str) -> Option<ApiChoice> {
+        match self.string(table, path, "api").as_deref() {
+            None => None,
+            Some("v2") => Some(ApiChoice::V2),
+            Some("xml") => Some(ApiChoice::Xml),
+            Some("auto") => Some(ApiChoice::Auto),
+            Some(other) => {
+                self.problem(
+                    join(path, "api"),
+                    format!("{other:?} is not an API: use \"v2\", \"xml\" or \"auto\""),
+                );
+                None
+            }
+        }
+    }
+
     fn table(&mut self, table: &mut toml::Table, path: &str, key: &str) -> Option<toml::Table> {
         match table.remove(key)? {
             toml::Value::Table(t) => Some(t),
@@ -466,18 +480,7 @@ impl Reader {
         {
             self.problem(join(path, "name"), format!("{name:?} may contain only letters, digits, '-' and '_' (it names files and metric labels)"));
         }
-        let api = match self.string(&mut table, path, "api").as_deref() {
-            None | Some("v2") => ApiFlavor::V2,
-            Some(other) => {
-                self.problem(
-                    join(path, "api"),
-                    format!(
-                        "{other:?} is not supported: use \"v2\" (the XML API is not available yet)"
-                    ),
-                );
-                ApiFlavor::V2
-            }
-        };
+        let api = self.api_choice(&mut table, path).unwrap_or_default();
         let client_id = self
             .string(&mut table, path, "client_id")
             .unwrap_or_default();
@@ -659,8 +662,9 @@ impl Reader {
             } else if let Err(e) = parse_base_url(&url) {
                 self.problem(join(&entry_path, "url"), e.to_string());
             }
-            self.leftovers(entry, &entry_path, &["name", "url"]);
-            parsed.push(ApplianceEntry { name, url });
+            let api = self.api_choice(&mut entry, &entry_path);
+            self.leftovers(entry, &entry_path, &["name", "url", "api"]);
+            parsed.push(ApplianceEntry { name, url, api });
         }
         if parsed.len() == 2 && parsed[0].name == parsed[1].name && !parsed[0].name.is_empty() {
             self.problem(

@@ -12,8 +12,9 @@ use bt_watchdog::commands::{check_config, demo, operator, simulate, status};
 use bt_watchdog::config;
 use bt_watchdog::control::protocol::Request;
 use bt_watchdog::daemon::{self, ConfigSource, DaemonError};
+use bt_watchdog::sim::state::{XML_NAMESPACE_BEYONDTRUST, XML_NAMESPACE_BOMGAR};
 use bt_watchdog::sim::tls::TlsFiles;
-use bt_watchdog::sim::{SimConfig, SimProduct, SimSettings};
+use bt_watchdog::sim::{SimApis, SimConfig, SimProduct, SimSettings};
 use clap::{Parser, Subcommand, ValueEnum};
 
 /// Default configuration file.
@@ -148,7 +149,7 @@ struct SimulateArgs {
     #[arg(long, default_value_t = 0)]
     control_port: u16,
     /// Names of the two appliances, primary first.
-    #[arg(long, value_delimiter = ',', num_args = 2, default_values = ["east", "west"])]
+    #[arg(long, value_delimiter = ',', default_values = ["east", "west"])]
     names: Vec<String>,
     #[arg(long, default_value = "bt-watchdog")]
     client_id: String,
@@ -172,9 +173,30 @@ struct SimulateArgs {
     /// The PEM private key of --tls-cert.
     #[arg(long, requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// Which command APIs each appliance serves, primary first: `both`, `v2` or `xml`.
+    #[arg(long, value_delimiter = ',', default_values = ["both", "both"])]
+    apis: Vec<ApisArg>,
+    /// The XML namespace of each appliance, primary first: `bomgar` (older appliances),
+    /// `beyondtrust` (newer ones) or `none`.
+    #[arg(long, value_delimiter = ',', default_values = ["bomgar", "beyondtrust"])]
+    xml_namespaces: Vec<NamespaceArg>,
     /// Write the URLs as JSON to this file once listening (for scripts).
     #[arg(long)]
     ready_file: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ApisArg {
+    Both,
+    V2,
+    Xml,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum NamespaceArg {
+    Bomgar,
+    Beyondtrust,
+    None,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -402,6 +424,11 @@ async fn run_simulator(args: SimulateArgs) -> anyhow::Result<()> {
     if client_secret.is_empty() {
         anyhow::bail!("--client-secret-file: the file is empty");
     }
+    if args.apis.len() != 2 || args.xml_namespaces.len() != 2 {
+        anyhow::bail!(
+            "--apis and --xml-namespaces take exactly two values, primary first (like --apis xml,v2)"
+        );
+    }
     let [first, second] = <[String; 2]>::try_from(args.names.clone())
         .map_err(|_| anyhow::anyhow!("--names takes exactly two names"))?;
     if first == second || first.is_empty() || second.is_empty() {
@@ -425,6 +452,11 @@ async fn run_simulator(args: SimulateArgs) -> anyhow::Result<()> {
         product,
         swap_duration: args.swap_duration,
         sync_interval: args.sync_interval,
+        apis: [apis(args.apis[0]), apis(args.apis[1])],
+        xml_namespaces: [
+            namespace(args.xml_namespaces[0]),
+            namespace(args.xml_namespaces[1]),
+        ],
         ..SimSettings::default()
     };
     let config = SimConfig {
@@ -447,6 +479,31 @@ async fn run_simulator(args: SimulateArgs) -> anyhow::Result<()> {
     tracing::info!("stopping the simulator");
     simulator.shutdown().await;
     Ok(())
+}
+
+fn apis(arg: ApisArg) -> SimApis {
+    match arg {
+        ApisArg::Both => SimApis {
+            v2: true,
+            xml: true,
+        },
+        ApisArg::V2 => SimApis {
+            v2: true,
+            xml: false,
+        },
+        ApisArg::Xml => SimApis {
+            v2: false,
+            xml: true,
+        },
+    }
+}
+
+fn namespace(arg: NamespaceArg) -> Option<String> {
+    match arg {
+        NamespaceArg::Bomgar => Some(XML_NAMESPACE_BOMGAR.to_string()),
+        NamespaceArg::Beyondtrust => Some(XML_NAMESPACE_BEYONDTRUST.to_string()),
+        NamespaceArg::None => None,
+    }
 }
 
 async fn wait_for_stop_signal() -> anyhow::Result<()> {

@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use bt_watchdog::api::model::FailoverRole;
-use bt_watchdog::sim::{FaultsPatch, SimSettings, Simulator};
+use bt_watchdog::sim::{FaultsPatch, SimApis, SimSettings, Simulator};
 use common::simulator;
 use common::watchdog::{SECRET, Watchdog, Workspace, config_toml, metric, site_toml};
 
@@ -516,4 +516,95 @@ async fn s14_a_frozen_watchdog_does_not_act_until_it_has_run_regularly_again() {
     );
     assert_eq!(calls(&sim).len(), 1);
     sim.shutdown().await;
+}
+
+fn with_api(site: String, api: &str) -> String {
+    site.replacen("client_id = ", &format!("api = \"{api}\"\nclient_id = "), 1)
+}
+
+async fn failover_end_to_end(settings: SimSettings, api: &str, expected_api: [&str; 2]) {
+    let sim = simulator(settings).await;
+    let ws = Workspace::new();
+    let secret = ws.write_secret(SECRET);
+    let config = ws.path("config.toml");
+    std::fs::write(
+        &config,
+        config_toml(
+            "auto",
+            &ws.path("state"),
+            &with_api(site_toml("hq", &sim, &secret, ""), api),
+        ),
+    )
+    .unwrap();
+    let watchdog = Watchdog::start(&config, &ws.path("watchdog.log"), "info");
+    healthy(&watchdog).await;
+    let metrics = watchdog.metrics().await;
+    for (appliance, api) in ["east", "west"].iter().zip(expected_api) {
+        let info = metrics
+            .lines()
+            .find(|l| {
+                l.starts_with("beyondtrust_appliance_info{")
+                    && l.contains(&format!("appliance=\"{appliance}\""))
+            })
+            .unwrap();
+        assert!(info.contains(&format!("api=\"{api}\"")), "{info}");
+    }
+    sim.set_faults(0, down(true));
+    watchdog
+        .wait_for_site(LONG, "cooldown after the failover", |s| {
+            s["state"] == "cooldown"
+        })
+        .await;
+    assert_eq!(
+        calls(&sim),
+        vec![("west".to_string(), FailoverRole::Primary, false, false)]
+    );
+    assert_eq!(roles(&sim)[1], FailoverRole::Primary);
+    let metrics = watchdog.metrics().await;
+    assert_eq!(
+        metric(
+            &metrics,
+            r#"beyondtrust_watchdog_failovers_total{outcome="success",site="hq",trigger="auto"}"#
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        metric(
+            &metrics,
+            r#"beyondtrust_appliance_failover_role{appliance="west",role="primary",site="hq"}"#
+        ),
+        Some(1.0)
+    );
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_failover_end_to_end_against_an_xml_only_pair() {
+    let xml_only = SimSettings {
+        apis: [SimApis {
+            v2: false,
+            xml: true,
+        }; 2],
+        ..SimSettings::default()
+    };
+    failover_end_to_end(xml_only, "xml", ["xml", "xml"]).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_failover_end_to_end_against_a_pair_mid_upgrade() {
+    // East still speaks only XML, west already only v2: `auto` finds out for each.
+    let mixed = SimSettings {
+        apis: [
+            SimApis {
+                v2: false,
+                xml: true,
+            },
+            SimApis {
+                v2: true,
+                xml: false,
+            },
+        ],
+        ..SimSettings::default()
+    };
+    failover_end_to_end(mixed, "auto", ["xml", "v2"]).await;
 }

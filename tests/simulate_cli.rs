@@ -220,3 +220,74 @@ fn simulate_refuses_bad_arguments_with_a_clear_message() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("--tls-key"));
 }
+
+#[test]
+fn simulate_serves_the_xml_api_with_the_chosen_apis_names_and_namespaces() {
+    let dir = tempfile::tempdir().unwrap();
+    let ready = dir.path().join("ready.json");
+    let child = Command::new(BINARY)
+        .args([
+            "simulate",
+            "--names",
+            "north,south",
+            "--apis",
+            "xml,v2",
+            "--xml-namespaces",
+            "bomgar,none",
+            "--ready-file",
+        ])
+        .arg(&ready)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _sim = Running(child);
+    let info = wait_for_file(&ready, Duration::from_secs(20));
+    assert_eq!(info["appliances"][0]["name"], "north");
+    let north = info["appliances"][0]["url"].as_str().unwrap().to_string();
+    let (_, token) = curl(&[
+        "-u",
+        "bt-watchdog:simulated-secret",
+        "-d",
+        "grant_type=client_credentials",
+        &format!("{north}/oauth2/token"),
+    ]);
+    let token: serde_json::Value = serde_json::from_str(&token).unwrap();
+    let bearer = format!(
+        "Authorization: Bearer {}",
+        token["access_token"].as_str().unwrap()
+    );
+    let (status, _) = curl(&[
+        "-H",
+        "Accept: application/json",
+        "-H",
+        &bearer,
+        &format!("{north}/api/command/v2/health"),
+    ]);
+    assert_eq!(status, 404, "north speaks only XML");
+    let (status, body) = curl(&[
+        "-H",
+        &bearer,
+        &format!("{north}/api/command?action=check_health"),
+    ]);
+    assert_eq!(status, 200);
+    assert!(
+        body.contains("<health_check xmlns=\"http://www.bomgar.com/namespaces/API/command\">"),
+        "{body}"
+    );
+    assert!(
+        body.contains("<failover_role>primary</failover_role>"),
+        "{body}"
+    );
+    let (status, body) = curl(&[
+        "-H",
+        &bearer,
+        &format!("{north}/api/command?action=no_such_thing"),
+    ]);
+    assert_eq!(status, 200);
+    assert!(
+        body.contains("<error") && body.contains("Invalid action"),
+        "{body}"
+    );
+}

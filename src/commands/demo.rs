@@ -12,8 +12,9 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use crate::api::ApiChoice;
 use crate::api::model::FailoverRole;
-use crate::config::{ApiFlavor, ApplianceEntry, Config, ExporterConfig, SecretSource, SiteConfig};
+use crate::config::{ApplianceEntry, Config, ExporterConfig, SecretSource, SiteConfig};
 use crate::daemon::{self, ConfigSource, DaemonError};
 use crate::engine::{Mode, Policy};
 use crate::secret::Secret;
@@ -54,7 +55,7 @@ pub fn demo_config(
         exporter: ExporterConfig { listen },
         sites: vec![SiteConfig {
             name: "demo".to_string(),
-            api: ApiFlavor::V2,
+            api: ApiChoice::V2,
             client_id: settings.client_id.clone(),
             client_secret: SecretSource::Inline(Secret::new(settings.client_secret.clone())),
             ca_file: None,
@@ -62,10 +63,12 @@ pub fn demo_config(
                 ApplianceEntry {
                     name: settings.names[0].clone(),
                     url: sim.url(0),
+                    api: None,
                 },
                 ApplianceEntry {
                     name: settings.names[1].clone(),
                     url: sim.url(1),
+                    api: None,
                 },
             ],
             poll_interval,

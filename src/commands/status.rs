@@ -91,6 +91,10 @@ fn render_site(out: &mut String, site: &SiteStatus) {
             .as_deref()
             .map(|v| format!("  v{v}"))
             .unwrap_or_default();
+        let version = match &a.api {
+            Some(api) => format!("{version} ({api})"),
+            None => version,
+        };
         let rate = match (a.ratelimit_remaining, a.ratelimit_limit) {
             (Some(r), Some(l)) => format!("  api {r}/{l} left"),
             _ => String::new(),

@@ -381,6 +381,7 @@ pub fn build_clients(
         settings.ca_file = site.ca_file.clone();
         settings.request_timeout = site.request_timeout;
         settings.budget = site.budget.clone();
+        settings.api = appliance.api.unwrap_or(site.api);
         ApplianceClient::new(settings, observer.clone())
             .map(Arc::new)
             .map_err(|e| DaemonError::Site {

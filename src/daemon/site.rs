@@ -483,7 +483,11 @@ impl SiteLoop {
                     hostname: view.hostname.clone().unwrap_or_default(),
                     appliance_id: view.appliance_id.clone().unwrap_or_default(),
                     product: product.clone().unwrap_or_default(),
-                    api: "v2".to_string(),
+                    api: self.clients[slot]
+                        .flavor()
+                        .map(|f| f.as_str())
+                        .unwrap_or("unknown")
+                        .to_string(),
                 }),
                 last_data_sync_seconds: view.last_data_sync.map(|t| t.unix_seconds_f64()),
                 data_sync_age_seconds: if reporter == Some(slot) {
@@ -516,6 +520,7 @@ impl SiteLoop {
                 hostname: view.hostname.clone(),
                 appliance_id: view.appliance_id.clone(),
                 product,
+                api: self.clients[slot].flavor().map(|f| f.as_str().to_string()),
                 last_error: view.last_error.map(|k| k.label().to_string()),
                 last_data_sync: view.last_data_sync.map(|t| t.to_string()),
                 last_data_sync_status: view.last_data_sync_status.clone(),

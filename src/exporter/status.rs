@@ -51,6 +51,8 @@ pub struct ApplianceStatus {
     pub hostname: Option<String>,
     pub appliance_id: Option<String>,
     pub product: Option<String>,
+    /// The command API it speaks (`v2`, `xml`; absent while `auto` has not detected it yet).
+    pub api: Option<String>,
     pub last_error: Option<String>,
     pub last_data_sync: Option<String>,
     pub last_data_sync_status: Option<String>,

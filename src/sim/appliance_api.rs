@@ -30,7 +30,7 @@ const MAX_REQUEST_BODY: usize = 64 * 1024;
 const MAX_HANG: Duration = Duration::from_secs(600);
 static MALFORMED_BODY: &[u8] = b"{\"version\": \"25.1.1\", \"failover_role\": \"prim";
 
-type Answer = Response<SimBody>;
+pub(super) type Answer = Response<SimBody>;
 
 /// Why a connection is cut without an answer (the appliance went down mid-request).
 fn cut() -> std::io::Error {
@@ -50,7 +50,7 @@ fn json_answer(status: StatusCode, value: &Value) -> Answer {
     response
 }
 
-fn message(status: StatusCode, text: &str) -> Answer {
+pub(super) fn message(status: StatusCode, text: &str) -> Answer {
     json_answer(status, &json!({ "message": text }))
 }
 
@@ -72,7 +72,7 @@ fn allow(methods: &'static str, status: StatusCode) -> Answer {
     response
 }
 
-fn header_text(request: &Request<Incoming>, name: header::HeaderName) -> Option<String> {
+pub(super) fn header_text(request: &Request<Incoming>, name: header::HeaderName) -> Option<String> {
     request
         .headers()
         .get(name)
@@ -151,7 +151,18 @@ pub async fn handle(
         "/check_health" => check_health(&shared, index, &method, &faults),
         "/oauth2/token" => token(&shared, index, request).await,
         p if p == API_BASE || p.starts_with(&format!("{API_BASE}/")) => {
-            api(&shared, index, request, &faults, &mut record).await
+            if shared.with(|pair| pair.settings.apis[index].v2) {
+                api(&shared, index, request, &faults, &mut record).await
+            } else {
+                message(StatusCode::NOT_FOUND, "Not Found")
+            }
+        }
+        super::xml_api::PATH => {
+            if shared.with(|pair| pair.settings.apis[index].xml) {
+                super::xml_api::handle(&shared, index, request, &faults, &mut record).await
+            } else {
+                message(StatusCode::NOT_FOUND, "Not Found")
+            }
         }
         _ => message(StatusCode::NOT_FOUND, "Not Found"),
     };
@@ -176,7 +187,7 @@ fn check_health(shared: &Shared, index: usize, method: &Method, faults: &Faults)
     }
 }
 
-async fn read_body(request: Request<Incoming>) -> Result<Bytes, Answer> {
+pub(super) async fn read_body(request: Request<Incoming>) -> Result<Bytes, Answer> {
     match Limited::new(request.into_body(), MAX_REQUEST_BODY)
         .collect()
         .await
@@ -324,9 +335,30 @@ async fn api(
             "Requests with a body must send Content-Type: application/json.",
         );
     }
-    let bearer = header_text(&request, header::AUTHORIZATION)
-        .and_then(|v| v.strip_prefix("Bearer ").map(|t| t.trim().to_string()));
+    let remaining = match admit(shared, index, &request, faults) {
+        Ok(remaining) => remaining,
+        Err(answer) => return answer,
+    };
+    let answer = match resource.as_str() {
+        "/health" => with_body_faults(health(shared, index), faults),
+        "/appliance" => with_body_faults(appliances(shared), faults),
+        "/info" => with_body_faults(info(shared, faults), faults),
+        _ => failover_role(shared, index, request, record).await,
+    };
+    with_rate_headers(shared, answer, remaining)
+}
 
+/// What every authenticated request goes through, whichever API: the rate limit (or an
+/// injected 429), the bearer token, the account's permission. `Ok` carries the requests left
+/// this hour; `Err` is the answer to send instead.
+pub(super) fn admit(
+    shared: &Shared,
+    index: usize,
+    request: &Request<Incoming>,
+    faults: &Faults,
+) -> Result<u32, Answer> {
+    let bearer = header_text(request, header::AUTHORIZATION)
+        .and_then(|v| v.strip_prefix("Bearer ").map(|t| t.trim().to_string()));
     let now = Instant::now();
     let limited = shared.with(|pair| {
         if faults.rate_limited {
@@ -339,34 +371,36 @@ async fn api(
         Ok(remaining) => remaining,
         Err(retry_after) => {
             let mut answer = message(StatusCode::TOO_MANY_REQUESTS, "Rate limit exceeded.");
-            let headers = answer.headers_mut();
-            headers.insert(
-                "x-ratelimit-limit",
-                shared.with(|p| p.settings.hourly_limit).into(),
-            );
-            headers.insert("x-ratelimit-remaining", HeaderValue::from_static("0"));
             if let Some(seconds) = retry_after {
-                headers.insert(header::RETRY_AFTER, seconds.into());
+                answer
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, seconds.into());
             }
-            return answer;
+            return Err(with_rate_headers(shared, answer, 0));
         }
     };
-    let mut answer = match shared.with(|pair| pair.authorize(index, bearer.as_deref(), now)) {
-        Authorization::Invalid => json_answer(
-            StatusCode::UNAUTHORIZED,
-            &json!({ "error": "access_denied", "message": "The resource owner or authorization server denied the request." }),
-        ),
-        Authorization::Valid if faults.forbidden => message(
-            StatusCode::FORBIDDEN,
-            "This API account does not have permission to use the Command API.",
-        ),
-        Authorization::Valid => match resource.as_str() {
-            "/health" => with_body_faults(health(shared, index), faults),
-            "/appliance" => with_body_faults(appliances(shared), faults),
-            "/info" => with_body_faults(info(shared, faults), faults),
-            _ => failover_role(shared, index, request, record).await,
-        },
-    };
+    match shared.with(|pair| pair.authorize(index, bearer.as_deref(), now)) {
+        Authorization::Invalid => Err(with_rate_headers(
+            shared,
+            json_answer(
+                StatusCode::UNAUTHORIZED,
+                &json!({ "error": "access_denied", "message": "The resource owner or authorization server denied the request." }),
+            ),
+            remaining,
+        )),
+        Authorization::Valid if faults.forbidden => Err(with_rate_headers(
+            shared,
+            message(
+                StatusCode::FORBIDDEN,
+                "This API account does not have permission to use the Command API.",
+            ),
+            remaining,
+        )),
+        Authorization::Valid => Ok(remaining),
+    }
+}
+
+pub(super) fn with_rate_headers(shared: &Shared, mut answer: Answer, remaining: u32) -> Answer {
     let headers = answer.headers_mut();
     headers.insert(
         "x-ratelimit-limit",
@@ -377,7 +411,7 @@ async fn api(
 }
 
 /// Applies the body faults to a successful read answer.
-fn with_body_faults(mut answer: Answer, faults: &Faults) -> Answer {
+pub(super) fn with_body_faults(mut answer: Answer, faults: &Faults) -> Answer {
     if faults.endless_body {
         *answer.body_mut() = SimBody::Endless;
     } else if faults.malformed {
@@ -386,7 +420,7 @@ fn with_body_faults(mut answer: Answer, faults: &Faults) -> Answer {
     answer
 }
 
-fn health_value(pair: &Pair, index: usize, wall: SystemTime) -> Value {
+pub(super) fn health_value(pair: &Pair, index: usize, wall: SystemTime) -> Value {
     let appliance = &pair.appliances[index];
     let (last_sync, status) = pair.data_sync(index, wall);
     let mut value = json!({
@@ -536,23 +570,36 @@ async fn failover_role(
         Err(answer) => return answer,
     };
     record.body = serde_json::from_slice(&body).ok();
-    let parsed = validate_failover(&body);
-    let wall = SystemTime::now();
+    match validate_failover(&body) {
+        Ok(request) => {
+            let (status, text) = carry_out_failover(shared, index, request);
+            message(
+                StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                &text,
+            )
+        }
+        Err(answer) => {
+            shared.with(|pair| pair.appliances[index].counters.failover_calls += 1);
+            answer
+        }
+    }
+}
+
+/// Applies a valid failover request to the pair and records it: (status, message).
+pub(super) fn carry_out_failover(
+    shared: &Shared,
+    index: usize,
+    request: FailoverRequest,
+) -> (u16, String) {
+    let at = UtcTime::from_system_time(SystemTime::now()).to_api_string();
     shared.with(|pair| {
         pair.appliances[index].counters.failover_calls += 1;
-        let name = pair.appliances[index].name.clone();
-        let at = UtcTime::from_system_time(wall).to_api_string();
-        let request = match parsed {
-            Ok(request) => request,
-            Err(answer) => return answer,
-        };
-        let outcome = pair.set_failover_role(index, request, Instant::now());
-        let (status, text) = match &outcome {
-            Ok(text) => (200, text.clone()),
-            Err((status, text)) => (*status, text.clone()),
+        let (status, text) = match pair.set_failover_role(index, request, Instant::now()) {
+            Ok(text) => (200, text),
+            Err((status, text)) => (status, text),
         };
         pair.failover_calls.push(FailoverCall {
-            appliance: name,
+            appliance: pair.appliances[index].name.clone(),
             at,
             role: request.role,
             data_sync_first: request.data_sync_first,
@@ -560,10 +607,7 @@ async fn failover_role(
             status,
             message: text.clone(),
         });
-        message(
-            StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-            &text,
-        )
+        (status, text)
     })
 }
 

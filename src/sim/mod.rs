@@ -16,6 +16,7 @@ pub mod control;
 pub mod listener;
 pub mod state;
 pub mod tls;
+pub mod xml_api;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -29,7 +30,8 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 pub use state::{
-    Counters, Faults, FaultsPatch, Pair, PairFaults, PairFaultsPatch, SimProduct, SimSettings,
+    Counters, Faults, FaultsPatch, Pair, PairFaults, PairFaultsPatch, SimApis, SimProduct,
+    SimSettings,
 };
 
 /// Where the simulator listens.

@@ -51,7 +51,32 @@ pub struct SimSettings {
     pub sync_interval: Duration,
     pub per_second_limit: u32,
     pub hourly_limit: u32,
+    /// Which command APIs each appliance serves (an older appliance may have only XML).
+    pub apis: [SimApis; 2],
+    /// The XML namespace of each appliance's answers; it changed across versions.
+    pub xml_namespaces: [Option<String>; 2],
 }
+
+/// The command APIs one simulated appliance serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SimApis {
+    pub v2: bool,
+    pub xml: bool,
+}
+
+impl Default for SimApis {
+    fn default() -> Self {
+        SimApis {
+            v2: true,
+            xml: true,
+        }
+    }
+}
+
+/// The namespace older appliances answer XML in.
+pub const XML_NAMESPACE_BOMGAR: &str = "http://www.bomgar.com/namespaces/API/command";
+/// The namespace newer appliances answer XML in.
+pub const XML_NAMESPACE_BEYONDTRUST: &str = "http://www.beyondtrust.com/namespaces/API/command";
 
 impl Default for SimSettings {
     fn default() -> Self {
@@ -65,6 +90,12 @@ impl Default for SimSettings {
             sync_interval: Duration::from_secs(60),
             per_second_limit: 20,
             hourly_limit: 15_000,
+            apis: [SimApis::default(); 2],
+            // One of each, so that a default pair shows both.
+            xml_namespaces: [
+                Some(XML_NAMESPACE_BOMGAR.to_string()),
+                Some(XML_NAMESPACE_BEYONDTRUST.to_string()),
+            ],
         }
     }
 }
