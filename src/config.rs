@@ -36,6 +36,8 @@ pub struct Config {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ExporterConfig {
     pub listen: SocketAddr,
+    /// TLS and basic-auth settings for the exporter (see `exporter::web_config`).
+    pub web_config: Option<PathBuf>,
 }
 
 pub use crate::api::ApiChoice;
@@ -44,6 +46,8 @@ pub use crate::api::ApiChoice;
 pub enum SecretSource {
     File(PathBuf),
     Env(String),
+    /// A systemd credential (`LoadCredential=`): a file of that name in `$CREDENTIALS_DIRECTORY`.
+    Credential(String),
     /// Held in memory by the program itself (`demo`); never read from a configuration file.
     Inline(Secret),
 }
@@ -53,6 +57,7 @@ impl fmt::Display for SecretSource {
         match self {
             SecretSource::File(path) => write!(f, "the secret file {}", path.display()),
             SecretSource::Env(var) => write!(f, "the environment variable {var}"),
+            SecretSource::Credential(name) => write!(f, "the systemd credential {name}"),
             SecretSource::Inline(_) => f.write_str("the built-in secret"),
         }
     }
@@ -172,6 +177,13 @@ pub fn read_secret(source: &SecretSource) -> Result<Secret, String> {
             std::fs::read_to_string(path).map_err(|e| format!("{source} cannot be read: {e}"))?
         }
         SecretSource::Env(var) => std::env::var(var).map_err(|_| format!("{source} is not set"))?,
+        SecretSource::Credential(name) => {
+            let dir = std::env::var_os("CREDENTIALS_DIRECTORY")
+                .ok_or_else(|| format!("{source} needs $CREDENTIALS_DIRECTORY, which systemd sets with LoadCredential= (it is not set)"))?;
+            let path = Path::new(&dir).join(name);
+            std::fs::read_to_string(&path)
+                .map_err(|e| format!("{source} ({}) cannot be read: {e}", path.display()))?
+        }
         SecretSource::Inline(secret) => return Ok(secret.clone()),
     };
     // A trailing newline from `echo … > file` is not part of the secret.
@@ -410,7 +422,10 @@ impl Reader {
                 }
             },
         };
-        self.leftovers(exporter_table, "exporter", &["listen"]);
+        let web_config = self
+            .string(&mut exporter_table, "exporter", "web_config")
+            .map(PathBuf::from);
+        self.leftovers(exporter_table, "exporter", &["listen", "web_config"]);
 
         let mut sites = Vec::new();
         match root.remove("site") {
@@ -464,7 +479,10 @@ impl Reader {
             mode,
             state_dir,
             control_socket,
-            exporter: ExporterConfig { listen: listen? },
+            exporter: ExporterConfig {
+                listen: listen?,
+                web_config,
+            },
             sites,
         })
     }
@@ -498,24 +516,37 @@ impl Reader {
         }
         let secret_file = self.string(&mut table, path, "client_secret_file");
         let secret_env = self.string(&mut table, path, "client_secret_env");
-        let client_secret = match (secret_file, secret_env) {
-            (Some(file), None) => Some(SecretSource::File(PathBuf::from(file))),
-            (None, Some(var)) => Some(SecretSource::Env(var)),
-            (Some(_), Some(_)) => {
+        let secret_credential = self.string(&mut table, path, "client_secret_credential");
+        let sources: Vec<SecretSource> = [
+            secret_file.map(|f| SecretSource::File(PathBuf::from(f))),
+            secret_env.map(SecretSource::Env),
+            secret_credential.map(SecretSource::Credential),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        let client_secret = match <[SecretSource; 1]>::try_from(sources) {
+            Ok([source]) => Some(source),
+            Err(sources) if sources.is_empty() => {
                 self.problem(
                     join(path, "client_secret_file"),
-                    "give client_secret_file or client_secret_env, not both",
+                    "is required (or client_secret_env, or client_secret_credential)",
                 );
                 None
             }
-            (None, None) => {
-                self.problem(
-                    join(path, "client_secret_file"),
-                    "is required (or client_secret_env)",
-                );
+            Err(_) => {
+                self.problem(join(path, "client_secret_file"), "give one of client_secret_file, client_secret_env and client_secret_credential, not several");
                 None
             }
         };
+        if let Some(SecretSource::Credential(name)) = &client_secret {
+            if name.is_empty() || name.contains('/') {
+                self.problem(
+                    join(path, "client_secret_credential"),
+                    "must be a credential name (as in LoadCredential=NAME:…), not a path",
+                );
+            }
+        }
         let ca_file = self.string(&mut table, path, "ca_file").map(PathBuf::from);
         let appliances = self.appliances(&mut table, path);
         let poll_interval = self.duration(&mut table, path, "poll_interval", DEFAULT_POLL_INTERVAL);
@@ -579,6 +610,7 @@ impl Reader {
                 "client_id",
                 "client_secret_file",
                 "client_secret_env",
+                "client_secret_credential",
                 "ca_file",
                 "appliances",
                 "poll_interval",

@@ -52,7 +52,10 @@ pub fn demo_config(
         mode: Mode::Auto,
         control_socket: crate::control::default_socket(&state_dir),
         state_dir,
-        exporter: ExporterConfig { listen },
+        exporter: ExporterConfig {
+            listen,
+            web_config: None,
+        },
         sites: vec![SiteConfig {
             name: "demo".to_string(),
             api: ApiChoice::V2,

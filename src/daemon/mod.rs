@@ -24,6 +24,7 @@ use crate::engine::Mode;
 use crate::exporter::metrics::{Metrics, SiteObserver};
 use crate::exporter::server::{self, Exporter};
 use crate::exporter::status::Board;
+use crate::exporter::web_config::WebConfig;
 use site::{SiteCommand, SiteLoop};
 use store::{StateStore, StoreError};
 
@@ -45,6 +46,8 @@ pub enum DaemonError {
     Signals(std::io::Error),
     #[error("{0}")]
     Lock(#[from] crate::control::lock::LockError),
+    #[error("{0}")]
+    WebConfig(#[from] crate::exporter::web_config::WebConfigError),
     #[error("{0}")]
     Socket(#[from] crate::control::server::SocketError),
 }
@@ -123,6 +126,10 @@ pub async fn start(
     let metrics = Arc::new(Metrics::new());
     let board = Arc::new(Board::default());
     let directory = Arc::new(Directory::default());
+    let web = Arc::new(match &config.exporter.web_config {
+        Some(path) => WebConfig::from_file(path)?,
+        None => WebConfig::open(),
+    });
     let (control_listener, owner) = control::bind(&config.control_socket)?;
     let listener = server::bind(config.exporter.listen)
         .await
@@ -167,9 +174,19 @@ pub async fn start(
         metrics: metrics.clone(),
         board: board.clone(),
     });
-    tokio::spawn(server::serve(exporter, listener, stop_rx.clone()));
+    tokio::spawn(server::serve(
+        exporter,
+        web.clone(),
+        listener,
+        stop_rx.clone(),
+    ));
+    let scheme = if web.current().tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     tracing::info!(
-        "watching {} site(s) in {} mode; metrics on http://{listen}/metrics, status on http://{listen}/status",
+        "watching {} site(s) in {} mode; metrics on {scheme}://{listen}/metrics, status on {scheme}://{listen}/status",
         config.sites.len(),
         config.mode.as_str()
     );

@@ -3,3 +3,4 @@
 pub mod metrics;
 pub mod server;
 pub mod status;
+pub mod web_config;

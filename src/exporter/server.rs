@@ -20,6 +20,7 @@ use tokio::sync::watch;
 
 use super::metrics::Metrics;
 use super::status::Board;
+use super::web_config::WebConfig;
 
 const LANDING: &str = r#"<!doctype html>
 <html><head><meta charset="utf-8"><title>bt-watchdog</title></head>
@@ -106,9 +107,10 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     TcpListener::bind(addr).await
 }
 
-/// Serves until `shutdown` turns true.
+/// Serves until `shutdown` turns true, with TLS and basic auth as the web configuration says.
 pub async fn serve(
     exporter: Arc<Exporter>,
+    web: Arc<WebConfig>,
     listener: TcpListener,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -121,17 +123,37 @@ pub async fn serve(
                     continue;
                 };
                 let exporter = exporter.clone();
+                let active = web.current();
                 tokio::spawn(async move {
+                    let guard = active.clone();
                     let service = hyper::service::service_fn(move |request: Request<Incoming>| {
-                        let response = exporter.answer(&request);
+                        let authorization = request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+                        let response = if guard.authorized(authorization) {
+                            exporter.answer(&request)
+                        } else {
+                            let mut response = respond(StatusCode::UNAUTHORIZED, "text/plain; charset=utf-8", "unauthorized\n");
+                            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"bt-watchdog\""));
+                            response
+                        };
                         async move { Ok::<_, Infallible>(response) }
                     });
                     // A client that sends nothing is dropped after a while.
-                    let connection = http1::Builder::new()
-                        .header_read_timeout(Duration::from_secs(10))
-                        .timer(hyper_util::rt::TokioTimer::new())
-                        .serve_connection(TokioIo::new(stream), service);
-                    let _ = connection.await;
+                    let builder = {
+                        let mut builder = http1::Builder::new();
+                        builder.header_read_timeout(Duration::from_secs(10)).timer(hyper_util::rt::TokioTimer::new());
+                        builder
+                    };
+                    match &active.tls {
+                        None => {
+                            let _ = builder.serve_connection(TokioIo::new(stream), service).await;
+                        }
+                        Some(acceptor) => {
+                            let Ok(Ok(tls)) = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await else {
+                                return;
+                            };
+                            let _ = builder.serve_connection(TokioIo::new(tls), service).await;
+                        }
+                    }
                 });
             }
             _ = shutdown.changed() => return,

@@ -128,7 +128,7 @@ impl Watchdog {
         let until = Instant::now() + Duration::from_secs(20);
         loop {
             let logs = watchdog.logs();
-            if let Some(at) = logs.find("metrics on http://") {
+            if let Some(at) = logs.find("metrics on http") {
                 let rest = &logs[at + "metrics on ".len()..];
                 let url = rest.split("/metrics").next().unwrap();
                 watchdog.base = url.to_string();
