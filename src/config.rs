@@ -539,13 +539,13 @@ impl Reader {
                 None
             }
         };
-        if let Some(SecretSource::Credential(name)) = &client_secret {
-            if name.is_empty() || name.contains('/') {
-                self.problem(
-                    join(path, "client_secret_credential"),
-                    "must be a credential name (as in LoadCredential=NAME:…), not a path",
-                );
-            }
+        if let Some(SecretSource::Credential(name)) = &client_secret
+            && (name.is_empty() || name.contains('/'))
+        {
+            self.problem(
+                join(path, "client_secret_credential"),
+                "must be a credential name (as in LoadCredential=NAME:…), not a path",
+            );
         }
         let ca_file = self.string(&mut table, path, "ca_file").map(PathBuf::from);
         let appliances = self.appliances(&mut table, path);

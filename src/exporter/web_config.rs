@@ -187,14 +187,13 @@ fn acceptor(tls: &TlsSection) -> Result<tokio_rustls::TlsAcceptor, String> {
 /// The files whose change means "read the configuration again".
 fn stamp(path: &Path) -> Vec<(PathBuf, Option<SystemTime>, u64)> {
     let mut files = vec![path.to_path_buf()];
-    if let Ok(text) = std::fs::read_to_string(path) {
-        if let Ok(file) = toml::from_str::<WebConfigFile>(&text) {
-            if let Some(tls) = file.tls {
-                files.push(tls.cert_file);
-                files.push(tls.key_file);
-                files.extend(tls.client_ca_file);
-            }
-        }
+    if let Ok(text) = std::fs::read_to_string(path)
+        && let Ok(file) = toml::from_str::<WebConfigFile>(&text)
+        && let Some(tls) = file.tls
+    {
+        files.push(tls.cert_file);
+        files.push(tls.key_file);
+        files.extend(tls.client_ca_file);
     }
     files
         .into_iter()
