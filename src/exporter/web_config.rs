@@ -184,8 +184,11 @@ fn acceptor(tls: &TlsSection) -> Result<tokio_rustls::TlsAcceptor, String> {
     Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
 }
 
+/// Each file that matters, with its modification time and length.
+type Stamp = Vec<(PathBuf, Option<SystemTime>, u64)>;
+
 /// The files whose change means "read the configuration again".
-fn stamp(path: &Path) -> Vec<(PathBuf, Option<SystemTime>, u64)> {
+fn stamp(path: &Path) -> Stamp {
     let mut files = vec![path.to_path_buf()];
     if let Ok(text) = std::fs::read_to_string(path)
         && let Ok(file) = toml::from_str::<WebConfigFile>(&text)
@@ -209,11 +212,8 @@ fn stamp(path: &Path) -> Vec<(PathBuf, Option<SystemTime>, u64)> {
 /// The web configuration, re-read when its files change.
 pub struct WebConfig {
     path: Option<PathBuf>,
-    state: Mutex<(
-        Arc<Active>,
-        Vec<(PathBuf, Option<SystemTime>, u64)>,
-        Instant,
-    )>,
+    /// The configuration in force, the stamp it was read at, and when it was last checked.
+    state: Mutex<(Arc<Active>, Stamp, Instant)>,
 }
 
 const CHECK_EVERY: Duration = Duration::from_secs(1);
