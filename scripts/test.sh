@@ -28,5 +28,7 @@ echo "==> cargo fmt --check"
 cargo fmt --all -- --check
 echo "==> cargo clippy (warnings are errors)"
 cargo clippy --locked --all-targets -- -D warnings
+echo "==> packages (.deb installed and checked, .rpm listed; needs root)"
+./packaging/check-packages.sh
 echo "==> cargo test"
 cargo test --locked --all-targets

@@ -120,6 +120,11 @@ enum Command {
     },
     /// Serve a simulated appliance pair with a fault-injection control API.
     Simulate(SimulateArgs),
+    /// Print shell completions (bash, zsh, fish, elvish, powershell) to stdout.
+    Completions { shell: clap_complete::Shell },
+    /// Print the man page (roff) to stdout.
+    #[command(hide = true)]
+    Manpage,
     /// Run a simulated pair and the watchdog against it, with a scripted failure.
     Demo {
         /// Where the demo's exporter listens.
@@ -223,6 +228,26 @@ fn main() -> ExitCode {
         Command::CheckConfig { config } => check(&config),
         Command::Status { json, url, config } => runtime.block_on(show_status(json, url, config)),
         Command::Simulate(args) => finish(runtime.block_on(run_simulator(args))),
+        Command::Completions { shell } => {
+            use clap::CommandFactory as _;
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "bt-watchdog",
+                &mut std::io::stdout(),
+            );
+            ExitCode::SUCCESS
+        }
+        Command::Manpage => {
+            use clap::CommandFactory as _;
+            match clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => {
+                    eprintln!("bt-watchdog: cannot write the man page: {error}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Demo {
             listen,
             kill_after,

@@ -473,15 +473,16 @@ async fn systemd_hears_ready_and_keep_alives() {
     let ws = Workspace::new();
     let secret = ws.write_secret(SECRET);
     let config = ws.path("config.toml");
-    std::fs::write(
-        &config,
-        config_toml(
-            "auto",
-            &ws.path("state"),
-            &site_toml("hq", &sim, &secret, ""),
-        ),
-    )
-    .unwrap();
+    // The secret comes as a systemd credential (LoadCredential=), not from the file.
+    let credentials = ws.path("credentials");
+    std::fs::create_dir(&credentials).unwrap();
+    std::fs::write(credentials.join("secrets_hq"), format!("{SECRET}\n")).unwrap();
+    let site = site_toml("hq", &sim, &secret, "").replace(
+        &format!("client_secret_file = \"{}\"", secret.display()),
+        "client_secret_credential = \"secrets_hq\"",
+    );
+    assert!(site.contains("client_secret_credential"));
+    std::fs::write(&config, config_toml("auto", &ws.path("state"), &site)).unwrap();
     let socket_path = ws.path("notify.sock");
     let socket = std::os::unix::net::UnixDatagram::bind(&socket_path).unwrap();
     socket
@@ -491,6 +492,7 @@ async fn systemd_hears_ready_and_keep_alives() {
         .args(["run", "--config"])
         .arg(&config)
         .env("NOTIFY_SOCKET", &socket_path)
+        .env("CREDENTIALS_DIRECTORY", &credentials)
         .env("WATCHDOG_USEC", "400000")
         .env_remove("WATCHDOG_PID")
         .stdin(Stdio::null())
@@ -518,5 +520,10 @@ async fn systemd_hears_ready_and_keep_alives() {
         }
     }
     assert!(child.wait().unwrap().success());
+    assert!(
+        sim.counters(0).tokens_minted >= 1,
+        "the credential's secret was accepted"
+    );
+    assert_eq!(sim.counters(0).token_rejections, 0);
     sim.shutdown().await;
 }

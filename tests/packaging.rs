@@ -1,0 +1,194 @@
+//! The packaging files are well-formed: the container file parses (no container engine runs
+//! here to build it), the unit has what systemd needs, the example configuration is accepted.
+//! Building and installing the packages is `packaging/check-packages.sh`.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn repo(path: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(path)
+}
+
+/// The instructions of a Containerfile, continuation lines joined, comments dropped.
+fn instructions(text: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut current = String::new();
+    for line in text.lines() {
+        let trimmed = line.trim();
+        if current.is_empty() && (trimmed.is_empty() || trimmed.starts_with('#')) {
+            continue;
+        }
+        current.push_str(trimmed.trim_end_matches('\\'));
+        current.push(' ');
+        if !trimmed.ends_with('\\') {
+            let (keyword, rest) = current
+                .trim()
+                .split_once(' ')
+                .unwrap_or((current.trim(), ""));
+            out.push((keyword.to_string(), rest.trim().to_string()));
+            current.clear();
+        }
+    }
+    out
+}
+
+#[test]
+fn the_containerfile_parses_and_runs_as_non_root() {
+    let text = std::fs::read_to_string(repo("packaging/Containerfile")).unwrap();
+    let steps = instructions(&text);
+    let known = [
+        "FROM",
+        "WORKDIR",
+        "COPY",
+        "RUN",
+        "USER",
+        "VOLUME",
+        "EXPOSE",
+        "ENTRYPOINT",
+        "CMD",
+        "ENV",
+        "ARG",
+        "LABEL",
+    ];
+    let mut stages = Vec::new();
+    let mut last_user = None;
+    for (keyword, args) in &steps {
+        assert!(
+            known.contains(&keyword.as_str()),
+            "unknown instruction {keyword}"
+        );
+        assert!(!args.is_empty(), "{keyword} without arguments");
+        match keyword.as_str() {
+            "FROM" => {
+                stages.push(
+                    args.split_whitespace()
+                        .nth(2)
+                        .unwrap_or_default()
+                        .to_string(),
+                );
+                last_user = None;
+            }
+            "USER" => last_user = Some(args.clone()),
+            "COPY" => {
+                if let Some(stage) = args.strip_prefix("--from=") {
+                    let stage = stage.split_whitespace().next().unwrap();
+                    assert!(
+                        stages.contains(&stage.to_string()),
+                        "COPY from unknown stage {stage}"
+                    );
+                } else {
+                    for source in args.split_whitespace().rev().skip(1) {
+                        assert!(
+                            repo(source.trim_end_matches('/')).exists(),
+                            "COPY source {source} does not exist"
+                        );
+                    }
+                }
+            }
+            "ENTRYPOINT" | "CMD" => {
+                assert!(
+                    serde_json::from_str::<Vec<String>>(args).is_ok(),
+                    "{keyword} is not in exec (JSON) form: {args}"
+                );
+            }
+            _ => {}
+        }
+    }
+    assert!(stages.len() >= 2, "a multi-stage build");
+    let user = last_user.expect("the final stage sets USER");
+    assert!(
+        !user.starts_with("root") && !user.starts_with("0"),
+        "the image runs as {user}"
+    );
+}
+
+#[test]
+fn the_unit_has_what_systemd_needs() {
+    let unit = std::fs::read_to_string(repo("packaging/systemd/bt-watchdog.service")).unwrap();
+    for line in [
+        "Type=notify",
+        "WatchdogSec=",
+        "Restart=on-failure",
+        "ExecReload=/bin/kill -HUP $MAINPID",
+        "User=bt-watchdog",
+        "StateDirectory=bt-watchdog",
+        "RuntimeDirectory=bt-watchdog",
+        "LoadCredential=",
+        "NoNewPrivileges=yes",
+        "ProtectSystem=strict",
+        "ProtectHome=yes",
+        "PrivateTmp=yes",
+        "PrivateDevices=yes",
+        "RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX",
+        "SystemCallFilter=@system-service",
+        "CapabilityBoundingSet=\n",
+    ] {
+        assert!(unit.contains(line), "the unit lacks {line:?}");
+    }
+}
+
+#[test]
+fn the_example_configuration_is_accepted_with_a_dummy_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("secrets_support"), "dummy\n").unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_bt-watchdog"))
+        .args(["check-config", "--config"])
+        .arg(repo("packaging/config.example.toml"))
+        .env("CREDENTIALS_DIRECTORY", dir.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(text.contains("OK (1 site)"), "{text}");
+    // Every key of the configuration reference appears in the example.
+    let example = std::fs::read_to_string(repo("packaging/config.example.toml")).unwrap();
+    for key in [
+        "mode",
+        "state_dir",
+        "control_socket",
+        "listen",
+        "web_config",
+        "name",
+        "api",
+        "client_id",
+        "client_secret_credential",
+        "client_secret_file",
+        "client_secret_env",
+        "ca_file",
+        "appliances",
+        "poll_interval",
+        "health_interval",
+        "request_timeout",
+        "max_requests_per_second",
+        "hourly_budget_share",
+        "failover_after",
+        "failure_threshold",
+        "max_sync_age",
+        "cooldown",
+        "converge_timeout",
+        "swap_settle",
+        "max_attempts",
+        "retry_backoff",
+        "startup_grace",
+        "stall_tolerance",
+    ] {
+        assert!(
+            example.contains(&format!("{key} =")),
+            "the example lacks {key}"
+        );
+    }
+}
+
+#[test]
+fn the_kubernetes_example_never_runs_two_watchdogs() {
+    let text = std::fs::read_to_string(repo("packaging/kubernetes.yaml")).unwrap();
+    assert!(
+        text.contains("replicas: 1") && text.contains("type: Recreate"),
+        "two watchdogs at once would race to fail over"
+    );
+    assert!(text.contains("path: /healthz"));
+}
