@@ -185,6 +185,9 @@ struct SimulateArgs {
     /// `beyondtrust` (newer ones) or `none`.
     #[arg(long, value_delimiter = ',', default_values = ["bomgar", "beyondtrust"])]
     xml_namespaces: Vec<NamespaceArg>,
+    /// How many independent pairs to serve (benchmarks); their URLs are in --ready-file.
+    #[arg(long, default_value_t = 1)]
+    pairs: usize,
     /// Write the URLs as JSON to this file once listening (for scripts).
     #[arg(long)]
     ready_file: Option<PathBuf>,
@@ -497,12 +500,25 @@ async fn run_simulator(args: SimulateArgs) -> anyhow::Result<()> {
             _ => None,
         },
     };
-    let simulator = simulate::start(config, product_name, args.ready_file.as_ref())
+    if args.pairs == 0 || args.pairs > 5000 {
+        anyhow::bail!("--pairs must be between 1 and 5000");
+    }
+    if args.pairs > 1 && (args.primary_port != 0 || args.backup_port != 0 || args.control_port != 0)
+    {
+        anyhow::bail!(
+            "--pairs above 1 takes OS-chosen ports: drop --primary-port, --backup-port and --control-port"
+        );
+    }
+    let simulators = simulate::start(config, args.pairs, product_name, args.ready_file.as_ref())
         .await
-        .context("cannot start the simulator")?;
+        .context(
+            "cannot start the simulator (with many --pairs, raise the open-files limit: ulimit -n)",
+        )?;
     wait_for_stop_signal().await?;
     tracing::info!("stopping the simulator");
-    simulator.shutdown().await;
+    for simulator in simulators {
+        simulator.shutdown().await;
+    }
     Ok(())
 }
 

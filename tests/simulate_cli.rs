@@ -291,3 +291,38 @@ fn simulate_serves_the_xml_api_with_the_chosen_apis_names_and_namespaces() {
         "{body}"
     );
 }
+
+#[test]
+fn simulate_serves_many_pairs_for_benchmarks() {
+    let dir = tempfile::tempdir().unwrap();
+    let ready = dir.path().join("ready.json");
+    let child = Command::new(BINARY)
+        .args(["simulate", "--pairs", "3", "--ready-file"])
+        .arg(&ready)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _sim = Running(child);
+    let info = wait_for_file(&ready, Duration::from_secs(20));
+    let pairs = info["pairs"].as_array().unwrap();
+    assert_eq!(pairs.len(), 3);
+    let mut urls = std::collections::BTreeSet::new();
+    for pair in pairs {
+        for appliance in pair["appliances"].as_array().unwrap() {
+            let url = appliance["url"].as_str().unwrap();
+            assert_eq!(curl(&[&format!("{url}/check_health")]).0, 200);
+            urls.insert(url.to_string());
+        }
+        let (status, _) = curl(&[pair["control"].as_str().unwrap()]);
+        assert_eq!(status, 200);
+    }
+    assert_eq!(urls.len(), 6, "every appliance has its own port");
+    let refused = Command::new(BINARY)
+        .args(["simulate", "--pairs", "2", "--primary-port", "4000"])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("OS-chosen ports"));
+}

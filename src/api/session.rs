@@ -96,7 +96,7 @@ impl Session {
     ) -> Result<Self, TransportSetupError> {
         let base = transport::parse_base_url(&settings.url)?;
         let http =
-            transport::build_http_client(settings.request_timeout, settings.ca_file.as_deref())?;
+            transport::shared_http_client(settings.request_timeout, settings.ca_file.as_deref())?;
         let basic_auth = Secret::new(format!(
             "Basic {}",
             base64::engine::general_purpose::STANDARD.encode(format!(

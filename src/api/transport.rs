@@ -80,6 +80,43 @@ pub fn load_ca_bundle(path: &Path) -> Result<Vec<reqwest::Certificate>, Transpor
     Ok(certs)
 }
 
+/// An HTTP client for these settings, shared by every appliance that uses the same ones.
+///
+/// A reqwest client is meant to be shared (it is a handle), and building one parses the
+/// system's root certificates: with a client per appliance, a watchdog of 1,000 pairs spent
+/// most of its memory on 2,000 copies of the same trust store. Nothing is pooled either way.
+pub fn shared_http_client(
+    request_timeout: Duration,
+    ca_file: Option<&Path>,
+) -> Result<reqwest::Client, TransportSetupError> {
+    // The CA file's modification time is part of the key, so a replaced bundle is read again
+    // on the next reload.
+    type Key = (Duration, Option<(PathBuf, Option<std::time::SystemTime>)>);
+    static CLIENTS: std::sync::OnceLock<
+        std::sync::Mutex<std::collections::HashMap<Key, reqwest::Client>>,
+    > = std::sync::OnceLock::new();
+    let key = (
+        request_timeout,
+        ca_file.map(|p| {
+            (
+                p.to_path_buf(),
+                std::fs::metadata(p).and_then(|m| m.modified()).ok(),
+            )
+        }),
+    );
+    let clients = CLIENTS.get_or_init(Default::default);
+    if let Some(client) = clients.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
+        return Ok(client.clone());
+    }
+    // Built outside the lock: a CA file is read from disk.
+    let client = build_http_client(request_timeout, ca_file)?;
+    clients
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(key, client.clone());
+    Ok(client)
+}
+
 /// An HTTP client that never pools and always closes.
 pub fn build_http_client(
     request_timeout: Duration,
