@@ -706,15 +706,10 @@ impl Engine {
         let plan = self.automatic_plan(primary, backup);
         let target = &self.config.names[backup];
         let intent = describe_plan(&plan, &self.config.names);
-        let policy = self.config.policy.clone();
-        if self.stalled() {
-            return SiteState::blocked(
-                Blocker::Stalled,
-                format!(
-                    "{failing}; the watchdog's own loop stalled recently: not acting until it has run regularly for {}",
-                    duration(policy.stall_recovery())
-                ),
-            );
+        let hold = self.policy_hold(now, &intent, true);
+        // A stalled loop's picture is not to be trusted, so it is named first.
+        if let Some((Blocker::Stalled, why)) = &hold {
+            return SiteState::blocked(Blocker::Stalled, format!("{failing}; {why}"));
         }
         if let Some(problem) = self.backup_problem(backup) {
             return SiteState::blocked(
@@ -731,51 +726,10 @@ impl Engine {
             );
         }
         let data = self.data_text(now);
-        if self.exhausted {
+        if let Some((blocker, why)) = hold {
             return SiteState::blocked(
-                Blocker::RetriesExhausted,
-                format!(
-                    "{failing}; the failover failed {} times; waiting for an operator (ack to allow another try)",
-                    policy.max_attempts
-                ),
-            );
-        }
-        if let Some(pause) = &self.memory.pause {
-            return SiteState::blocked(
-                Blocker::Paused,
-                format!(
-                    "{failing}; backup {target} healthy; {data}; paused by {} ({}): would {intent}",
-                    pause.by, pause.reason
-                ),
-            );
-        }
-        let cooldown = self.cooldown_remaining(now);
-        if cooldown > Duration::ZERO {
-            return SiteState::blocked(
-                Blocker::Cooldown,
-                format!(
-                    "{failing}; backup {target} healthy; {data}; in cooldown for {} more after the last failover: would {intent}",
-                    duration(cooldown)
-                ),
-            );
-        }
-        if self.config.mode == Mode::Observe {
-            return SiteState::blocked(
-                Blocker::ObserveMode,
-                format!("{failing}; backup {target} healthy; {data}; observe mode: would {intent}"),
-            );
-        }
-        if let Some(at) = self.next_attempt_at
-            && now < at
-        {
-            return SiteState::blocked(
-                Blocker::RetryBackoff,
-                format!(
-                    "{failing}; attempt {} of {} failed; next attempt in {}",
-                    self.failed_attempts,
-                    policy.max_attempts,
-                    duration(since(at, now))
-                ),
+                blocker,
+                format!("{failing}; backup {target} healthy; {data}; {why}"),
             );
         }
         let reason = format!("{failing}; backup {target} healthy; {data}; {intent}");
@@ -796,6 +750,62 @@ impl Engine {
             .map(|e| self.describe_episode(e, now))
             .unwrap_or_default();
         SiteState::new(StateKind::FailingOver, episode)
+    }
+
+    /// Why an automatic action the engine wants (`intent`) must wait, if it must: the holds
+    /// failovers and fencing share, in the order they are reported. The cooldown holds back
+    /// failovers only: fencing a stale primary completes the last failover.
+    fn policy_hold(
+        &self,
+        now: SystemTime,
+        intent: &str,
+        honour_cooldown: bool,
+    ) -> Option<(Blocker, String)> {
+        let policy = &self.config.policy;
+        if self.stalled() {
+            let why = format!(
+                "the watchdog's own loop stalled recently: not acting until it has run regularly for {}",
+                duration(policy.stall_recovery())
+            );
+            return Some((Blocker::Stalled, why));
+        }
+        if self.exhausted {
+            let why = format!(
+                "the last automatic action failed {} times; waiting for an operator (ack to allow another try)",
+                policy.max_attempts
+            );
+            return Some((Blocker::RetriesExhausted, why));
+        }
+        if let Some(pause) = &self.memory.pause {
+            return Some((
+                Blocker::Paused,
+                format!("paused by {} ({}): would {intent}", pause.by, pause.reason),
+            ));
+        }
+        let cooldown = self.cooldown_remaining(now);
+        if honour_cooldown && cooldown > Duration::ZERO {
+            let why = format!(
+                "in cooldown for {} more after the last failover: would {intent}",
+                duration(cooldown)
+            );
+            return Some((Blocker::Cooldown, why));
+        }
+        if self.config.mode == Mode::Observe {
+            return Some((
+                Blocker::ObserveMode,
+                format!("observe mode: would {intent}"),
+            ));
+        }
+        if let Some(at) = self.next_attempt_at.filter(|at| now < *at) {
+            let why = format!(
+                "attempt {} of {} failed; next attempt in {}",
+                self.failed_attempts,
+                policy.max_attempts,
+                duration(since(at, now))
+            );
+            return Some((Blocker::RetryBackoff, why));
+        }
+        None
     }
 
     /// The calls an automatic failover makes, by how the primary is failing.
@@ -839,50 +849,11 @@ impl Engine {
             "both appliances report primary; {} was promoted by this watchdog, {} is the old primary back",
             names[ours], names[stale]
         );
-        if self.stalled() {
-            return SiteState::new(
-                StateKind::SplitBrain,
-                format!("{base}; the loop stalled recently: waiting before acting"),
-            );
-        }
-        if self.exhausted {
-            return SiteState::new(
-                StateKind::SplitBrain,
-                format!(
-                    "{base}; demoting it failed {} times; waiting for an operator",
-                    self.config.policy.max_attempts
-                ),
-            );
-        }
-        if let Some(pause) = &self.memory.pause {
-            return SiteState::new(
-                StateKind::SplitBrain,
-                format!(
-                    "{base}; paused by {} ({}): would {intent}",
-                    pause.by, pause.reason
-                ),
-            );
-        }
-        if self.config.mode == Mode::Observe {
-            return SiteState::new(
-                StateKind::SplitBrain,
-                format!("{base}; observe mode: would {intent}"),
-            );
-        }
-        if let Some(at) = self.next_attempt_at
-            && now < at
-        {
-            return SiteState::new(
-                StateKind::SplitBrain,
-                format!(
-                    "{base}; attempt {} failed; next attempt in {}",
-                    self.failed_attempts,
-                    duration(since(at, now))
-                ),
-            );
-        }
         // Fencing the stale primary completes the failover this watchdog made; it is not a new
         // failover, so the cooldown does not hold it back.
+        if let Some((_, why)) = self.policy_hold(now, &intent, false) {
+            return SiteState::new(StateKind::SplitBrain, format!("{base}; {why}"));
+        }
         let plan = vec![Step::demote(stale, true)];
         self.start_episode(
             now,
