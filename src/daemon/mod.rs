@@ -21,6 +21,7 @@ use crate::config::{self, Config, ConfigError, SiteConfig};
 use crate::control::lock::{self, StateLock};
 use crate::control::server::{self as control, ControlServer, Directory};
 use crate::engine::Mode;
+use crate::exporter::exposition::Exposition;
 use crate::exporter::metrics::{Metrics, SiteObserver};
 use crate::exporter::server::{self, Exporter};
 use crate::exporter::status::Board;
@@ -170,8 +171,10 @@ pub async fn start(
         stop_rx.clone(),
     ));
     let socket_path = config.control_socket.clone();
+    let exposition = Arc::new(Exposition::new(metrics.clone()));
+    tokio::spawn(exposition.clone().refresh(stop_rx.clone()));
     let exporter = Arc::new(Exporter {
-        metrics: metrics.clone(),
+        exposition,
         board: board.clone(),
     });
     tokio::spawn(server::serve(

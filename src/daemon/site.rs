@@ -116,7 +116,10 @@ impl SiteLoop {
         mut commands: mpsc::Receiver<SiteCommand>,
         mut shutdown: watch::Receiver<bool>,
     ) {
-        let mut next_poll = Instant::now();
+        // Sites start their polls spread over one interval instead of all at once: with many
+        // sites, synchronized polls meant thousands of requests in flight together (memory
+        // peaks of tens of MiB, bursts of CPU) where staggered ones overlap by a handful.
+        let mut next_poll = Instant::now() + stagger(&self.site.name, self.site.poll_interval);
         let allowed_gap = self.site.poll_interval * 3 + self.site.request_timeout * 2;
         self.board
             .heartbeat(&self.site.name, allowed_gap.max(Duration::from_secs(30)));
@@ -597,6 +600,17 @@ impl SiteLoop {
     }
 }
 
+/// A stable offset within `interval` for a site, from its name (FNV-1a).
+fn stagger(site: &str, interval: Duration) -> Duration {
+    let mut hash: u64 = 0xcbf29ce484222325;
+    for byte in site.bytes() {
+        hash ^= byte as u64;
+        hash = hash.wrapping_mul(0x100000001b3);
+    }
+    let nanos = interval.as_nanos().max(1) as u64;
+    Duration::from_nanos(hash % nanos)
+}
+
 pub fn engine_config(site: &SiteConfig, mode: Mode) -> engine::SiteConfig {
     engine::SiteConfig {
         site: site.name.clone(),
@@ -606,5 +620,29 @@ pub fn engine_config(site: &SiteConfig, mode: Mode) -> engine::SiteConfig {
         ],
         mode,
         policy: site.policy.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sites_are_spread_over_the_interval_and_always_the_same_way() {
+        let interval = Duration::from_secs(5);
+        let offsets: Vec<Duration> = (0..1000)
+            .map(|i| stagger(&format!("pair{i}"), interval))
+            .collect();
+        assert!(offsets.iter().all(|o| *o < interval));
+        assert_eq!(stagger("pair1", interval), stagger("pair1", interval));
+        // Spread: every fifth of the interval gets a fair share.
+        for fifth in 0..5u32 {
+            let (from, to) = (interval * fifth / 5, interval * (fifth + 1) / 5);
+            let count = offsets.iter().filter(|o| **o >= from && **o < to).count();
+            assert!(
+                (120..=280).contains(&count),
+                "{count} sites in fifth {fifth}"
+            );
+        }
     }
 }

@@ -1,5 +1,6 @@
 //! What the watchdog shows the outside: Prometheus metrics and the HTTP endpoints.
 
+pub mod exposition;
 pub mod metrics;
 pub mod server;
 pub mod status;

@@ -18,7 +18,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use super::metrics::Metrics;
+use super::exposition::Exposition;
 use super::status::Board;
 use super::web_config::WebConfig;
 
@@ -34,7 +34,7 @@ const LANDING: &str = r#"<!doctype html>
 "#;
 
 pub struct Exporter {
-    pub metrics: Arc<Metrics>,
+    pub exposition: Arc<Exposition>,
     pub board: Arc<Board>,
 }
 
@@ -69,7 +69,7 @@ impl Exporter {
             "/metrics" => respond(
                 StatusCode::OK,
                 "text/plain; version=0.0.4; charset=utf-8",
-                self.metrics.encode(),
+                self.exposition.text(),
             ),
             "/status" => {
                 let body = serde_json::to_vec_pretty(&self.board.document()).unwrap_or_default();

@@ -1,0 +1,145 @@
+//! The `/metrics` text, kept ready so that a scrape costs a copy, not an encoding.
+//!
+//! With a few sites the text is a few kilobytes and is encoded afresh for every scrape (so it
+//! is never stale). With hundreds of sites it runs to megabytes and takes a tenth of a second
+//! to encode; then a background task re-encodes it, no more often than twenty times its
+//! encoding time (so encoding never takes more than about 5 % of a core), and scrapes are
+//! served the last text: at most a few seconds old, which the polls themselves are anyway.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use super::metrics::Metrics;
+
+/// Below this size the text is encoded for every scrape (about 20 sites). A size, not a time,
+/// so that whether a scrape can be stale does not depend on how busy the machine is.
+const FRESH_BELOW: usize = 512 * 1024;
+const MIN_REFRESH: Duration = Duration::from_secs(1);
+
+struct Cached {
+    text: Bytes,
+    encode_time: Duration,
+}
+
+pub struct Exposition {
+    metrics: Arc<Metrics>,
+    cached: Mutex<Option<Cached>>,
+}
+
+impl Exposition {
+    pub fn new(metrics: Arc<Metrics>) -> Self {
+        Exposition {
+            metrics,
+            cached: Mutex::new(None),
+        }
+    }
+
+    fn encode(&self) -> Cached {
+        let started = Instant::now();
+        let text = Bytes::from(self.metrics.encode());
+        Cached {
+            text,
+            encode_time: started.elapsed(),
+        }
+    }
+
+    /// The text for a scrape.
+    pub fn text(&self) -> Bytes {
+        let mut cached = self.cached.lock().unwrap_or_else(|p| p.into_inner());
+        match cached.as_ref() {
+            Some(c) if c.text.len() >= FRESH_BELOW => c.text.clone(),
+            _ => {
+                let fresh = self.encode();
+                let text = fresh.text.clone();
+                *cached = Some(fresh);
+                text
+            }
+        }
+    }
+
+    /// Keeps a large text fresh in the background until `stop`.
+    pub async fn refresh(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        loop {
+            let (size, encode_time) = self
+                .cached
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .as_ref()
+                .map(|c| (c.text.len(), c.encode_time))
+                .unwrap_or_default();
+            let pause = (encode_time * 20).max(MIN_REFRESH);
+            tokio::select! {
+                _ = tokio::time::sleep(pause) => {}
+                _ = stop.changed() => return,
+            }
+            if size < FRESH_BELOW {
+                continue; // small: every scrape encodes afresh
+            }
+            let this = self.clone();
+            // Encoding megabytes is CPU work: keep it off the threads that poll appliances.
+            if let Ok(fresh) = tokio::task::spawn_blocking(move || this.encode()).await {
+                *self.cached.lock().unwrap_or_else(|p| p.into_inner()) = Some(fresh);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::StateKind;
+    use crate::exporter::metrics::SiteSample;
+
+    fn sample(state: StateKind) -> SiteSample {
+        SiteSample {
+            state,
+            blocker: None,
+            alerts: Default::default(),
+            cooldown_remaining_seconds: 0.0,
+            paused: false,
+            auto_enabled: true,
+            last_failover_seconds: None,
+            max_sync_age_seconds: 900.0,
+            last_poll_seconds: 0.0,
+        }
+    }
+
+    #[test]
+    fn a_small_text_is_always_fresh() {
+        let metrics = Arc::new(Metrics::new());
+        let exposition = Exposition::new(metrics.clone());
+        metrics.set_site("hq", &sample(StateKind::Healthy));
+        let first = exposition.text();
+        assert!(
+            String::from_utf8_lossy(&first)
+                .contains(r#"beyondtrust_watchdog_state{site="hq",state="healthy"} 1"#)
+        );
+        metrics.set_site("hq", &sample(StateKind::Cooldown));
+        let second = exposition.text();
+        assert!(
+            String::from_utf8_lossy(&second)
+                .contains(r#"beyondtrust_watchdog_state{site="hq",state="cooldown"} 1"#)
+        );
+    }
+
+    #[test]
+    fn a_large_text_is_served_from_the_cache() {
+        let metrics = Arc::new(Metrics::new());
+        let exposition = Exposition::new(metrics.clone());
+        for i in 0..2000 {
+            metrics.set_site(&format!("site{i}"), &sample(StateKind::Healthy));
+        }
+        let first = exposition.text();
+        assert!(first.len() >= FRESH_BELOW, "{} bytes", first.len());
+        metrics.set_site("site0", &sample(StateKind::Cooldown));
+        let second = exposition.text();
+        assert_eq!(
+            first, second,
+            "served from the cache until the background refresh"
+        );
+    }
+}
