@@ -32,6 +32,7 @@ scrape_configs:
     static_configs: [ { targets: [ $targets ] } ]
     relabel_configs:
       - { source_labels: [__address__], target_label: __param_target }
+      - { source_labels: [__param_target], target_label: instance }
       - { target_label: __address__, replacement: "127.0.0.1:$bb_port" }
 YML
 prometheus-blackbox-exporter --config.file="$WORK/blackbox.yml" --web.listen-address="127.0.0.1:$bb_port" > "$WORK/bb.log" 2>&1 &

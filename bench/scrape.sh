@@ -9,12 +9,15 @@ need wrk wrk
 build
 echo "scrape: $(machine); wrk -t2 -c4 for ${SCRAPE}s after ${WARMUP}s of warm-up"
 measure() {
-  local label="$1" out p50 p99 size
-  out=$(wrk -t2 -c4 -d"${SCRAPE}s" --latency "http://$LISTEN/metrics")
-  p50=$(echo "$out" | awk '$1 == "50%" {print $2}')
-  p99=$(echo "$out" | awk '$1 == "99%" {print $2}')
-  size=$(curl -s -o /dev/null -w '%{size_download}' "http://$LISTEN/metrics")
-  printf 'scrape: %5d pairs %-22s median %8s  p99 %8s  size %6.2f MB\n' "$pairs" "$label" "$p50" "$p99" "$(awk -v b="$size" 'BEGIN {print b/1e6}')"
+  local label="$1" encoding out p50 p99 size
+  # Prometheus always sends Accept-Encoding: gzip; a plain client does not.
+  for encoding in identity gzip; do
+    out=$(wrk -t2 -c4 -d"${SCRAPE}s" --latency -H "Accept-Encoding: $encoding" "http://$LISTEN/metrics")
+    p50=$(echo "$out" | awk '$1 == "50%" {print $2}')
+    p99=$(echo "$out" | awk '$1 == "99%" {print $2}')
+    size=$(curl -s -o /dev/null -H "Accept-Encoding: $encoding" -w '%{size_download}' "http://$LISTEN/metrics")
+    printf 'scrape: %5d pairs %-22s %-8s median %8s  p99 %8s  transferred %6.2f MB\n' "$pairs" "$label" "$encoding" "$p50" "$p99" "$(awk -v b="$size" 'BEGIN {print b/1e6}')"
+  done
 }
 for pairs in "${sizes[@]}"; do
   start_sim "$pairs"

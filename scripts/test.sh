@@ -30,5 +30,7 @@ echo "==> cargo clippy (warnings are errors)"
 cargo clippy --locked --all-targets -- -D warnings
 echo "==> packages (.deb installed and checked, .rpm listed; needs root)"
 ./packaging/check-packages.sh
+echo "==> benchmark scripts, smoke run (tiny parameters; the real runs are in BENCHMARKS.md)"
+./bench/smoke.sh
 echo "==> cargo test"
 cargo test --locked --all-targets

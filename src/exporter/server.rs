@@ -66,11 +66,32 @@ impl Exporter {
         }
         match request.uri().path() {
             "/" => respond(StatusCode::OK, "text/html; charset=utf-8", LANDING),
-            "/metrics" => respond(
-                StatusCode::OK,
-                "text/plain; version=0.0.4; charset=utf-8",
-                self.exposition.text(),
-            ),
+            "/metrics" => {
+                let accepts_gzip = request
+                    .headers()
+                    .get_all(header::ACCEPT_ENCODING)
+                    .iter()
+                    .filter_map(|v| v.to_str().ok())
+                    .any(|v| {
+                        v.split(',')
+                            .any(|e| e.trim().split(';').next() == Some("gzip"))
+                    });
+                let scrape = self.exposition.scrape(accepts_gzip);
+                let mut response = respond(
+                    StatusCode::OK,
+                    "text/plain; version=0.0.4; charset=utf-8",
+                    scrape.body,
+                );
+                if scrape.gzipped {
+                    response
+                        .headers_mut()
+                        .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+                }
+                response
+                    .headers_mut()
+                    .insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+                response
+            }
             "/status" => {
                 let body = serde_json::to_vec_pretty(&self.board.document()).unwrap_or_default();
                 respond(StatusCode::OK, "application/json", body)
