@@ -19,7 +19,7 @@ use crate::api::model::FailoverRole;
 use crate::api::time::UtcTime;
 
 /// How many journal entries the engine keeps for `/status`.
-const JOURNAL_KEPT: usize = 50;
+const JOURNAL_KEPT: usize = 20;
 /// A reported sync time further in the future than this is not believed (clock skew would
 /// otherwise make stale data look fresh forever).
 const MAX_SYNC_SKEW: Duration = Duration::from_secs(300);
