@@ -153,6 +153,18 @@ async fn wait_for(deadline: Duration, mut condition: impl FnMut() -> bool) -> bo
 }
 
 async fn script(sim: &Simulator, daemon: &daemon::Daemon, options: &DemoOptions, base: &str) {
+    // The countdown starts once the watchdog has a full, healthy picture of the pair: killing
+    // the primary before the watchdog ever saw it answer would show a blocked failover
+    // (unknown data age), not the failover the demo is about.
+    let board = daemon.board.clone();
+    if !wait_for(Duration::from_secs(60), || {
+        board.document().sites.iter().any(|s| s.state == "healthy")
+    })
+    .await
+    {
+        say("the watchdog did not see a healthy pair within a minute; see the log for why");
+        return;
+    }
     tokio::time::sleep(options.kill_after).await;
     say("killing the primary east now (its port closes)");
     sim.set_faults(
