@@ -62,14 +62,13 @@ async fn healthy(watchdog: &Watchdog) {
         .await;
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn primary_killed_one_promotion_metrics_and_restart_stays_in_cooldown() {
-    let Setup {
-        sim,
-        ws,
-        mut watchdog,
-    } = setup("auto", "", SimSettings::default()).await;
-    healthy(&watchdog).await;
+/// The end-to-end failover: the primary east dies; exactly one call promotes west; the roles
+/// swap; the metrics count one automatic success and show west as primary. Returns the
+/// metrics text for further checks.
+async fn kill_east_and_expect_one_promotion_of_west(
+    sim: &Simulator,
+    watchdog: &Watchdog,
+) -> String {
     sim.set_faults(0, down(true));
     watchdog
         .wait_for_site(LONG, "cooldown after the failover", |s| {
@@ -77,10 +76,10 @@ async fn primary_killed_one_promotion_metrics_and_restart_stays_in_cooldown() {
         })
         .await;
     assert_eq!(
-        calls(&sim),
+        calls(sim),
         vec![("west".to_string(), FailoverRole::Primary, false, false)]
     );
-    assert_eq!(roles(&sim)[1], FailoverRole::Primary);
+    assert_eq!(roles(sim)[1], FailoverRole::Primary);
     let metrics = watchdog.metrics().await;
     assert_eq!(
         metric(
@@ -96,6 +95,18 @@ async fn primary_killed_one_promotion_metrics_and_restart_stays_in_cooldown() {
         ),
         Some(1.0)
     );
+    metrics
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn primary_killed_one_promotion_metrics_and_restart_stays_in_cooldown() {
+    let Setup {
+        sim,
+        ws,
+        mut watchdog,
+    } = setup("auto", "", SimSettings::default()).await;
+    healthy(&watchdog).await;
+    let metrics = kill_east_and_expect_one_promotion_of_west(&sim, &watchdog).await;
     assert_eq!(
         metric(
             &metrics,
@@ -549,32 +560,7 @@ async fn failover_end_to_end(settings: SimSettings, api: &str, expected_api: [&s
             .unwrap();
         assert!(info.contains(&format!("api=\"{api}\"")), "{info}");
     }
-    sim.set_faults(0, down(true));
-    watchdog
-        .wait_for_site(LONG, "cooldown after the failover", |s| {
-            s["state"] == "cooldown"
-        })
-        .await;
-    assert_eq!(
-        calls(&sim),
-        vec![("west".to_string(), FailoverRole::Primary, false, false)]
-    );
-    assert_eq!(roles(&sim)[1], FailoverRole::Primary);
-    let metrics = watchdog.metrics().await;
-    assert_eq!(
-        metric(
-            &metrics,
-            r#"beyondtrust_watchdog_failovers_total{outcome="success",site="hq",trigger="auto"}"#
-        ),
-        Some(1.0)
-    );
-    assert_eq!(
-        metric(
-            &metrics,
-            r#"beyondtrust_appliance_failover_role{appliance="west",role="primary",site="hq"}"#
-        ),
-        Some(1.0)
-    );
+    kill_east_and_expect_one_promotion_of_west(&sim, &watchdog).await;
     sim.shutdown().await;
 }
 
