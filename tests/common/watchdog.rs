@@ -27,6 +27,23 @@ impl Workspace {
         self.dir.path().join(name)
     }
 
+    /// Writes the client secret and `config.toml` for one site "hq" watching `sim`; returns
+    /// the configuration's path and the secret file's.
+    pub fn single_site_config(&self, mode: &str, sim: &Simulator) -> (PathBuf, PathBuf) {
+        let secret = self.write_secret(SECRET);
+        let config = self.path("config.toml");
+        std::fs::write(
+            &config,
+            config_toml(
+                mode,
+                &self.path("state"),
+                &site_toml("hq", sim, &secret, ""),
+            ),
+        )
+        .unwrap();
+        (config, secret)
+    }
+
     pub fn write_secret(&self, secret: &str) -> PathBuf {
         use std::os::unix::fs::PermissionsExt as _;
         let path = self.path("site.secret");
