@@ -41,17 +41,7 @@ struct Setup {
 async fn setup(mode: &str, extra_policy: &str, settings: SimSettings) -> Setup {
     let sim = simulator(settings).await;
     let ws = Workspace::new();
-    let secret = ws.write_secret(SECRET);
-    let config = ws.path("config.toml");
-    std::fs::write(
-        &config,
-        config_toml(
-            mode,
-            &ws.path("state"),
-            &site_toml("hq", &sim, &secret, extra_policy),
-        ),
-    )
-    .unwrap();
+    let (config, _) = ws.single_site_config(mode, &sim, extra_policy);
     let watchdog = Watchdog::start(&config, &ws.path("watchdog.log"), "info");
     Setup { sim, ws, watchdog }
 }
@@ -219,7 +209,7 @@ async fn s03_stale_data_blocks_the_failover() {
     // The primary's last sync is an hour old and not advancing (its peer link broke earlier).
     sim.with(|p| p.set_sync_stale(Some(3600), std::time::SystemTime::now()));
     let ws = Workspace::new();
-    let (config, _) = ws.single_site_config("auto", &sim);
+    let (config, _) = ws.single_site_config("auto", &sim, "");
     let watchdog = Watchdog::start(&config, &ws.path("watchdog.log"), "info");
     healthy(&watchdog).await;
     sim.set_faults(0, down(true));
@@ -439,7 +429,7 @@ async fn s15_a_start_with_the_primary_already_down_does_not_guess() {
     let sim = simulator(SimSettings::default()).await;
     sim.set_faults(0, down(true));
     let ws = Workspace::new();
-    let (config, _) = ws.single_site_config("auto", &sim);
+    let (config, _) = ws.single_site_config("auto", &sim, "");
     let watchdog = Watchdog::start(&config, &ws.path("watchdog.log"), "info");
     // West's appliance list says east is primary, but no primary ever reported a sync time:
     // the data age is unknown, so nothing is promoted.

@@ -94,7 +94,7 @@ async fn sighup_applies_a_changed_config_and_keeps_the_old_one_when_invalid() {
     let sim = simulator(SimSettings::default()).await;
     let second = simulator(SimSettings::default()).await;
     let ws = Workspace::new();
-    let (config, secret) = ws.single_site_config("observe", &sim);
+    let (config, secret) = ws.single_site_config("observe", &sim, "");
     let watchdog = Watchdog::start(&config, &ws.path("watchdog.log"), "info");
     watchdog
         .wait_for_site(LONG, "a healthy pair", |s| s["state"] == "healthy")
@@ -174,7 +174,7 @@ async fn one_token_per_lifetime_and_no_connection_reuse_over_many_lifetimes() {
     })
     .await;
     let ws = Workspace::new();
-    let (config, _) = ws.single_site_config("auto", &sim);
+    let (config, _) = ws.single_site_config("auto", &sim, "");
     let started = Instant::now();
     let mut watchdog = Watchdog::start(&config, &ws.path("watchdog.log"), "info");
     // Ten token lifetimes: as much as an hour is of the real one-hour lifetime ten times over.
@@ -341,7 +341,7 @@ fn check_config_reports_every_problem_and_accepts_a_good_file() {
 async fn status_prints_a_table_and_json_and_says_when_no_daemon_runs() {
     let sim = simulator(SimSettings::default()).await;
     let ws = Workspace::new();
-    let (config, _) = ws.single_site_config("auto", &sim);
+    let (config, _) = ws.single_site_config("auto", &sim, "");
     let mut watchdog = Watchdog::start(&config, &ws.path("watchdog.log"), "info");
     watchdog
         .wait_for_site(LONG, "a healthy pair", |s| s["state"] == "healthy")

@@ -28,8 +28,13 @@ impl Workspace {
     }
 
     /// Writes the client secret and `config.toml` for one site "hq" watching `sim`; returns
-    /// the configuration's path and the secret file's.
-    pub fn single_site_config(&self, mode: &str, sim: &Simulator) -> (PathBuf, PathBuf) {
+    /// the configuration's path and the secret file's. `extra_policy` as in [`site_toml`].
+    pub fn single_site_config(
+        &self,
+        mode: &str,
+        sim: &Simulator,
+        extra_policy: &str,
+    ) -> (PathBuf, PathBuf) {
         let secret = self.write_secret(SECRET);
         let config = self.path("config.toml");
         std::fs::write(
@@ -37,7 +42,7 @@ impl Workspace {
             config_toml(
                 mode,
                 &self.path("state"),
-                &site_toml("hq", sim, &secret, ""),
+                &site_toml("hq", sim, &secret, extra_policy),
             ),
         )
         .unwrap();
