@@ -104,3 +104,32 @@ impl Episode {
         self.plan.get(self.step)
     }
 }
+pub(super) fn describe_step(step: &Step, names: &[String; 2]) -> String {
+    let name = &names[step.appliance];
+    let r = step.request;
+    format!(
+        "{}: role={}, data_sync_first={}, force={}",
+        name, r.role, r.data_sync_first, r.force
+    )
+}
+
+pub(super) fn describe_plan(plan: &[Step], names: &[String; 2]) -> String {
+    let parts: Vec<String> = plan
+        .iter()
+        .map(
+            |s| match (s.request.role, s.request.data_sync_first, s.request.force) {
+                (FailoverRole::Primary, true, _) => format!(
+                    "switch over gracefully to {} (data_sync_first)",
+                    names[s.appliance]
+                ),
+                (FailoverRole::Primary, false, _) => format!("promote {}", names[s.appliance]),
+                (FailoverRole::Backup, _, true) => {
+                    format!("demote {} with force", names[s.appliance])
+                }
+                (FailoverRole::Backup, _, false) => format!("demote {}", names[s.appliance]),
+                (FailoverRole::None, _, _) => "do nothing".to_string(),
+            },
+        )
+        .collect();
+    parts.join(", then ")
+}

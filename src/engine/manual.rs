@@ -5,8 +5,9 @@
 use std::time::{Duration, SystemTime};
 
 use super::action::{Action, PlannedCall, PreflightReport};
+use super::episode::describe_plan;
 use super::episode::{Purpose, Step};
-use super::machine::{Engine, describe_plan};
+use super::machine::Engine;
 use super::memory::Trigger;
 use super::observation::{ManualRequest, Slot};
 use super::policy::Mode;
@@ -39,7 +40,7 @@ pub(super) fn handle(
     }
     if engine.current_primary() == Some(target) {
         problems.push(format!("{} is already the primary", names[target]));
-    } else if let Some(problem) = engine.backup_problem_of(target) {
+    } else if let Some(problem) = engine.backup_problem(target) {
         problems.push(format!("target {problem}"));
     }
     if let Some((_, problem)) = engine.sync_problem(now) {
@@ -71,7 +72,7 @@ pub(super) fn handle(
             duration(cooldown)
         ));
     }
-    if engine.is_stalled() {
+    if engine.stalled() {
         notes.push(
             "the watchdog's loop stalled recently; its picture may be out of date".to_string(),
         );

@@ -11,13 +11,22 @@
 //! promote, one verified action at a time followed by a cooldown, explain everything.
 
 pub mod action;
+mod commands;
+mod data_gate;
+mod decision;
+mod detection;
 pub mod episode;
+mod episode_runner;
 mod machine;
 mod manual;
 pub mod memory;
+mod narration;
 pub mod observation;
 pub mod policy;
+mod split_brain;
+mod stall;
 pub mod state;
+mod streak;
 pub mod view;
 mod words;
 
