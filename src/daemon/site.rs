@@ -26,8 +26,6 @@ use crate::exporter::status::{
 
 /// How often `/info` is asked again (product, permissions).
 const INFO_INTERVAL: Duration = Duration::from_secs(3600);
-/// How many decisions `/status` shows.
-const DECISIONS_SHOWN: usize = 20;
 
 /// Messages to a running site loop.
 pub enum SiteCommand {
@@ -124,7 +122,9 @@ impl SiteLoop {
         self.board
             .heartbeat(&self.site.name, allowed_gap.max(Duration::from_secs(30)));
         self.publish(SystemTime::now());
+        let mut last_poll_started = Instant::now();
         loop {
+            let wakeup = self.engine_wakeup();
             tokio::select! {
                 // SIGTERM (through `shutdown`) first: a stop must not wait for a poll.
                 biased;
@@ -135,20 +135,22 @@ impl SiteLoop {
                     self.step(Input::CallResult { call_id, result }).await;
                 }
                 _ = tokio::time::sleep_until(next_poll) => {
-                    let started = Instant::now();
+                    last_poll_started = Instant::now();
                     let report = self.poll().await;
                     self.last_poll = Some(SystemTime::now());
                     self.step(Input::Poll(report)).await;
                     if let Some(ready) = self.ready.take() {
                         let _ = ready.send(());
                     }
-                    let interval = self.site.poll_interval;
-                    next_poll = if std::mem::take(&mut self.urgent) {
-                        (started + interval / 2).max(Instant::now())
-                    } else {
-                        started + interval
-                    };
+                    next_poll = last_poll_started + self.site.poll_interval;
                 }
+                _ = tokio::time::sleep_until(wakeup) => self.step(Input::Tick).await,
+            }
+            // The engine asked for corroboration (from a poll, a call's answer or a tick): poll
+            // half an interval after the last poll started, or now if that is already past.
+            if std::mem::take(&mut self.urgent) {
+                let soon = (last_poll_started + self.site.poll_interval / 2).max(Instant::now());
+                next_poll = next_poll.min(soon);
             }
             self.board
                 .heartbeat(&self.site.name, allowed_gap.max(Duration::from_secs(30)));
@@ -169,6 +171,19 @@ impl SiteLoop {
         if let Err(error) = crate::control::audit::append(self.store.dir(), &record) {
             tracing::error!(site = %self.site.name, "cannot write the audit log: {error}");
         }
+    }
+
+    /// When the engine wants a `Tick`, on the runtime's clock (far away when it wants none).
+    fn engine_wakeup(&self) -> Instant {
+        const NEVER: Duration = Duration::from_secs(24 * 3600);
+        let wait = match self.engine.next_wakeup() {
+            Some(at) => at
+                .duration_since(SystemTime::now())
+                .unwrap_or(Duration::ZERO)
+                .min(NEVER),
+            None => NEVER,
+        };
+        Instant::now() + wait
     }
 
     pub fn engine(&self) -> &Engine {
@@ -289,7 +304,7 @@ impl SiteLoop {
                     let _ = results.send((call.call_id, result)).await;
                 });
             }
-            Action::PollNow => self.urgent = true,
+            Action::PollSoon => self.urgent = true,
             Action::Persist(memory) => {
                 let store = self.store.clone();
                 let saved = tokio::task::spawn_blocking(move || store.save(&memory)).await;
@@ -560,7 +575,6 @@ impl SiteLoop {
                 message: d.message.clone(),
             })
             .collect();
-        let skip = decisions.len().saturating_sub(DECISIONS_SHOWN);
         self.board.publish(SiteStatus {
             site: site.clone(),
             mode: self.mode.as_str().to_string(),
@@ -592,7 +606,7 @@ impl SiteLoop {
                     reason: r.clone(),
                 })
                 .collect(),
-            decisions: decisions[skip..].to_vec(),
+            decisions,
             last_poll: self
                 .last_poll
                 .map(|t| crate::api::time::UtcTime::from_system_time(t).to_string()),
@@ -613,7 +627,6 @@ fn stagger(site: &str, interval: Duration) -> Duration {
 
 pub fn engine_config(site: &SiteConfig, mode: Mode) -> engine::SiteConfig {
     engine::SiteConfig {
-        site: site.name.clone(),
         names: [
             site.appliances[0].name.clone(),
             site.appliances[1].name.clone(),

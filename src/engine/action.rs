@@ -12,8 +12,9 @@ use crate::api::time::UtcTime;
 pub enum Action {
     /// Call `POST /failover-role` on `appliance`; answer with `Input::CallResult(call_id)`.
     CallFailover(FailoverCall),
-    /// Poll both appliances now instead of waiting for the next cycle.
-    PollNow,
+    /// Poll both appliances soon instead of waiting for the next cycle: as soon as half a poll
+    /// interval has passed since the last poll started (corroboration, convergence).
+    PollSoon,
     /// An alert condition started (`raised`) or ended.
     Alert {
         alert: AlertKind,

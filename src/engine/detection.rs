@@ -32,7 +32,7 @@ impl Engine {
             self.views[slot].absorb(appliance, now);
             if self.views[slot].came_back(now) {
                 // Back after a silence: learn what it believes now, without waiting.
-                out.push(Action::PollNow);
+                out.push(Action::PollSoon);
             }
         }
         // A peer's list tells the role of an appliance that cannot tell it itself this cycle.
@@ -98,7 +98,7 @@ impl Engine {
                     polls: 1,
                 });
                 // Something looks wrong: corroborate now rather than a poll interval later.
-                out.push(Action::PollNow);
+                out.push(Action::PollSoon);
             }
         }
     }

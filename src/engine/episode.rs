@@ -95,8 +95,6 @@ pub struct Episode {
     pub phase: Phase,
     pub reason: String,
     pub overridden: bool,
-    #[serde(skip)]
-    pub started_at: SystemTime,
 }
 
 impl Episode {

@@ -39,7 +39,6 @@ impl Engine {
             },
             reason: reason.clone(),
             overridden,
-            started_at: now,
         };
         self.episode = Some(episode);
         let what = match purpose {
@@ -129,7 +128,7 @@ impl Engine {
                     );
                     self.attempt_failed(now, why, out);
                 } else {
-                    out.push(Action::PollNow);
+                    out.push(Action::PollSoon);
                 }
             }
         }
@@ -369,7 +368,7 @@ impl Engine {
                     duration(self.config.policy.converge_timeout)
                 );
                 self.note(now, out, message);
-                out.push(Action::PollNow);
+                out.push(Action::PollSoon);
             }
             CallResult::Failed { kind, message } => {
                 self.attempt_failed(now, format!("the call failed ({kind}: {message})"), out);

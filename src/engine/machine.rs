@@ -19,7 +19,6 @@ use super::view::ApplianceView;
 /// What the engine needs to know about its site.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SiteConfig {
-    pub site: String,
     /// The operator's names of the two appliances, in configuration order.
     pub names: [String; 2],
     pub mode: Mode,

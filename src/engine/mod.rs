@@ -27,6 +27,7 @@ mod split_brain;
 mod stall;
 pub mod state;
 mod streak;
+mod timers;
 pub mod view;
 mod words;
 

@@ -62,7 +62,8 @@ pub struct ManualRequest {
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Input {
-    /// Time passed; nothing new was observed.
+    /// Time passed and nothing new was observed: the driver sends it at `Engine::next_wakeup`,
+    /// so deadlines, retries and the ends of cooldowns act on time rather than at the next poll.
     Tick,
     Poll(PollReport),
     CallResult {

@@ -207,7 +207,6 @@ impl Harness {
 
     pub fn with(mode: Mode, policy: Policy, memory: Memory) -> Self {
         let config = SiteConfig {
-            site: "support".into(),
             names: ["east".into(), "west".into()],
             mode,
             policy,

@@ -414,7 +414,6 @@ impl Checker {
 fn run(mode: Mode, events: &[(Clock, Event)], check: bool) -> Result<Vec<Action>, TestCaseError> {
     let policy = policy();
     let config = SiteConfig {
-        site: "s".into(),
         names: ["east".into(), "west".into()],
         mode,
         policy: policy.clone(),

@@ -653,3 +653,39 @@ fn memory_survives_a_restart_in_cooldown() {
     assert!(h.calls.is_empty());
     assert_eq!(h.engine.state().blocker, Some(Blocker::Cooldown));
 }
+
+#[test]
+fn timers_wake_the_engine_for_deadlines_without_a_poll() {
+    let mut h = settled(Mode::Auto);
+    h.answer_calls = false;
+    h.world.up[EAST] = false;
+    h.run_for(MINUTE);
+    assert_eq!(h.calls.len(), 1, "{}", h.reason());
+    // The call's answer is overdue at converge_timeout after it was sent: that is the next
+    // time the engine needs a step, and a tick then (with no poll) ends the attempt.
+    let sent = h.now;
+    let wake = h.engine.next_wakeup().expect("a deadline is pending");
+    let timeout = h.engine.config().policy.converge_timeout;
+    assert!(wake > sent && wake <= sent + timeout + Duration::from_secs(1));
+    h.now = wake;
+    h.input(Input::Tick);
+    assert!(
+        h.engine
+            .journal()
+            .any(|d| d.message.contains("no answer to the call")),
+        "{}",
+        h.reason()
+    );
+    // Once past, a deadline is not offered again (the driver would spin).
+    assert!(h.engine.next_wakeup().is_none_or(|t| t > h.now));
+}
+
+#[test]
+fn timers_end_a_cooldown_on_time() {
+    let mut h = settled(Mode::Auto);
+    h.world.up[EAST] = false;
+    h.run_for(3 * MINUTE);
+    assert_eq!(h.kind(), StateKind::Cooldown, "{}", h.reason());
+    let until = h.engine.memory().cooldown_until.expect("cooldown set");
+    assert_eq!(h.engine.next_wakeup(), Some(until.to_system_time()));
+}
