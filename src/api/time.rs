@@ -42,8 +42,20 @@ impl UtcTime {
             .map(UtcTime)
     }
 
+    /// Never panics: a time outside the years -9999..=9999 (only arithmetic on absurd durations
+    /// makes one, such as a cooldown of ten thousand years) is clamped to the nearest end.
     pub fn from_system_time(at: SystemTime) -> Self {
-        UtcTime(OffsetDateTime::from(at))
+        let clamped = match at.duration_since(SystemTime::UNIX_EPOCH) {
+            Ok(after) => time::Duration::try_from(after)
+                .ok()
+                .and_then(|d| OffsetDateTime::UNIX_EPOCH.checked_add(d))
+                .unwrap_or(time::PrimitiveDateTime::MAX.assume_utc()),
+            Err(before) => time::Duration::try_from(before.duration())
+                .ok()
+                .and_then(|d| OffsetDateTime::UNIX_EPOCH.checked_sub(d))
+                .unwrap_or(time::PrimitiveDateTime::MIN.assume_utc()),
+        };
+        UtcTime(clamped)
     }
 
     pub fn to_system_time(self) -> SystemTime {
@@ -170,5 +182,13 @@ mod tests {
         let junk = "x".repeat(10_000);
         let message = UtcTime::parse(&junk).unwrap_err().to_string();
         assert!(message.len() < 200, "{message}");
+    }
+
+    #[test]
+    fn times_beyond_year_9999_are_clamped_not_a_panic() {
+        let far = SystemTime::UNIX_EPOCH + Duration::from_secs(400_000 * 365 * 24 * 3600);
+        let clamped = UtcTime::from_system_time(far);
+        assert_eq!(clamped.to_string().get(..4), Some("9999"));
+        assert!(clamped.to_system_time() < far);
     }
 }

@@ -479,9 +479,6 @@ impl SiteLoop {
         let state = self.engine.state();
         let sync_age = self.engine.sync_age(now).map(|d| d.as_secs_f64());
         let views = self.engine.views();
-        let reporter = memory
-            .last_data_sync
-            .and_then(|known| views.iter().position(|v| v.last_data_sync == Some(known)));
         let mut appliances = Vec::new();
         for (slot, view) in views.iter().enumerate() {
             let rate = self.clients[slot].rate_status();
@@ -508,11 +505,8 @@ impl SiteLoop {
                         .to_string(),
                 }),
                 last_data_sync_seconds: view.last_data_sync.map(|t| t.unix_seconds_f64()),
-                data_sync_age_seconds: if reporter == Some(slot) {
-                    sync_age
-                } else {
-                    None
-                },
+                // Each appliance's own report; the data gate's figure is the site's gauge.
+                data_sync_age_seconds: view.last_data_sync.map(|t| t.age_at(now).as_secs_f64()),
                 data_sync_ok: if is_primary {
                     view.last_data_sync_status
                         .as_deref()
@@ -582,7 +576,12 @@ impl SiteLoop {
             reason: state.reason.clone(),
             blocker: state.blocker.map(|b| b.as_str().to_string()),
             appliances,
-            last_data_sync: memory.last_data_sync.map(|t| t.to_string()),
+            last_data_sync: self.engine.sync_evidence().map(|r| r.reported.to_string()),
+            data_sync_source: self.engine.sync_evidence().map(|r| {
+                r.from
+                    .clone()
+                    .unwrap_or_else(|| "unknown (from before an upgrade)".to_string())
+            }),
             data_sync_age_seconds: sync_age,
             max_sync_age_seconds: self.site.policy.max_sync_age.as_secs_f64(),
             cooldown_remaining_seconds: cooldown,

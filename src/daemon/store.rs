@@ -108,10 +108,12 @@ impl StateStore {
                 supported: MEMORY_VERSION,
             });
         }
-        serde_json::from_slice(&text).map_err(|e| StoreError::Corrupt {
-            path: self.path.clone(),
-            reason: e.to_string(),
-        })
+        serde_json::from_slice::<Memory>(&text)
+            .map(Memory::upgraded)
+            .map_err(|e| StoreError::Corrupt {
+                path: self.path.clone(),
+                reason: e.to_string(),
+            })
     }
 
     pub fn save(&self, memory: &Memory) -> Result<(), StoreError> {

@@ -8,6 +8,8 @@ use super::state::StateKind;
 use crate::api::model::FailoverRequest;
 use crate::api::time::UtcTime;
 
+// A handful of actions per step: boxing the memory would only add noise.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
     /// Call `POST /failover-role` on `appliance`; answer with `Input::CallResult(call_id)`.

@@ -40,10 +40,8 @@ impl Engine {
             Command::Acknowledge { reason, by } => {
                 let had_cooldown = self.cooldown_remaining(now) > Duration::ZERO;
                 self.memory.cooldown_until = None;
-                self.exhausted = false;
-                self.failed_attempts = 0;
-                self.next_attempt_at = None;
-                self.escalate_to_fence = false;
+                self.memory.gave_up = None;
+                self.memory.retries = None;
                 out.push(Action::Persist(self.memory.clone()));
                 let what = if had_cooldown {
                     "cooldown ended early"

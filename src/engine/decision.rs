@@ -4,15 +4,17 @@
 use std::time::{Duration, SystemTime};
 
 use super::action::Action;
+use super::clock::since;
 use super::detection::Situation;
 use super::episode::{Purpose, Step, describe_plan};
+use super::episode_runner::EpisodeStart;
 use super::machine::Engine;
 use super::memory::Trigger;
 use super::observation::Slot;
 use super::policy::Mode;
 use super::state::{Blocker, SiteState, StateKind};
 use super::view::Condition;
-use super::words::{duration, since};
+use super::words::duration;
 use crate::api::model::FailoverRole;
 
 impl Engine {
@@ -130,14 +132,20 @@ impl Engine {
             );
         }
         if !p.failing() {
-            self.escalate_to_fence = false;
-            self.exhausted = false;
             let backup_problem = self.backup_problem(backup);
-            if backup_problem.is_none()
-                && self.memory.promoted.as_deref() == Some(self.config.names[primary].as_str())
-            {
-                // The pair is whole again with the appliance we promoted as primary.
+            let mut changed = false;
+            if let Some(retries) = self.memory.retries.as_mut().filter(|r| r.escalate_to_fence) {
+                // The primary answers well again: a later failure starts gracefully again.
+                retries.escalate_to_fence = false;
+                changed = true;
+            }
+            if backup_problem.is_none() && self.memory.promoted.is_some() {
+                // The pair is whole again, whoever is primary (an operator may have failed back
+                // by hand): the authority to fence that came with our promotion ends here.
                 self.memory.promoted = None;
+                changed = true;
+            }
+            if changed {
                 out.push(Action::Persist(self.memory.clone()));
             }
             let base = match &backup_problem {
@@ -172,7 +180,7 @@ impl Engine {
         }
 
         let (failing_for, polls) = match &self.streak {
-            Some(streak) if streak.slot == primary => (since(now, streak.since), streak.polls),
+            Some(streak) if streak.slot == primary => (streak.observed_for(), streak.polls),
             _ => (Duration::ZERO, 0),
         };
         let how = p.condition.describe();
@@ -182,6 +190,18 @@ impl Engine {
             duration(failing_for)
         );
         let policy = &self.config.policy;
+        if let Some((from, kind)) = p.no_information {
+            // The latest polls observed nothing: they neither prove nor disprove the failure.
+            return SiteState::new(
+                StateKind::PrimarySuspect,
+                format!(
+                    "{failing}; no information from {} for {} ({}): these polls do not count toward failing over",
+                    p.name,
+                    duration(since(now, from)),
+                    kind.label()
+                ),
+            );
+        }
         if polls < policy.failure_threshold || failing_for < policy.failover_after {
             return SiteState::new(
                 StateKind::PrimarySuspect,
@@ -227,17 +247,20 @@ impl Engine {
         failing: String,
         out: &mut Vec<Action>,
     ) -> SiteState {
-        if self
-            .last_failure_at
-            .is_some_and(|at| since(now, at) >= self.config.policy.cooldown)
-        {
-            self.failed_attempts = 0;
-            self.last_failure_at = None;
+        if self.memory.retries.as_ref().is_some_and(|r| {
+            since(now, r.last_failure_at.to_system_time()) >= self.config.policy.cooldown
+        }) {
+            // A cooldown's length without a new failure: a later failure is a new one.
+            self.memory.retries = None;
+            out.push(Action::Persist(self.memory.clone()));
         }
         let plan = self.automatic_plan(primary, backup);
         let target = &self.config.names[backup];
         let intent = describe_plan(&plan, &self.config.names);
-        let hold = self.policy_hold(now, &intent, true);
+        // The cooldown started with the first attempt at this failure; it does not hold back
+        // the retries of that same failure (their own backoff and count do).
+        let retrying = self.memory.retries.is_some();
+        let hold = self.policy_hold(now, &intent, !retrying);
         // A stalled loop's picture is not to be trusted, so it is named first.
         if let Some((Blocker::Stalled, why)) = &hold {
             return SiteState::blocked(Blocker::Stalled, format!("{failing}; {why}"));
@@ -266,13 +289,15 @@ impl Engine {
         let reason = format!("{failing}; backup {target} healthy; {data}; {intent}");
         self.start_episode(
             now,
-            Purpose::Promote,
-            Trigger::Auto,
-            Some(primary),
-            backup,
-            plan,
-            reason,
-            false,
+            EpisodeStart {
+                purpose: Purpose::Promote,
+                trigger: Trigger::Auto,
+                from: Some(primary),
+                target: backup,
+                plan,
+                reason,
+                overridden: false,
+            },
             out,
         );
         let episode = self
@@ -300,10 +325,10 @@ impl Engine {
             );
             return Some((Blocker::Stalled, why));
         }
-        if self.exhausted {
+        if let Some(gave_up) = &self.memory.gave_up {
             let why = format!(
-                "the last automatic action failed {} times; waiting for an operator (ack to allow another try)",
-                policy.max_attempts
+                "automatic action gave up at {} ({}); waiting for an operator (ack to allow another try)",
+                gave_up.since, gave_up.reason
             );
             return Some((Blocker::RetriesExhausted, why));
         }
@@ -327,14 +352,17 @@ impl Engine {
                 format!("observe mode: would {intent}"),
             ));
         }
-        if let Some(at) = self.next_attempt_at.filter(|at| now < *at) {
-            let why = format!(
-                "attempt {} of {} failed; next attempt in {}",
-                self.failed_attempts,
-                policy.max_attempts,
-                duration(since(at, now))
-            );
-            return Some((Blocker::RetryBackoff, why));
+        if let Some(retries) = &self.memory.retries {
+            let at = retries.next_attempt_at.to_system_time();
+            if now < at {
+                let why = format!(
+                    "attempt {} of {} failed; next attempt in {}",
+                    retries.attempts,
+                    policy.max_attempts,
+                    duration(since(at, now))
+                );
+                return Some((Blocker::RetryBackoff, why));
+            }
         }
         None
     }
@@ -349,7 +377,13 @@ impl Engine {
         if !p.answering() {
             // It does not answer: promote the backup and watch for the old primary's return.
             vec![Step::promote(backup, false)]
-        } else if self.escalate_to_fence || sync_broken {
+        } else if self
+            .memory
+            .retries
+            .as_ref()
+            .is_some_and(|r| r.escalate_to_fence)
+            || sync_broken
+        {
             // It answers but cannot reach its peer: fence it first, or it stays primary too.
             vec![Step::demote(primary, true), Step::promote(backup, false)]
         } else {

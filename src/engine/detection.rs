@@ -1,18 +1,15 @@
 //! From polls to a picture: each appliance's view, who is primary, and how long the primary
 //! has been failing.
 
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use super::action::Action;
+use super::clock::since;
 use super::machine::Engine;
 use super::observation::{PollReport, Slot};
 use super::streak::Streak;
 use super::view::{ApplianceView, Condition};
 use crate::api::model::FailoverRole;
-
-/// A reported sync time further in the future than this is not believed (clock skew would
-/// otherwise make stale data look fresh forever).
-const MAX_SYNC_SKEW: Duration = Duration::from_secs(300);
 
 /// The shape of the pair, before any policy is applied.
 #[derive(Debug, Clone, PartialEq)]
@@ -46,29 +43,7 @@ impl Engine {
                 self.views[other].learn_from_peer(records, &peer, now);
             }
         }
-        // Only a sync time in this very answer, from an appliance saying in it that it is the
-        // primary, counts: a remembered value must not be re-read later as if it were news.
-        for appliance in &report.appliances {
-            let Some(Ok(health)) = &appliance.health else {
-                continue;
-            };
-            let base = health.base();
-            let (Some(FailoverRole::Primary), Some(reported)) =
-                (base.failover_role, base.last_data_sync)
-            else {
-                continue;
-            };
-            let believable = reported.to_system_time() <= now + MAX_SYNC_SKEW;
-            if believable
-                && self
-                    .memory
-                    .last_data_sync
-                    .is_none_or(|known| reported > known)
-            {
-                self.memory.last_data_sync = Some(reported);
-                out.push(Action::Persist(self.memory.clone()));
-            }
-        }
+        self.absorb_sync_reports(now, report, out);
         self.update_streak(now, report, out);
     }
 
@@ -82,22 +57,31 @@ impl Engine {
             self.streak = None;
             return;
         };
-        if !ApplianceView::report_has_evidence(&report.appliances[primary]) {
+        if !ApplianceView::observed(&report.appliances[primary]) {
+            // Nothing was observed (our budget, 429, 401, 403): the streak neither grows nor
+            // ends; its time is measured to the last poll that did observe the primary.
             return;
         }
         if !self.views[primary].failing() {
             self.streak = None;
             return;
         }
+        let gap_limit = self.config.policy.failover_after;
         match &mut self.streak {
-            Some(streak) if streak.slot == primary => streak.polls += 1,
+            // A gap without observations longer than the failure window breaks the streak:
+            // what was seen before it cannot be joined with what is seen after.
+            Some(streak) if streak.slot == primary && since(now, streak.last_seen) <= gap_limit => {
+                streak.polls = streak.polls.saturating_add(1);
+                streak.last_seen = now;
+            }
             _ => {
                 self.streak = Some(Streak {
                     slot: primary,
                     since: now,
+                    last_seen: now,
                     polls: 1,
                 });
-                // Something looks wrong: corroborate now rather than a poll interval later.
+                // Something looks wrong: corroborate soon rather than a poll interval later.
                 out.push(Action::PollSoon);
             }
         }
@@ -111,16 +95,19 @@ impl Engine {
         {
             return Situation::Blind;
         }
+        // An answering appliance's role counts only if it reported it since it came back: a
+        // role from before an outage says nothing about what it believes now.
+        let says = |slot: Slot, role: FailoverRole| {
+            let v = &self.views[slot];
+            v.answering() && v.role_is_current() && v.role() == Some(role)
+        };
         for slot in 0..2 {
-            if self.views[slot].answering() && self.views[slot].role() == Some(FailoverRole::None) {
+            if says(slot, FailoverRole::None) {
                 return Situation::NotInFailover(slot);
             }
         }
-        let answering_primaries: Vec<Slot> = (0..2)
-            .filter(|&s| {
-                self.views[s].answering() && self.views[s].role() == Some(FailoverRole::Primary)
-            })
-            .collect();
+        let answering_primaries: Vec<Slot> =
+            (0..2).filter(|&s| says(s, FailoverRole::Primary)).collect();
         match answering_primaries.as_slice() {
             [_, _] => return Situation::SplitBrain,
             [p] => {

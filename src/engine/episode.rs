@@ -3,15 +3,16 @@
 
 use std::time::SystemTime;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use super::memory::Trigger;
+use super::memory::{EpisodeRecord, RecordedStep, Trigger};
 use super::observation::Slot;
 use super::view::ApplianceView;
 use crate::api::model::{FailoverRequest, FailoverRole};
+use crate::api::time::UtcTime;
 
 /// What an episode is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Purpose {
     /// Make `target` the primary.
@@ -75,17 +76,28 @@ pub enum Phase {
         #[serde(skip)]
         sent_at: SystemTime,
     },
-    /// The call succeeded; the roles are expected to change by `deadline`.
+    /// The call succeeded (or, after a restart, may have been sent); the roles are expected to
+    /// change by `deadline`.
     Converging {
         #[serde(skip)]
         since: SystemTime,
         #[serde(skip)]
         deadline: SystemTime,
     },
+    /// A later step failed after earlier ones had already changed the roles (the old primary
+    /// was fenced): the episode owns the state it made and sends the step again at `at`.
+    RetryAt {
+        #[serde(skip)]
+        at: SystemTime,
+    },
+    /// Restored from memory after a restart; becomes `Converging` at the first step.
+    Resuming,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Episode {
+    /// Names the episode in the journal, the log and the state file (its start, in ms).
+    pub id: u64,
     pub purpose: Purpose,
     pub trigger: Trigger,
     pub from: Option<Slot>,
@@ -95,11 +107,78 @@ pub struct Episode {
     pub phase: Phase,
     pub reason: String,
     pub overridden: bool,
+    /// Failed attempts within this episode.
+    pub attempts: u32,
+    /// The step that may have been in flight when the watchdog restarted: verified, never
+    /// sent again (a second call for the same failure is what the intent record prevents).
+    pub resumed_step: Option<usize>,
+    #[serde(skip)]
+    pub started_at: SystemTime,
 }
 
 impl Episode {
     pub fn current(&self) -> Option<&Step> {
         self.plan.get(self.step)
+    }
+
+    /// The intent as the state file keeps it (appliances by name, so that a reordered
+    /// configuration cannot change its meaning).
+    pub(super) fn record(&self, names: &[String; 2]) -> EpisodeRecord {
+        EpisodeRecord {
+            id: self.id,
+            purpose: self.purpose,
+            trigger: self.trigger,
+            from: self.from.map(|s| names[s].clone()),
+            target: names[self.target].clone(),
+            plan: self
+                .plan
+                .iter()
+                .map(|s| RecordedStep {
+                    appliance: names[s.appliance].clone(),
+                    request: s.request,
+                })
+                .collect(),
+            step: self.step,
+            attempts: self.attempts,
+            reason: self.reason.clone(),
+            overridden: self.overridden,
+            started_at: UtcTime::from_system_time(self.started_at),
+        }
+    }
+
+    /// An episode restored from its record; `None` when it names an appliance that is no
+    /// longer configured (the caller says so).
+    pub(super) fn restore(record: &EpisodeRecord, names: &[String; 2]) -> Option<Episode> {
+        let slot = |name: &str| names.iter().position(|n| n == name);
+        let plan = record
+            .plan
+            .iter()
+            .map(|s| {
+                slot(&s.appliance).map(|appliance| Step {
+                    appliance,
+                    request: s.request,
+                })
+            })
+            .collect::<Option<Vec<Step>>>()?;
+        let from = match &record.from {
+            Some(name) => Some(slot(name)?),
+            None => None,
+        };
+        Some(Episode {
+            id: record.id,
+            purpose: record.purpose,
+            trigger: record.trigger,
+            from,
+            target: slot(&record.target)?,
+            step: record.step.min(plan.len().saturating_sub(1)),
+            plan,
+            phase: Phase::Resuming,
+            reason: record.reason.clone(),
+            overridden: record.overridden,
+            attempts: record.attempts,
+            resumed_step: Some(record.step),
+            started_at: record.started_at.to_system_time(),
+        })
     }
 }
 pub(super) fn describe_step(step: &Step, names: &[String; 2]) -> String {

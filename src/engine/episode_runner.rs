@@ -1,57 +1,102 @@
-//! Carrying out an episode: send each call, verify its effect, retry within bounds, finish
-//! with a cooldown.
+//! Carrying out an episode: write the intent, send each call, verify its effect, retry within
+//! bounds, finish with a cooldown.
+//!
+//! The intent (the episode record, the cooldown and the fencing authority that start with it)
+//! is handed to the daemon to persist *before* each call: a crash at any point then resumes
+//! the episode instead of deciding afresh and calling a second time for the same failure.
 
 use std::time::SystemTime;
 
 use super::action::{Action, FailoverCall, FailoverSummary};
+use super::clock::{later, since};
 use super::episode::{Episode, Phase, Purpose, Step, describe_step};
 use super::machine::Engine;
-use super::memory::{FailoverRecord, Outcome, Trigger};
+use super::memory::{FailoverRecord, GaveUp, Outcome, RetrySeries, Trigger};
 use super::observation::{CallResult, Slot};
-use super::words::{duration, since};
+use super::policy::Mode;
+use super::words::duration;
 use crate::api::model::FailoverRole;
 use crate::api::time::UtcTime;
 
+/// What starts an episode, besides its plan.
+pub(super) struct EpisodeStart {
+    pub purpose: Purpose,
+    pub trigger: Trigger,
+    pub from: Option<Slot>,
+    pub target: Slot,
+    pub plan: Vec<Step>,
+    pub reason: String,
+    pub overridden: bool,
+}
+
 impl Engine {
-    #[allow(clippy::too_many_arguments)]
     pub(super) fn start_episode(
         &mut self,
         now: SystemTime,
-        purpose: Purpose,
-        trigger: Trigger,
-        from: Option<Slot>,
-        target: Slot,
-        plan: Vec<Step>,
-        reason: String,
-        overridden: bool,
+        start: EpisodeStart,
         out: &mut Vec<Action>,
     ) {
-        let episode = Episode {
-            purpose,
-            trigger,
-            from,
-            target,
-            plan,
-            step: 0,
-            phase: Phase::Converging {
-                since: now,
-                deadline: now,
-            },
-            reason: reason.clone(),
-            overridden,
+        // Automatic attempts at the same failure carry their count into the new episode.
+        let attempts = match start.trigger {
+            Trigger::Auto => self.memory.retries.as_ref().map_or(0, |r| r.attempts),
+            Trigger::Manual => 0,
         };
-        self.episode = Some(episode);
-        let what = match purpose {
+        let what = match start.purpose {
             Purpose::Promote => "failover",
             Purpose::DemoteStale => "fencing",
         };
-        self.note(now, out, format!("{} {what}: {reason}", trigger.as_str()));
+        let attempt = if attempts > 0 {
+            format!(
+                "attempt {} of {}; ",
+                attempts.saturating_add(1),
+                self.config.policy.max_attempts.max(1)
+            )
+        } else {
+            String::new()
+        };
+        self.note(
+            now,
+            out,
+            format!(
+                "{} {what}: {attempt}{}",
+                start.trigger.as_str(),
+                start.reason
+            ),
+        );
+        if start.purpose == Purpose::Promote {
+            // The cooldown and the authority to fence start with the intent, not with the
+            // verified outcome: a crash in between must not allow a second failover.
+            self.memory.cooldown_until = Some(UtcTime::from_system_time(later(
+                now,
+                self.config.policy.cooldown,
+            )));
+            self.memory.promoted = Some(self.config.names[start.target].clone());
+        }
+        if start.trigger == Trigger::Manual {
+            self.memory.retries = None;
+        }
+        self.episode = Some(Episode {
+            id: episode_id(now),
+            purpose: start.purpose,
+            trigger: start.trigger,
+            from: start.from,
+            target: start.target,
+            plan: start.plan,
+            step: 0,
+            phase: Phase::Resuming,
+            reason: start.reason,
+            overridden: start.overridden,
+            attempts,
+            resumed_step: None,
+            started_at: now,
+        });
         self.send_current_step(now, out);
     }
 
-    pub(super) fn send_current_step(&mut self, now: SystemTime, out: &mut Vec<Action>) {
+    /// Persists the intent, then asks for the current step's call.
+    fn send_current_step(&mut self, now: SystemTime, out: &mut Vec<Action>) {
         let call_id = self.next_call_id;
-        self.next_call_id += 1;
+        self.next_call_id = self.next_call_id.wrapping_add(1);
         let Some(episode) = &mut self.episode else {
             return;
         };
@@ -70,13 +115,33 @@ impl Engine {
             trigger: episode.trigger,
             reason: episode.reason.clone(),
         };
+        self.memory.episode = Some(episode.record(&self.config.names));
+        out.push(Action::Persist(self.memory.clone()));
         out.push(Action::CallFailover(call));
     }
 
     pub(super) fn advance_episode(&mut self, now: SystemTime, out: &mut Vec<Action>) {
-        let Some(episode) = &self.episode else { return };
+        let Some(episode) = &mut self.episode else {
+            return;
+        };
         let timeout = self.config.policy.converge_timeout;
         match episode.phase {
+            Phase::Resuming => {
+                episode.phase = Phase::Converging {
+                    since: now,
+                    deadline: later(now, timeout),
+                };
+                let step = episode
+                    .current()
+                    .map(|s| describe_step(s, &self.config.names))
+                    .unwrap_or_default();
+                let message = format!(
+                    "resumed episode {} after restart: verifying {step} (its call may have been sent before the restart, so it is not sent again); because {}",
+                    episode.id, episode.reason
+                );
+                self.note(now, out, message);
+                out.push(Action::PollSoon);
+            }
             Phase::AwaitingAnswer { sent_at, .. } => {
                 // The actuator bounds every call by its timeout; a missing answer is a bug
                 // somewhere, and must not wedge the site forever.
@@ -96,7 +161,7 @@ impl Engine {
                     return;
                 };
                 if step.converged(&self.views, from) {
-                    let done = episode.step + 1 >= episode.plan.len();
+                    let done = episode.step.saturating_add(1) >= episode.plan.len();
                     let name = self.config.names[step.appliance].clone();
                     let role = step.request.role;
                     self.note(now, out, format!("{name} now reports {role}"));
@@ -104,20 +169,7 @@ impl Engine {
                         self.finish_episode(now, Outcome::Success, None, out);
                     } else if let Some(episode) = &mut self.episode {
                         episode.step += 1;
-                        let next = episode.current().copied();
-                        // The backup was checked when the failover was decided; it must still
-                        // be a healthy backup when the promotion is actually sent.
-                        let problem = next
-                            .filter(|s| s.request.role == FailoverRole::Primary)
-                            .and_then(|s| self.backup_problem(s.appliance));
-                        match problem {
-                            Some(problem) => self.attempt_failed(
-                                now,
-                                format!("not promoting after all: {problem}"),
-                                out,
-                            ),
-                            None => self.send_current_step(now, out),
-                        }
+                        self.send_step_if_still_sound(now, out);
                     }
                 } else if now >= deadline {
                     let why = format!(
@@ -131,32 +183,98 @@ impl Engine {
                     out.push(Action::PollSoon);
                 }
             }
+            Phase::RetryAt { at } => {
+                // Mode and stall still hold an automatic call back; a pause does not (a
+                // failover in progress is finished, or the pair is left with no primary).
+                let automatic = episode.trigger == Trigger::Auto;
+                let held = automatic && (self.config.mode == Mode::Observe || self.stalled());
+                if now >= at && !held {
+                    self.send_step_if_still_sound(now, out);
+                }
+            }
+        }
+    }
+
+    /// The backup was checked when the failover was decided; it must still be a healthy
+    /// backup when the promotion is actually sent.
+    fn send_step_if_still_sound(&mut self, now: SystemTime, out: &mut Vec<Action>) {
+        let problem = self
+            .episode
+            .as_ref()
+            .and_then(|e| e.current().copied())
+            .filter(|s| s.request.role == FailoverRole::Primary)
+            .and_then(|s| self.backup_problem(s.appliance));
+        match problem {
+            Some(problem) => {
+                self.attempt_failed(now, format!("not promoting after all: {problem}"), out)
+            }
+            None => self.send_current_step(now, out),
         }
     }
 
     pub(super) fn attempt_failed(&mut self, now: SystemTime, why: String, out: &mut Vec<Action>) {
-        let Some(episode) = self.episode.take() else {
+        let Some(mut episode) = self.episode.take() else {
             return;
         };
-        let graceful = episode.current().is_some_and(|s| s.request.data_sync_first);
         if episode.trigger == Trigger::Manual {
             self.episode = Some(episode);
             self.finish_episode(now, Outcome::Failure, Some(why), out);
             return;
         }
-        self.failed_attempts += 1;
-        self.last_failure_at = Some(now);
+        if episode.resumed_step == Some(episode.step) {
+            self.episode = Some(episode);
+            let why = format!(
+                "{why}; the call may have been sent before the restart, so it is not sent again"
+            );
+            self.finish_episode(now, Outcome::Failure, Some(why), out);
+            return;
+        }
+        let graceful = episode.current().is_some_and(|s| s.request.data_sync_first);
+        episode.attempts = episode.attempts.saturating_add(1);
         let max = self.config.policy.max_attempts.max(1);
-        if self.failed_attempts >= max {
+        if episode.attempts >= max {
             self.episode = Some(episode);
             self.finish_episode(now, Outcome::Failure, Some(why), out);
             return;
         }
-        if graceful {
-            self.escalate_to_fence = true;
+        let wait = self
+            .config
+            .policy
+            .backoff_before(episode.attempts.saturating_add(1));
+        let at = later(now, wait);
+        if episode.step > 0 {
+            // Earlier steps changed the roles (the old primary is fenced): abandoning now would
+            // leave no primary, so this episode retries its step.
+            let step = episode
+                .current()
+                .map(|s| describe_step(s, &self.config.names))
+                .unwrap_or_default();
+            let message = format!(
+                "attempt {} of {max} failed: {why}; {step} again in {} (earlier steps already took effect)",
+                episode.attempts,
+                duration(wait)
+            );
+            episode.phase = Phase::RetryAt { at };
+            self.memory.episode = Some(episode.record(&self.config.names));
+            self.episode = Some(episode);
+            out.push(Action::Persist(self.memory.clone()));
+            self.note(now, out, message);
+            return;
         }
-        let wait = self.config.policy.backoff_before(self.failed_attempts + 1);
-        self.next_attempt_at = Some(now + wait);
+        let escalate = graceful
+            || self
+                .memory
+                .retries
+                .as_ref()
+                .is_some_and(|r| r.escalate_to_fence);
+        self.memory.retries = Some(RetrySeries {
+            attempts: episode.attempts,
+            last_failure_at: UtcTime::from_system_time(now),
+            next_attempt_at: UtcTime::from_system_time(at),
+            escalate_to_fence: escalate,
+        });
+        self.memory.episode = None;
+        out.push(Action::Persist(self.memory.clone()));
         let next = if graceful {
             "; the next attempt fences the old primary first"
         } else {
@@ -167,7 +285,7 @@ impl Engine {
             out,
             format!(
                 "attempt {} of {max} failed: {why}; trying again in {}{next}",
-                self.failed_attempts,
+                episode.attempts,
                 duration(wait)
             ),
         );
@@ -186,14 +304,18 @@ impl Engine {
         let names = &self.config.names;
         let from = episode.from.map(|s| names[s].clone());
         let to = names[episode.target].clone();
-        self.next_attempt_at = None;
-        self.escalate_to_fence = false;
+        self.memory.episode = None;
+        self.memory.retries = None;
         if outcome == Outcome::Success {
             self.streak = None;
         }
+        let gave_up = |reason: &str| GaveUp {
+            since: UtcTime::from_system_time(now),
+            reason: reason.to_string(),
+        };
         match (episode.purpose, outcome) {
             (Purpose::DemoteStale, Outcome::Success) => {
-                self.failed_attempts = 0;
+                out.push(Action::Persist(self.memory.clone()));
                 let message = format!(
                     "split brain ended: {} is backup again; {to} stays primary",
                     from.clone().unwrap_or_default()
@@ -202,12 +324,13 @@ impl Engine {
                 return;
             }
             (Purpose::DemoteStale, Outcome::Failure) => {
-                self.exhausted = true;
                 let message = format!(
                     "could not demote {}: {}",
                     from.clone().unwrap_or_default(),
                     why.unwrap_or_default()
                 );
+                self.memory.gave_up = Some(gave_up(&message));
+                out.push(Action::Persist(self.memory.clone()));
                 self.note(now, out, message);
                 return;
             }
@@ -217,8 +340,8 @@ impl Engine {
             None => episode.reason.clone(),
             Some(why) => format!("{why} (after: {})", episode.reason),
         };
-        self.memory.cooldown_until =
-            Some(UtcTime::from_system_time(now + self.config.policy.cooldown));
+        let cooldown = self.config.policy.cooldown;
+        self.memory.cooldown_until = Some(UtcTime::from_system_time(later(now, cooldown)));
         self.memory.last_failover = Some(FailoverRecord {
             at: UtcTime::from_system_time(now),
             from: from.clone(),
@@ -230,31 +353,26 @@ impl Engine {
         });
         match outcome {
             Outcome::Success => {
-                self.failed_attempts = 0;
-                self.exhausted = false;
+                self.memory.gave_up = None;
                 self.memory.promoted = Some(to.clone());
                 self.note(
                     now,
                     out,
-                    format!(
-                        "failover to {to} done; cooldown for {}",
-                        duration(self.config.policy.cooldown)
-                    ),
+                    format!("failover to {to} done; cooldown for {}", duration(cooldown)),
                 );
             }
             Outcome::Failure => {
-                // Holding still after a failed failover is what stops a retry storm.
-                self.exhausted = episode.trigger == Trigger::Auto;
-                self.failed_attempts = 0;
-                self.note(
-                    now,
-                    out,
-                    format!(
-                        "failover to {to} failed: {}; cooldown for {}",
-                        why.unwrap_or_default(),
-                        duration(self.config.policy.cooldown)
-                    ),
+                let message = format!(
+                    "failover to {to} failed: {}; cooldown for {}",
+                    why.unwrap_or_default(),
+                    duration(cooldown)
                 );
+                // Holding still after a failed failover is what stops a retry storm; it lasts
+                // until an operator acknowledges, across restarts.
+                if episode.trigger == Trigger::Auto {
+                    self.memory.gave_up = Some(gave_up(&message));
+                }
+                self.note(now, out, message);
             }
         }
         out.push(Action::Persist(self.memory.clone()));
@@ -276,7 +394,7 @@ impl Engine {
                     "{} {}",
                     describe_step(s, &self.config.names),
                     if total > 1 {
-                        format!("(step {} of {total})", episode.step + 1)
+                        format!("(step {} of {total})", episode.step.saturating_add(1))
                     } else {
                         String::new()
                     }
@@ -295,6 +413,12 @@ impl Engine {
                 duration(since(now, from)),
                 duration(since(deadline, now))
             ),
+            Phase::RetryAt { at } => format!(
+                "attempt {} failed, trying again in {}",
+                episode.attempts,
+                duration(since(at, now))
+            ),
+            Phase::Resuming => "resuming after a restart".to_string(),
         };
         let what_kind = match episode.purpose {
             Purpose::Promote => "failover",
@@ -307,9 +431,7 @@ impl Engine {
             episode.reason
         )
     }
-}
 
-impl Engine {
     pub(super) fn on_call_result(
         &mut self,
         now: SystemTime,
@@ -348,24 +470,24 @@ impl Engine {
         }
         match result {
             CallResult::Accepted(accepted) => {
-                let deadline = now + self.config.policy.converge_timeout;
+                let timeout = self.config.policy.converge_timeout;
                 episode.phase = Phase::Converging {
                     since: now,
-                    deadline,
+                    deadline: later(now, timeout),
                 };
                 let appliance = episode
                     .current()
                     .map(|s| self.config.names[s.appliance].clone())
                     .unwrap_or_default();
-                let later = if accepted.completes_later {
+                let completes_later = if accepted.completes_later {
                     "; the role change completes later"
                 } else {
                     ""
                 };
                 let message = format!(
-                    "{appliance} accepted the call ({}){later}; waiting up to {} for the roles to change",
+                    "{appliance} accepted the call ({}){completes_later}; waiting up to {} for the roles to change",
                     accepted.message,
-                    duration(self.config.policy.converge_timeout)
+                    duration(timeout)
                 );
                 self.note(now, out, message);
                 out.push(Action::PollSoon);
@@ -375,4 +497,13 @@ impl Engine {
             }
         }
     }
+}
+
+/// An episode's id: the millisecond it started (one site never starts two in one ms).
+fn episode_id(now: SystemTime) -> u64 {
+    let ms = now
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis();
+    u64::try_from(ms).unwrap_or(u64::MAX)
 }

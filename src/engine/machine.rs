@@ -36,15 +36,8 @@ pub struct Engine {
     pub(super) stalled_until_regular_from: Option<SystemTime>,
     pub(super) streak: Option<Streak>,
     pub(super) episode: Option<Episode>,
-    /// Failed automatic attempts; forgotten after a success, an ack, or a cooldown's length
-    /// without a new failure (not merely when the primary looks better for a moment, or a
-    /// flapping primary would earn a fresh set of attempts every time).
-    pub(super) failed_attempts: u32,
-    pub(super) last_failure_at: Option<SystemTime>,
-    pub(super) next_attempt_at: Option<SystemTime>,
-    /// A graceful swap failed: the next plan fences the old primary first.
-    pub(super) escalate_to_fence: bool,
-    pub(super) exhausted: bool,
+    /// Said at the first step: an episode in memory that could not be resumed, and why.
+    pub(super) unresumable: Option<String>,
     pub(super) no_primary_since: Option<SystemTime>,
     pub(super) next_call_id: u64,
     pub(super) state: SiteState,
@@ -53,7 +46,26 @@ pub struct Engine {
 }
 
 impl Engine {
+    /// An engine with the memory of a previous run; an unfinished episode in it resumes
+    /// (verified, never called again) rather than starting afresh.
     pub fn new(config: SiteConfig, memory: Memory) -> Self {
+        let mut memory = memory.upgraded();
+        let mut unresumable = None;
+        let episode = memory.episode.as_ref().and_then(|record| {
+            let restored = Episode::restore(record, &config.names);
+            if restored.is_none() {
+                unresumable = Some(format!(
+                    "the unfinished episode {} in memory names an appliance that is no longer configured ({} -> {}); it is dropped: check the appliances' roles",
+                    record.id,
+                    record.from.as_deref().unwrap_or("?"),
+                    record.target
+                ));
+            }
+            restored
+        });
+        if episode.is_none() {
+            memory.episode = None;
+        }
         let views = [
             ApplianceView::new(&config.names[0]),
             ApplianceView::new(&config.names[1]),
@@ -67,12 +79,8 @@ impl Engine {
             last_step: None,
             stalled_until_regular_from: None,
             streak: None,
-            episode: None,
-            failed_attempts: 0,
-            last_failure_at: None,
-            next_attempt_at: None,
-            escalate_to_fence: false,
-            exhausted: false,
+            episode,
+            unresumable,
             no_primary_since: None,
             next_call_id: 1,
             state: SiteState::new(StateKind::Starting, "waiting for the first poll"),
@@ -134,14 +142,13 @@ impl Engine {
             .unwrap_or(Duration::ZERO)
     }
 
-    /// The age of the newest data the backup can have, when known.
-    pub fn sync_age(&self, now: SystemTime) -> Option<Duration> {
-        self.memory.last_data_sync.map(|t| t.age_at(now))
-    }
-
     pub fn step(&mut self, now: SystemTime, input: Input) -> Vec<Action> {
         let mut out = Vec::new();
         self.track_time(now, &mut out);
+        if let Some(message) = self.unresumable.take() {
+            self.note(now, &mut out, message);
+            out.push(Action::Persist(self.memory.clone()));
+        }
         match input {
             Input::Tick => {}
             Input::Poll(report) => self.absorb(now, &report, &mut out),

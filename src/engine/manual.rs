@@ -7,6 +7,7 @@ use std::time::{Duration, SystemTime};
 use super::action::{Action, PlannedCall, PreflightReport};
 use super::episode::describe_plan;
 use super::episode::{Purpose, Step};
+use super::episode_runner::EpisodeStart;
 use super::machine::Engine;
 use super::memory::Trigger;
 use super::observation::{ManualRequest, Slot};
@@ -147,13 +148,15 @@ pub(super) fn handle(
     };
     engine.start_episode(
         now,
-        Purpose::Promote,
-        Trigger::Manual,
-        primary,
-        target,
-        plan,
-        reason,
-        overridden,
+        EpisodeStart {
+            purpose: Purpose::Promote,
+            trigger: Trigger::Manual,
+            from: primary,
+            target,
+            plan,
+            reason,
+            overridden,
+        },
         out,
     );
 }

@@ -11,6 +11,7 @@
 //! promote, one verified action at a time followed by a cooldown, explain everything.
 
 pub mod action;
+mod clock;
 mod commands;
 mod data_gate;
 mod decision;

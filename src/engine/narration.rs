@@ -47,7 +47,7 @@ impl Engine {
             }
             _ => {}
         }
-        if self.exhausted {
+        if self.memory.gave_up.is_some() {
             wanted.insert(AlertKind::FailoverFailed, reason);
         }
         for (alert, reason) in &wanted {

@@ -72,7 +72,9 @@ impl Policy {
     /// After a stall, action stays disabled until steps have again been regular for this long:
     /// twice the failure window, so that a fresh failure streak is seen whole before acting.
     pub fn stall_recovery(&self) -> Duration {
-        (self.failover_after * 2).max(self.poll_interval * 3)
+        self.failover_after
+            .saturating_mul(2)
+            .max(self.poll_interval.saturating_mul(3))
     }
 
     /// Backoff before attempt `attempt` (2 is the first retry).

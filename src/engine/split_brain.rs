@@ -5,6 +5,7 @@ use std::time::SystemTime;
 
 use super::action::Action;
 use super::episode::{Purpose, Step};
+use super::episode_runner::EpisodeStart;
 use super::machine::Engine;
 use super::memory::Trigger;
 use super::state::{SiteState, StateKind};
@@ -40,13 +41,15 @@ impl Engine {
         let plan = vec![Step::demote(stale, true)];
         self.start_episode(
             now,
-            Purpose::DemoteStale,
-            Trigger::Auto,
-            Some(stale),
-            ours,
-            plan,
-            format!("{base}; {intent}"),
-            false,
+            EpisodeStart {
+                purpose: Purpose::DemoteStale,
+                trigger: Trigger::Auto,
+                from: Some(stale),
+                target: ours,
+                plan,
+                reason: format!("{base}; {intent}"),
+                overridden: false,
+            },
             out,
         );
         let episode = self

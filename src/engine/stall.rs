@@ -4,8 +4,9 @@
 use std::time::SystemTime;
 
 use super::action::Action;
+use super::clock::since;
 use super::machine::Engine;
-use super::words::{duration, since};
+use super::words::duration;
 
 impl Engine {
     pub(super) fn track_time(&mut self, now: SystemTime, out: &mut Vec<Action>) {

@@ -6,6 +6,8 @@
 
 use std::time::{Duration, SystemTime};
 
+use super::clock::later;
+
 use super::episode::Phase;
 use super::machine::Engine;
 
@@ -19,25 +21,30 @@ impl Engine {
     pub fn next_wakeup(&self) -> Option<SystemTime> {
         let policy = &self.config.policy;
         let episode_deadline = self.episode.as_ref().and_then(|e| match e.phase {
-            Phase::AwaitingAnswer { sent_at, .. } => sent_at
-                .checked_add(policy.converge_timeout)
-                .and_then(|t| t.checked_add(JUST_AFTER)),
+            Phase::AwaitingAnswer { sent_at, .. } => {
+                Some(later(later(sent_at, policy.converge_timeout), JUST_AFTER))
+            }
             Phase::Converging { deadline, .. } => Some(deadline),
+            Phase::RetryAt { at } => Some(at),
+            Phase::Resuming => None,
         });
+        let next_attempt = self
+            .memory
+            .retries
+            .as_ref()
+            .map(|r| r.next_attempt_at.to_system_time());
         let grace_end = self
             .started_at
             .filter(|_| !self.started)
-            .and_then(|s| s.checked_add(policy.startup_grace));
-        let settle_end = self
-            .no_primary_since
-            .and_then(|s| s.checked_add(policy.swap_settle));
+            .map(|s| later(s, policy.startup_grace));
+        let settle_end = self.no_primary_since.map(|s| later(s, policy.swap_settle));
         let stall_end = self
             .stalled_until_regular_from
-            .and_then(|s| s.checked_add(policy.stall_recovery()));
+            .map(|s| later(s, policy.stall_recovery()));
         let cooldown_end = self.memory.cooldown_until.map(|t| t.to_system_time());
         [
             episode_deadline,
-            self.next_attempt_at,
+            next_attempt,
             cooldown_end,
             grace_end,
             settle_end,

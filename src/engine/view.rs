@@ -84,6 +84,10 @@ pub struct ApplianceView {
     /// Since when it has been answering without a break (a role seen before that is stale).
     #[serde(skip)]
     pub answering_since: Option<SystemTime>,
+    /// Since when every poll of it observed nothing (our budget, 429, 401, 403...), and the
+    /// latest such error: its condition is as it was, and no streak moves meanwhile.
+    #[serde(skip)]
+    pub no_information: Option<(SystemTime, ErrorKind)>,
 }
 
 impl ApplianceView {
@@ -101,6 +105,7 @@ impl ApplianceView {
             last_data_sync_status: None,
             last_error: None,
             answering_since: None,
+            no_information: None,
         }
     }
 
@@ -135,19 +140,39 @@ impl ApplianceView {
         }
     }
 
-    /// Whether this report carried anything about the appliance at all.
-    pub fn report_has_evidence(report: &ApplianceReport) -> bool {
-        report.probe.is_some() || report.health.is_some()
+    /// Whether this report observed the appliance: an answer, a silence, or an answer that
+    /// was an error of its own. Our budget, a 429, 401 or 403 observe nothing, and a poll that
+    /// observed nothing must never move a failing streak.
+    pub fn observed(report: &ApplianceReport) -> bool {
+        let observes = |r: Option<Result<(), ErrorKind>>| match r {
+            Some(Ok(())) => true,
+            Some(Err(kind)) => meaning(kind) != ErrorMeaning::NoInformation,
+            None => false,
+        };
+        observes(
+            report
+                .probe
+                .as_ref()
+                .map(|r| r.as_ref().map(|_| ()).map_err(|k| *k)),
+        ) || observes(
+            report
+                .health
+                .as_ref()
+                .map(|r| r.as_ref().map(|_| ()).map_err(|k| *k)),
+        )
     }
 
     /// Takes in one cycle's report. Only kinds that mean "no answer" make an appliance
-    /// `Down`; errors that are about us (401, 403, 429, our own budget) leave its condition as
-    /// it was.
+    /// `Down`; an answer that is an error of the appliance's own (5xx, a malformed body) makes
+    /// it `Unhealthy`; errors that are about us (401, 403, 429, our own budget) leave its
+    /// condition as it was.
     pub fn absorb(&mut self, report: &ApplianceReport, now: SystemTime) {
         let mut unhealthy: Option<Option<String>> = None;
         let mut healthy = false;
         let mut silent: Option<ErrorKind> = None;
+        let mut answered_badly: Option<ErrorKind> = None;
         let mut answered = false;
+        let mut no_information: Option<ErrorKind> = None;
 
         match &report.probe {
             Some(Ok(Probe::Healthy)) => {
@@ -160,10 +185,13 @@ impl ApplianceView {
             }
             Some(Err(kind)) => {
                 self.last_error = Some(*kind);
-                if is_silence(*kind) {
-                    silent = Some(*kind);
-                } else if kind.appliance_answered() {
-                    answered = true;
+                match meaning(*kind) {
+                    ErrorMeaning::Silence => silent = Some(*kind),
+                    ErrorMeaning::AnsweredBadly => {
+                        answered = true;
+                        answered_badly = Some(*kind);
+                    }
+                    ErrorMeaning::NoInformation => no_information = Some(*kind),
                 }
             }
             None => {}
@@ -195,10 +223,16 @@ impl ApplianceView {
             }
             Some(Err(kind)) => {
                 self.last_error = Some(*kind);
-                if kind.appliance_answered() {
-                    answered = true;
-                } else if is_silence(*kind) && silent.is_none() && report.probe.is_none() {
-                    silent = Some(*kind);
+                match meaning(*kind) {
+                    ErrorMeaning::AnsweredBadly => {
+                        answered = true;
+                        answered_badly = answered_badly.or(Some(*kind));
+                    }
+                    ErrorMeaning::Silence if silent.is_none() && report.probe.is_none() => {
+                        silent = Some(*kind)
+                    }
+                    ErrorMeaning::Silence => {}
+                    ErrorMeaning::NoInformation => no_information = no_information.or(Some(*kind)),
                 }
             }
             None => {}
@@ -206,11 +240,16 @@ impl ApplianceView {
 
         let was_answering = self.answering();
         // The appliance's own word that it is unhealthy outweighs a healthy probe in the same
-        // cycle; any answer at all outweighs a silent probe.
+        // cycle; a healthy answer outweighs an error from the other endpoint; any answer at
+        // all outweighs a silent probe.
         self.condition = if let Some(message) = unhealthy {
             Condition::Unhealthy { message }
         } else if healthy {
             Condition::Healthy
+        } else if let Some(kind) = answered_badly {
+            Condition::Unhealthy {
+                message: Some(format!("it answers with errors ({})", kind.label())),
+            }
         } else if let (Some(error), false) = (silent, answered) {
             Condition::Down { error }
         } else {
@@ -220,6 +259,12 @@ impl ApplianceView {
             (false, true) => self.answering_since = Some(now),
             (_, false) => self.answering_since = None,
             _ => {}
+        }
+        if Self::observed(report) {
+            self.no_information = None;
+        } else if let Some(kind) = no_information {
+            let since = self.no_information.map_or(now, |(since, _)| since);
+            self.no_information = Some((since, kind));
         }
     }
 
@@ -262,9 +307,31 @@ impl ApplianceView {
     }
 }
 
-fn is_silence(kind: ErrorKind) -> bool {
-    matches!(
-        kind,
-        ErrorKind::Connect | ErrorKind::Timeout | ErrorKind::Tls
-    )
+/// What an error says about the appliance it came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorMeaning {
+    /// No answer at all: the appliance may be down.
+    Silence,
+    /// It answered, and the answer was an error of its own (5xx, a body that is not what the
+    /// API defines): it is alive and not well.
+    AnsweredBadly,
+    /// Nothing was observed: the request was not sent (our budget) or was refused for reasons
+    /// about us (429, 401, 403, a request it did not accept).
+    NoInformation,
+}
+
+pub fn meaning(kind: ErrorKind) -> ErrorMeaning {
+    match kind {
+        ErrorKind::Connect | ErrorKind::Timeout | ErrorKind::Tls => ErrorMeaning::Silence,
+        ErrorKind::Server | ErrorKind::Malformed | ErrorKind::TooLarge => {
+            ErrorMeaning::AnsweredBadly
+        }
+        ErrorKind::Unauthorized
+        | ErrorKind::Forbidden
+        | ErrorKind::NotFound
+        | ErrorKind::BadRequest
+        | ErrorKind::Unprocessable
+        | ErrorKind::RateLimited
+        | ErrorKind::Budget => ErrorMeaning::NoInformation,
+    }
 }

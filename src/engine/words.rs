@@ -1,6 +1,6 @@
 //! Formatting for reasons: short, exact, the same everywhere.
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 /// "41s", "2m 5s", "1h 3m": whole seconds, at most two units.
 pub fn duration(d: Duration) -> String {
@@ -13,11 +13,6 @@ pub fn duration(d: Duration) -> String {
         (h, 0, _) => format!("{h}h"),
         (h, m, _) => format!("{h}h {m}m"),
     }
-}
-
-/// Time from `earlier` to `now`, zero if the clock says `earlier` is in the future.
-pub fn since(now: SystemTime, earlier: SystemTime) -> Duration {
-    now.duration_since(earlier).unwrap_or(Duration::ZERO)
 }
 
 #[cfg(test)]

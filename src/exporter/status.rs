@@ -22,7 +22,10 @@ pub struct SiteStatus {
     pub reason: String,
     pub blocker: Option<String>,
     pub appliances: Vec<ApplianceStatus>,
+    /// The `last_data_sync` the data gate uses: the current primary's latest report.
     pub last_data_sync: Option<String>,
+    /// Which appliance reported it.
+    pub data_sync_source: Option<String>,
     pub data_sync_age_seconds: Option<f64>,
     pub max_sync_age_seconds: f64,
     pub cooldown_remaining_seconds: f64,

@@ -5,3 +5,4 @@ mod harness;
 mod properties;
 mod purity;
 mod scenarios;
+mod wrong_calls;

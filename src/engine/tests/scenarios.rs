@@ -448,7 +448,11 @@ fn s14_a_clock_jump_backwards_is_a_stall_too() {
 fn s15_no_action_before_a_full_picture() {
     let mut h = Harness::new(Mode::Auto);
     let memory = Memory {
-        last_data_sync: Some(crate::api::time::UtcTime::from_system_time(h.now)),
+        data_sync: Some(crate::engine::memory::SyncReport {
+            reported: crate::api::time::UtcTime::from_system_time(h.now),
+            received_at: crate::api::time::UtcTime::from_system_time(h.now),
+            from: Some("east".into()),
+        }),
         ..Memory::default()
     };
     h = Harness::with(Mode::Auto, h.engine.config().policy.clone(), memory);
