@@ -248,7 +248,7 @@ pub struct FailoverAccepted {
 pub type ErrorBag = BTreeMap<String, Vec<String>>;
 
 /// Parsing of JSON bodies into the models above.
-pub mod json {
+pub(crate) mod json {
     use super::*;
 
     /// Why a body could not be used at all.
