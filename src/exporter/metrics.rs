@@ -14,9 +14,8 @@ use prometheus::{
     Encoder as _, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
 };
 
-use crate::api::Endpoint;
 use crate::api::model::{ClusterRole, FailoverRole};
-use crate::api::observer::{ApiObserver, TokenOutcome};
+use crate::api::{ApiObserver, Endpoint, TokenOutcome};
 use crate::engine::{AlertKind, Blocker, Outcome, StateKind, Trigger};
 
 /// What the appliance-level gauges are set from.
