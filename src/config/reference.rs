@@ -4,10 +4,11 @@
 
 use super::keys::{Example, KEYS, Key, WhenAbsent, split};
 
-/// A generated block of the README lies between `<!-- BEGIN name … -->` and `<!-- END name -->`.
-const README_BLOCKS: [(&str, fn() -> String); 2] = [
-    ("config-reference", || reference_table("")),
-    ("policy-reference", || reference_table("site[].policy.")),
+/// A generated block of the README lies between `<!-- BEGIN name … -->` and `<!-- END name -->`
+/// and lists the keys whose path starts with its prefix.
+const README_BLOCKS: [(&str, &str); 2] = [
+    ("config-reference", ""),
+    ("policy-reference", "site[].policy."),
 ];
 
 const EXAMPLE_HEADER: &str = "\
@@ -31,7 +32,7 @@ pub struct MissingBlock {
 /// The README with its generated blocks rewritten from the key table.
 pub fn update_readme(readme: &str) -> Result<String, MissingBlock> {
     let mut text = readme.to_string();
-    for (name, render) in README_BLOCKS {
+    for (name, prefix) in README_BLOCKS {
         let begin = format!("<!-- BEGIN {name}");
         let end = format!("<!-- END {name} -->");
         let (Some(start), Some(stop)) = (text.find(&begin), text.find(&end)) else {
@@ -40,7 +41,7 @@ pub fn update_readme(readme: &str) -> Result<String, MissingBlock> {
         let Some(body) = text[start..stop].find('\n').map(|n| start + n + 1) else {
             return Err(MissingBlock { name });
         };
-        text.replace_range(body..stop, &render());
+        text.replace_range(body..stop, &reference_table(prefix));
     }
     Ok(text)
 }
