@@ -5,6 +5,9 @@
 use std::path::PathBuf;
 use std::process::Command;
 
+use bt_watchdog::config::keys::{KEYS, split};
+use bt_watchdog::config::reference::{BLESS_HINT, example_config, update_readme};
+
 fn repo(path: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(path)
 }
@@ -146,40 +149,44 @@ fn the_example_configuration_is_accepted_with_a_dummy_secret() {
     assert!(text.contains("OK (1 site)"), "{text}");
     // Every key of the configuration reference appears in the example.
     let example = std::fs::read_to_string(repo("packaging/config.example.toml")).unwrap();
-    for key in [
-        "mode",
-        "state_dir",
-        "control_socket",
-        "listen",
-        "web_config",
-        "name",
-        "api",
-        "client_id",
-        "client_secret_credential",
-        "client_secret_file",
-        "client_secret_env",
-        "ca_file",
-        "appliances",
-        "poll_interval",
-        "health_interval",
-        "request_timeout",
-        "max_requests_per_second",
-        "hourly_budget_share",
-        "failover_after",
-        "failure_threshold",
-        "max_sync_age",
-        "cooldown",
-        "converge_timeout",
-        "swap_settle",
-        "max_attempts",
-        "retry_backoff",
-        "startup_grace",
-        "stall_tolerance",
-    ] {
+    for key in KEYS {
+        let (_, key) = split(key.path);
         assert!(
             example.contains(&format!("{key} =")),
             "the example lacks {key}"
         );
+    }
+}
+
+/// The README's configuration reference and the example configuration are generated from the
+/// key table; with `BLESS=1` this test rewrites them instead of failing.
+#[test]
+fn the_readme_and_the_example_follow_the_key_table() {
+    let bless = std::env::var_os("BLESS").is_some();
+    let readme = std::fs::read_to_string(repo("README.md")).unwrap();
+    let generated = [
+        (
+            "README.md",
+            update_readme(&readme).unwrap_or_else(|e| panic!("{e}")),
+        ),
+        ("packaging/config.example.toml", example_config()),
+    ];
+    for (file, expected) in generated {
+        let actual = std::fs::read_to_string(repo(file)).unwrap();
+        if actual == expected {
+            continue;
+        }
+        if bless {
+            std::fs::write(repo(file), &expected).unwrap();
+        } else {
+            let line = actual
+                .lines()
+                .zip(expected.lines())
+                .position(|(a, e)| a != e)
+                .map_or(actual.lines().count().min(expected.lines().count()), |n| n)
+                + 1;
+            panic!("{file} differs from src/config/keys.rs from line {line}: {BLESS_HINT}");
+        }
     }
 }
 

@@ -20,8 +20,8 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 /// The documented limits.
-pub const DOCUMENTED_PER_SECOND: u32 = 20;
-pub const DOCUMENTED_PER_HOUR: u32 = 15_000;
+pub(crate) const DOCUMENTED_PER_SECOND: u32 = 20;
+pub(crate) const DOCUMENTED_PER_HOUR: u32 = 15_000;
 
 const FIRST_429_BACKOFF: Duration = Duration::from_secs(1);
 const MAX_429_BACKOFF: Duration = Duration::from_secs(60);
@@ -53,7 +53,7 @@ impl Default for BudgetSettings {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Priority {
+pub(crate) enum Priority {
     /// Polling: skipped rather than delayed when the budget is short.
     Routine,
     /// A failover call and its verification: waits for the budget, ignores the share.
@@ -61,7 +61,7 @@ pub enum Priority {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub enum Admission {
+pub(crate) enum Admission {
     Go,
     /// Try again after this long.
     Wait(Duration),
@@ -70,7 +70,7 @@ pub enum Admission {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub enum Refusal {
+pub(crate) enum Refusal {
     /// The appliance answered 429 and the backoff has this long to run.
     BackingOff { remaining: Duration },
     /// Our share of the hourly limit is used up for now.
@@ -111,7 +111,7 @@ pub struct RateStatus {
 }
 
 #[derive(Debug)]
-pub struct RateBudget {
+pub(crate) struct RateBudget {
     settings: BudgetSettings,
     recent: VecDeque<Instant>,
     bucket: f64,
@@ -125,7 +125,7 @@ pub struct RateBudget {
 }
 
 impl RateBudget {
-    pub fn new(settings: BudgetSettings, now: Instant) -> Self {
+    pub(crate) fn new(settings: BudgetSettings, now: Instant) -> Self {
         let share = (settings.hourly_limit as f64 * settings.hourly_share).max(1.0);
         // A burst of up to five minutes' worth; the refill is reduced by the burst so that no
         // hour-long window can exceed the share even if the burst is spent at its start.
@@ -145,16 +145,12 @@ impl RateBudget {
         }
     }
 
-    pub fn settings(&self) -> &BudgetSettings {
-        &self.settings
-    }
-
-    pub fn status(&self) -> RateStatus {
+    pub(crate) fn status(&self) -> RateStatus {
         self.reported
     }
 
     /// Whether a request of `priority` may leave now; on `Go` it is counted.
-    pub fn admit(&mut self, priority: Priority, now: Instant) -> Admission {
+    pub(crate) fn admit(&mut self, priority: Priority, now: Instant) -> Admission {
         if let Some(until) = self.blocked_until {
             if now < until {
                 return match priority {
@@ -209,7 +205,7 @@ impl RateBudget {
     }
 
     /// Learn from an answer: its rate-limit headers and whether it was a 429.
-    pub fn observe(
+    pub(crate) fn observe(
         &mut self,
         now: Instant,
         status: u16,

@@ -1,56 +1,28 @@
-//! One appliance's client, whichever API it speaks: the JSON v2 API, the older XML API, or
-//! `auto` (detected on first use: v2 `/info`, falling back to the XML `get_api_info`).
+//! One appliance's client, whichever API it speaks: a fixed flavour, or `auto` (detected on
+//! first use by asking each flavour, in the order [`Flavor::ALL`] lists them, for its
+//! `info`; a 404 means "not this one").
 
 use std::sync::{Arc, Mutex};
 
-use super::budget::RateStatus;
+use super::budget::{Priority, RateStatus};
+use super::dialect::Dialect;
+use super::endpoint::Endpoint;
 use super::error::{ApiError, ErrorKind};
+use super::flavor::Flavor;
 use super::model::{ApiInfo, ApplianceRecord, FailoverAccepted, FailoverRequest, Health, Probe};
 use super::observer::ApiObserver;
-use super::session::ApplianceSettings;
-use super::session::Session;
-use super::transport::TransportSetupError;
+use super::session::{ApplianceSettings, Session};
+use super::target::Target;
+use super::transport::{Answer, TransportSetupError};
 
-/// What the configuration asks for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum ApiChoice {
-    #[default]
-    V2,
-    Xml,
-    Auto,
-}
+/// How a dialect reads the answer to one query.
+type Reader<T> = fn(&'static dyn Dialect, &Target, &Answer) -> Result<T, ApiError>;
 
-/// What an appliance speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Flavor {
-    V2,
-    Xml,
-}
-
-impl Flavor {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Flavor::V2 => "v2",
-            Flavor::Xml => "xml",
-        }
-    }
-}
-
+#[derive(Debug)]
 pub struct ApplianceClient {
     session: Session,
-    choice: ApiChoice,
-    /// Known for `v2` and `xml`; for `auto`, once detected. Held only to read or set it.
+    /// Known for a fixed flavour; for `auto`, once detected. Held only to read or set it.
     flavor: Mutex<Option<Flavor>>,
-}
-
-impl std::fmt::Debug for ApplianceClient {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ApplianceClient")
-            .field("session", &self.session)
-            .field("choice", &self.choice)
-            .finish()
-    }
 }
 
 impl ApplianceClient {
@@ -58,16 +30,9 @@ impl ApplianceClient {
         settings: ApplianceSettings,
         observer: Arc<dyn ApiObserver>,
     ) -> Result<Self, TransportSetupError> {
-        let choice = settings.api;
-        let known = match choice {
-            ApiChoice::V2 => Some(Flavor::V2),
-            ApiChoice::Xml => Some(Flavor::Xml),
-            ApiChoice::Auto => None,
-        };
         Ok(ApplianceClient {
+            flavor: Mutex::new(settings.api.fixed()),
             session: Session::new(settings, observer)?,
-            choice,
-            flavor: Mutex::new(known),
         })
     }
 
@@ -88,25 +53,54 @@ impl ApplianceClient {
         *self.flavor.lock().unwrap_or_else(|p| p.into_inner()) = Some(flavor);
     }
 
-    /// For `auto`: asks v2 `/info`; a 404 means no v2 API, so the XML `get_api_info` is tried.
+    /// The flavour to use, detecting it for `auto`; the `info` read while detecting comes
+    /// along so that an `info()` call does not ask twice.
     async fn detect(&self) -> Result<(Flavor, Option<ApiInfo>), ApiError> {
         if let Some(flavor) = self.flavor() {
             return Ok((flavor, None));
         }
-        match self.session.v2_info().await {
-            Ok(info) => {
-                tracing::info!(appliance = %self.name(), "api = auto: the appliance speaks the JSON Command API v2");
-                self.remember(Flavor::V2);
-                Ok((Flavor::V2, Some(info)))
+        let mut not_found = None;
+        for &flavor in Flavor::ALL {
+            let dialect = flavor.dialect();
+            match self.query(dialect, Endpoint::Info, Dialect::info).await {
+                Ok(info) => {
+                    tracing::info!(appliance = %self.name(), "api = auto: the appliance speaks {}", dialect.describe());
+                    self.remember(flavor);
+                    return Ok((flavor, Some(info)));
+                }
+                Err(error) if error.kind == ErrorKind::NotFound => {
+                    tracing::info!(appliance = %self.name(), "api = auto: no {} here (404)", dialect.describe());
+                    not_found = Some(error);
+                }
+                Err(error) => return Err(error),
             }
-            Err(error) if error.kind == ErrorKind::NotFound => {
-                let info = self.session.xml_info().await?;
-                tracing::info!(appliance = %self.name(), "api = auto: no v2 API here (404); the appliance speaks the XML command API");
-                self.remember(Flavor::Xml);
-                Ok((Flavor::Xml, Some(info)))
-            }
-            Err(error) => Err(error),
         }
+        Err(not_found.unwrap_or_else(|| {
+            ApiError::new(
+                ErrorKind::NotFound,
+                self.name(),
+                Endpoint::Info,
+                "no command API flavour is known",
+            )
+        }))
+    }
+
+    /// One routine read in `dialect`.
+    async fn query<T>(
+        &self,
+        dialect: &'static dyn Dialect,
+        endpoint: Endpoint,
+        read: Reader<T>,
+    ) -> Result<T, ApiError> {
+        let call = dialect.query(self.session.target(), endpoint);
+        let answer = self.session.authenticated(&call, Priority::Routine).await?;
+        read(dialect, self.session.target(), &answer)
+    }
+
+    /// One routine read in the appliance's flavour.
+    async fn ask<T>(&self, endpoint: Endpoint, read: Reader<T>) -> Result<T, ApiError> {
+        let dialect = self.detect().await?.0.dialect();
+        self.query(dialect, endpoint, read).await
     }
 
     /// The unauthenticated `/check_health` probe (the same for every flavour).
@@ -115,24 +109,20 @@ impl ApplianceClient {
     }
 
     pub async fn health(&self) -> Result<Health, ApiError> {
-        match self.detect().await?.0 {
-            Flavor::V2 => self.session.v2_health().await,
-            Flavor::Xml => self.session.xml_health().await,
-        }
+        self.ask(Endpoint::Health, Dialect::health).await
     }
 
     pub async fn appliances(&self) -> Result<Vec<ApplianceRecord>, ApiError> {
-        match self.detect().await?.0 {
-            Flavor::V2 => self.session.v2_appliances().await,
-            Flavor::Xml => self.session.xml_appliances().await,
-        }
+        self.ask(Endpoint::Appliance, Dialect::appliances).await
     }
 
     pub async fn info(&self) -> Result<ApiInfo, ApiError> {
         match self.detect().await? {
             (_, Some(info)) => Ok(info),
-            (Flavor::V2, None) => self.session.v2_info().await,
-            (Flavor::Xml, None) => self.session.xml_info().await,
+            (flavor, None) => {
+                self.query(flavor.dialect(), Endpoint::Info, Dialect::info)
+                    .await
+            }
         }
     }
 
@@ -142,9 +132,15 @@ impl ApplianceClient {
         &self,
         request: FailoverRequest,
     ) -> Result<FailoverAccepted, ApiError> {
-        match self.detect().await?.0 {
-            Flavor::V2 => self.session.v2_set_failover_role(request).await,
-            Flavor::Xml => self.session.xml_set_failover_role(request).await,
-        }
+        let dialect = self.detect().await?.0.dialect();
+        let target = self.session.target();
+        let call = dialect.failover(target, &request)?;
+        let answer = self
+            .session
+            .authenticated(&call, Priority::Critical)
+            .await?;
+        let mut accepted = dialect.accepted(target, &answer)?;
+        accepted.completes_later |= request.data_sync_first;
+        Ok(accepted)
     }
 }

@@ -1,31 +1,37 @@
 //! Talking to appliances: one client per appliance, with its token cache and rate budget.
 //!
-//! - [`client`]: one appliance's client, whichever API it speaks (`v2`, `xml`, `auto`);
-//! - [`v2`]: the JSON Command API v2 (RS and PRA); [`xml`]: the older XML command API;
-//! - [`session`]: what both share (token, budget, authenticated request with one retry);
-//! - [`model`]: the typed answers shared by every API flavour;
-//! - [`error`]: the closed set of failure kinds;
-//! - [`token`], [`budget`]: the OAuth token cache and the request budget;
+//! - `client`: one appliance's client, whichever API flavour it speaks (or `auto`);
+//! - `flavor`: the list of flavours; each is one file implementing `dialect::Dialect`
+//!   (`v2`: the JSON Command API v2 of RS and PRA; `xml`: the older XML command API);
+//! - `session`: what every flavour shares (token, budget, authenticated request with one
+//!   retry), and `target`: the appliance an answer is read against;
+//! - [`model`]: the typed answers shared by every flavour; `error`: the closed set of failure
+//!   kinds;
+//! - `token`, [`budget`]: the OAuth token cache and the request budget;
 //! - [`transport`]: one bounded HTTP exchange with the vendor's transport rules.
 
 pub mod budget;
-pub mod client;
-pub mod endpoint;
-pub mod error;
+mod client;
+mod dialect;
+mod endpoint;
+mod error;
+mod flavor;
 pub mod model;
 #[cfg(test)]
 mod model_props;
-pub mod observer;
-pub mod session;
+mod observer;
+mod session;
+mod target;
 pub mod time;
-pub mod token;
+mod token;
 pub mod transport;
-pub mod v2;
-pub mod xml;
-pub mod xml_parse;
+mod v2;
+mod xml;
+mod xml_parse;
 
-pub use client::{ApiChoice, ApplianceClient, Flavor};
+pub use client::ApplianceClient;
 pub use endpoint::Endpoint;
 pub use error::{ApiError, ErrorKind};
-pub use observer::{ApiObserver, NoObserver, TokenOutcome};
+pub use flavor::{ApiChoice, Flavor};
+pub use observer::{ApiObserver, TokenOutcome};
 pub use session::ApplianceSettings;

@@ -41,12 +41,7 @@ impl FailoverRole {
     }
 
     pub fn parse(value: &str) -> Option<Self> {
-        match value {
-            "none" => Some(FailoverRole::None),
-            "primary" => Some(FailoverRole::Primary),
-            "backup" => Some(FailoverRole::Backup),
-            _ => None,
-        }
+        Self::ALL.into_iter().find(|role| role.as_str() == value)
     }
 }
 
@@ -81,12 +76,7 @@ impl ClusterRole {
     }
 
     pub fn parse(value: &str) -> Option<Self> {
-        match value {
-            "single" => Some(ClusterRole::Single),
-            "primary" => Some(ClusterRole::Primary),
-            "traffic" => Some(ClusterRole::Traffic),
-            _ => None,
-        }
+        Self::ALL.into_iter().find(|role| role.as_str() == value)
     }
 }
 
@@ -258,7 +248,7 @@ pub struct FailoverAccepted {
 pub type ErrorBag = BTreeMap<String, Vec<String>>;
 
 /// Parsing of JSON bodies into the models above.
-pub mod json {
+pub(crate) mod json {
     use super::*;
 
     /// Why a body could not be used at all.

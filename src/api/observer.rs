@@ -39,12 +39,3 @@ pub trait ApiObserver: Send + Sync {
     fn request(&self, appliance: &str, endpoint: Endpoint, code: &str, elapsed: Duration);
     fn token(&self, appliance: &str, outcome: TokenOutcome);
 }
-
-/// For callers that do not collect metrics.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct NoObserver;
-
-impl ApiObserver for NoObserver {
-    fn request(&self, _: &str, _: Endpoint, _: &str, _: Duration) {}
-    fn token(&self, _: &str, _: TokenOutcome) {}
-}

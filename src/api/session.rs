@@ -1,6 +1,6 @@
 //! What every API flavour shares for one appliance: the HTTP client, the token cache, the
 //! rate budget, the observer, and the authenticated request with its single retry on 401.
-//! The flavours ([`super::v2`], [`super::xml`]) only build requests and read answers.
+//! The flavours (see [`super::flavor`]) only build requests and read answers.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -10,11 +10,14 @@ use base64::Engine as _;
 use reqwest::header::{self, HeaderValue};
 use tokio::time::Instant;
 
-use super::budget::{Admission, BudgetSettings, Priority, RateBudget, RateStatus};
+use super::budget::{Admission, BudgetSettings, Priority, RateBudget, RateStatus, Refusal};
+use super::dialect::{Body, Call};
 use super::endpoint::Endpoint;
 use super::error::{ApiError, ErrorKind};
+use super::flavor::ApiChoice;
 use super::model::{Probe, json};
 use super::observer::{ApiObserver, TokenOutcome};
+use super::target::{Target, short};
 use super::token::{Lease, LeaseError, TokenCache};
 use super::transport::{self, Answer, TransportSetupError};
 use crate::secret::Secret;
@@ -34,7 +37,7 @@ pub struct ApplianceSettings {
     pub max_body_bytes: usize,
     pub budget: BudgetSettings,
     /// Which command API to speak.
-    pub api: super::client::ApiChoice,
+    pub api: ApiChoice,
 }
 
 impl ApplianceSettings {
@@ -48,30 +51,14 @@ impl ApplianceSettings {
             request_timeout: Duration::from_secs(5),
             max_body_bytes: transport::DEFAULT_MAX_BODY_BYTES,
             budget: BudgetSettings::default(),
-            api: super::client::ApiChoice::V2,
+            api: ApiChoice::V2,
         }
     }
 }
 
-/// A request body.
-#[derive(Debug, Clone)]
-pub(super) enum Body {
-    Json(Vec<u8>),
-    Form(String),
-}
-
-/// One authenticated request, as a flavour describes it.
-#[derive(Debug, Clone)]
-pub(super) struct Call {
-    pub endpoint: Endpoint,
-    pub url: reqwest::Url,
-    pub body: Option<Body>,
-    pub accept: &'static str,
-}
-
-pub struct Session {
+pub(super) struct Session {
     settings: ApplianceSettings,
-    base: reqwest::Url,
+    target: Target,
     basic_auth: Secret,
     http: reqwest::Client,
     tokens: TokenCache,
@@ -84,17 +71,17 @@ impl std::fmt::Debug for Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Session")
             .field("appliance", &self.settings.name)
-            .field("url", &self.base.as_str())
+            .field("url", &self.target.url("/", None).as_str())
             .finish_non_exhaustive()
     }
 }
 
 impl Session {
-    pub fn new(
+    pub(super) fn new(
         settings: ApplianceSettings,
         observer: Arc<dyn ApiObserver>,
     ) -> Result<Self, TransportSetupError> {
-        let base = transport::parse_base_url(&settings.url)?;
+        let target = Target::new(&settings.name, transport::parse_base_url(&settings.url)?);
         let http =
             transport::shared_http_client(settings.request_timeout, settings.ca_file.as_deref())?;
         let basic_auth = Secret::new(format!(
@@ -108,7 +95,7 @@ impl Session {
         let budget = Mutex::new(RateBudget::new(settings.budget.clone(), Instant::now()));
         Ok(Session {
             settings,
-            base,
+            target,
             basic_auth,
             http,
             tokens: TokenCache::new(),
@@ -117,33 +104,31 @@ impl Session {
         })
     }
 
-    pub fn name(&self) -> &str {
-        &self.settings.name
+    pub(super) fn name(&self) -> &str {
+        self.target.name()
+    }
+
+    pub(super) fn target(&self) -> &Target {
+        &self.target
     }
 
     /// What the appliance last reported about its rate limit.
-    pub fn rate_status(&self) -> RateStatus {
+    pub(super) fn rate_status(&self) -> RateStatus {
         self.budget.lock().map(|b| b.status()).unwrap_or_default()
     }
 
     /// The unauthenticated liveness probe `GET /check_health`: no token, no rate budget.
-    pub async fn check_health(&self) -> Result<Probe, ApiError> {
+    pub(super) async fn check_health(&self) -> Result<Probe, ApiError> {
         let endpoint = Endpoint::CheckHealth;
-        let request = self.http.get(self.url(endpoint.method_and_path().1, None));
+        let request = self
+            .http
+            .get(self.target.url(endpoint.method_and_path().1, None));
         let answer = self.send(endpoint, request).await?;
         match answer.status {
             200 => Ok(Probe::Healthy),
             500 => Ok(Probe::Unhealthy),
-            _ => Err(self.status_error(endpoint, &answer)),
+            _ => Err(self.target.status_error(endpoint, &answer)),
         }
-    }
-
-    /// The appliance's URL for `path` (and query).
-    pub(super) fn url(&self, path: &str, query: Option<&str>) -> reqwest::Url {
-        let mut url = self.base.clone();
-        url.set_path(path);
-        url.set_query(query);
-        url
     }
 
     /// Sends one request, timing it and reporting it to the observer.
@@ -208,7 +193,7 @@ impl Session {
                 }
                 Admission::Refuse(refusal) => {
                     let kind = match refusal {
-                        super::budget::Refusal::BackingOff { .. } => ErrorKind::RateLimited,
+                        Refusal::BackingOff { .. } => ErrorKind::RateLimited,
                         _ => ErrorKind::Budget,
                     };
                     return Err(ApiError::new(
@@ -325,7 +310,7 @@ impl Session {
         authorization.set_sensitive(true);
         let request = self
             .http
-            .post(self.url(endpoint.method_and_path().1, None))
+            .post(self.target.url(endpoint.method_and_path().1, None))
             .header(header::AUTHORIZATION, authorization)
             .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
             .header(header::ACCEPT, "application/json")
@@ -345,7 +330,7 @@ impl Session {
                 }
                 Err(m) => {
                     self.observer.token(self.name(), TokenOutcome::Failed);
-                    Err(self.malformed(endpoint, &answer, m))
+                    Err(self.target.malformed(endpoint, &answer, m))
                 }
             },
             400 | 401 => {
@@ -363,90 +348,8 @@ impl Session {
             }
             _ => {
                 self.observer.token(self.name(), TokenOutcome::Failed);
-                Err(self.status_error(endpoint, &answer))
+                Err(self.target.status_error(endpoint, &answer))
             }
         }
     }
-
-    pub(super) fn malformed(
-        &self,
-        endpoint: Endpoint,
-        answer: &Answer,
-        problem: json::Malformed,
-    ) -> ApiError {
-        ApiError::new(ErrorKind::Malformed, self.name(), endpoint, problem.0)
-            .with_status(answer.status)
-    }
-
-    /// The error for a status the endpoint does not treat as success.
-    pub(super) fn status_error(&self, endpoint: Endpoint, answer: &Answer) -> ApiError {
-        let status = answer.status;
-        let said = json::message(&answer.body)
-            .map(|m| format!(": {}", short(&m)))
-            .unwrap_or_default();
-        let (kind, detail) = match status {
-            401 => (ErrorKind::Unauthorized, format!("401 Unauthorized{said}")),
-            403 => (
-                ErrorKind::Forbidden,
-                format!(
-                    "403 Forbidden{said}: the API account lacks permission for the Command API; grant it on /login > Management > API Configuration"
-                ),
-            ),
-            404 => (ErrorKind::NotFound, format!("404 Not Found{said}")),
-            422 => (
-                ErrorKind::Unprocessable,
-                format!("422 Unprocessable Entity{said}"),
-            ),
-            429 => (
-                ErrorKind::RateLimited,
-                format!(
-                    "429 Too Many Requests{said}; backing off{}",
-                    answer
-                        .retry_after()
-                        .map(|d| format!(" for {}", humantime::format_duration(d)))
-                        .unwrap_or_default()
-                ),
-            ),
-            300..=399 => (
-                ErrorKind::BadRequest,
-                format!("unexpected redirect (HTTP {status}); redirects are not followed"),
-            ),
-            400..=499 => (ErrorKind::BadRequest, format!("HTTP {status}{said}")),
-            500..=599 => (ErrorKind::Server, format!("HTTP {status}{said}")),
-            _ => (
-                ErrorKind::Malformed,
-                format!("unexpected HTTP status {status}{said}"),
-            ),
-        };
-        let mut error = ApiError::new(kind, self.name(), endpoint, detail).with_status(status);
-        if status == 422
-            && let Some((_, bag)) = json::error_bag(&answer.body)
-            && !bag.is_empty()
-        {
-            let fields: Vec<String> = bag
-                .iter()
-                .map(|(field, problems)| format!("{field}: {}", problems.join("; ")))
-                .collect();
-            error.detail = format!("{} ({})", error.detail, short(&fields.join(", ")));
-            error.errors = Some(bag);
-        }
-        if status == 429 {
-            error.retry_after = answer.retry_after();
-        }
-        error
-    }
-}
-
-/// Keeps appliance-supplied text in messages to a readable size.
-pub(super) fn short(text: &str) -> String {
-    const LIMIT: usize = 200;
-    let mut out: String = text
-        .chars()
-        .filter(|c| !c.is_control())
-        .take(LIMIT)
-        .collect();
-    if text.chars().count() > LIMIT {
-        out.push('…');
-    }
-    out
 }

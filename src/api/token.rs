@@ -161,18 +161,32 @@ mod tests {
         }
     }
 
+    const HOUR: Duration = Duration::from_secs(3600);
+
+    /// An empty cache and the count of tokens minted for it.
+    fn fresh() -> (TokenCache, Arc<AtomicU32>) {
+        (TokenCache::new(), Arc::new(AtomicU32::new(0)))
+    }
+
+    /// A cache whose first token worked and was then answered with a 401, and that token.
+    async fn revoked_after_use() -> (TokenCache, Arc<AtomicU32>, Lease) {
+        let (cache, mints) = fresh();
+        let first = cache.lease(minter(mints.clone(), HOUR)).await.unwrap();
+        cache.accepted(first.generation).await;
+        cache.rejected(first.generation).await;
+        (cache, mints, first)
+    }
+
     #[tokio::test(start_paused = true)]
     async fn reuses_until_shortly_before_expiry() {
-        let cache = TokenCache::new();
-        let mints = Arc::new(AtomicU32::new(0));
-        let hour = Duration::from_secs(3600);
-        let first = cache.lease(minter(mints.clone(), hour)).await.unwrap();
+        let (cache, mints) = fresh();
+        let first = cache.lease(minter(mints.clone(), HOUR)).await.unwrap();
         cache.accepted(first.generation).await;
         tokio::time::advance(Duration::from_secs(3500)).await;
-        let again = cache.lease(minter(mints.clone(), hour)).await.unwrap();
+        let again = cache.lease(minter(mints.clone(), HOUR)).await.unwrap();
         assert_eq!(again.generation, first.generation);
         tokio::time::advance(Duration::from_secs(60)).await;
-        let refreshed = cache.lease(minter(mints.clone(), hour)).await.unwrap();
+        let refreshed = cache.lease(minter(mints.clone(), HOUR)).await.unwrap();
         assert_ne!(refreshed.generation, first.generation);
         assert_eq!(mints.load(Ordering::SeqCst), 2);
     }
@@ -205,47 +219,35 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_stale_rejection_does_not_drop_a_newer_token() {
-        let cache = TokenCache::new();
-        let mints = Arc::new(AtomicU32::new(0));
-        let hour = Duration::from_secs(3600);
-        let old = cache.lease(minter(mints.clone(), hour)).await.unwrap();
-        cache.accepted(old.generation).await;
-        cache.rejected(old.generation).await;
-        let new = cache.lease(minter(mints.clone(), hour)).await.unwrap();
+        let (cache, mints, old) = revoked_after_use().await;
+        let new = cache.lease(minter(mints.clone(), HOUR)).await.unwrap();
         cache.rejected(old.generation).await; // a second request that used the old token
-        let still = cache.lease(minter(mints.clone(), hour)).await.unwrap();
+        let still = cache.lease(minter(mints.clone(), HOUR)).await.unwrap();
         assert_eq!(still.generation, new.generation);
         assert_eq!(mints.load(Ordering::SeqCst), 2);
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_revoked_token_that_had_worked_is_replaced_at_once() {
-        let cache = TokenCache::new();
-        let mints = Arc::new(AtomicU32::new(0));
-        let hour = Duration::from_secs(3600);
-        let first = cache.lease(minter(mints.clone(), hour)).await.unwrap();
-        cache.accepted(first.generation).await;
-        cache.rejected(first.generation).await;
-        assert!(cache.lease(minter(mints.clone(), hour)).await.is_ok());
+        let (cache, mints, _) = revoked_after_use().await;
+        assert!(cache.lease(minter(mints.clone(), HOUR)).await.is_ok());
     }
 
     #[tokio::test(start_paused = true)]
     async fn tokens_rejected_before_first_use_back_off_exponentially() {
-        let cache = TokenCache::new();
-        let mints = Arc::new(AtomicU32::new(0));
-        let hour = Duration::from_secs(3600);
-        let first = cache.lease(minter(mints.clone(), hour)).await.unwrap();
+        let (cache, mints) = fresh();
+        let first = cache.lease(minter(mints.clone(), HOUR)).await.unwrap();
         cache.rejected(first.generation).await;
-        match cache.lease(minter(mints.clone(), hour)).await {
+        match cache.lease(minter(mints.clone(), HOUR)).await {
             Err(LeaseError::BackingOff { retry_in }) => {
                 assert_eq!(retry_in, Duration::from_secs(30))
             }
             other => panic!("expected a backoff, got {other:?}"),
         }
         tokio::time::advance(Duration::from_secs(30)).await;
-        let second = cache.lease(minter(mints.clone(), hour)).await.unwrap();
+        let second = cache.lease(minter(mints.clone(), HOUR)).await.unwrap();
         cache.rejected(second.generation).await;
-        match cache.lease(minter(mints.clone(), hour)).await {
+        match cache.lease(minter(mints.clone(), HOUR)).await {
             Err(LeaseError::BackingOff { retry_in }) => {
                 assert_eq!(retry_in, Duration::from_secs(60))
             }

@@ -15,7 +15,7 @@ use reqwest::header::{self, HeaderMap, HeaderValue};
 use super::endpoint::Endpoint;
 use super::error::{ApiError, ErrorKind};
 
-pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+pub(crate) const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TransportSetupError {
@@ -85,7 +85,7 @@ pub fn load_ca_bundle(path: &Path) -> Result<Vec<reqwest::Certificate>, Transpor
 /// A reqwest client is meant to be shared (it is a handle), and building one parses the
 /// system's root certificates: with a client per appliance, a watchdog of 1,000 pairs spent
 /// most of its memory on 2,000 copies of the same trust store. Nothing is pooled either way.
-pub fn shared_http_client(
+pub(crate) fn shared_http_client(
     request_timeout: Duration,
     ca_file: Option<&Path>,
 ) -> Result<reqwest::Client, TransportSetupError> {
@@ -118,7 +118,7 @@ pub fn shared_http_client(
 }
 
 /// An HTTP client that never pools and always closes.
-pub fn build_http_client(
+pub(crate) fn build_http_client(
     request_timeout: Duration,
     ca_file: Option<&Path>,
 ) -> Result<reqwest::Client, TransportSetupError> {
@@ -148,14 +148,14 @@ pub fn build_http_client(
 
 /// A complete answer, body read within the cap.
 #[derive(Debug, Clone)]
-pub struct Answer {
-    pub status: u16,
-    pub headers: HeaderMap,
-    pub body: Bytes,
+pub(crate) struct Answer {
+    pub(crate) status: u16,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: Bytes,
 }
 
 impl Answer {
-    pub fn header_u64(&self, name: &str) -> Option<u64> {
+    pub(crate) fn header_u64(&self, name: &str) -> Option<u64> {
         self.headers
             .get(name)
             .and_then(|v| v.to_str().ok())
@@ -163,7 +163,7 @@ impl Answer {
     }
 
     /// `Retry-After` as seconds or an HTTP date.
-    pub fn retry_after(&self) -> Option<Duration> {
+    pub(crate) fn retry_after(&self) -> Option<Duration> {
         let value = self.headers.get(header::RETRY_AFTER)?.to_str().ok()?.trim();
         if let Ok(seconds) = value.parse::<u64>() {
             return Some(Duration::from_secs(seconds.min(3600)));
@@ -178,7 +178,7 @@ impl Answer {
 }
 
 /// Sends a request and reads its answer within `max_body_bytes`.
-pub async fn exchange(
+pub(crate) async fn exchange(
     request: reqwest::RequestBuilder,
     appliance: &str,
     endpoint: Endpoint,

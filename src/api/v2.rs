@@ -1,95 +1,92 @@
 //! The JSON Command API v2 (`/api/command/v2`), spoken by RS and PRA appliances alike.
 
-use super::budget::Priority;
+use super::dialect::{Body, Call, Dialect, Reading};
 use super::endpoint::Endpoint;
 use super::error::{ApiError, ErrorKind};
-use super::model::{ApiInfo, ApplianceRecord, FailoverAccepted, FailoverRequest, Health, json};
-use super::session::{Body, Call, Session};
+use super::model::json::{self, Malformed};
+use super::model::{ApiInfo, ApplianceRecord, FailoverAccepted, FailoverRequest, Health};
+use super::target::Target;
+use super::transport::Answer;
 
-impl Session {
-    fn v2_call(&self, endpoint: Endpoint, body: Option<Body>) -> Call {
-        Call {
-            endpoint,
-            url: self.url(endpoint.method_and_path().1, None),
-            body,
-            accept: "application/json",
-        }
+pub(super) struct JsonV2;
+
+fn call(target: &Target, endpoint: Endpoint, body: Option<Body>) -> Call {
+    Call {
+        endpoint,
+        url: target.url(endpoint.method_and_path().1, None),
+        body,
+        accept: "application/json",
+    }
+}
+
+/// A 200 with a body `parse` understands; anything else is an error.
+fn read<T>(
+    target: &Target,
+    endpoint: Endpoint,
+    answer: &Answer,
+    parse: fn(&[u8]) -> Result<T, Malformed>,
+) -> Reading<T> {
+    if answer.status != 200 {
+        return Err(target.status_error(endpoint, answer));
+    }
+    parse(&answer.body).map_err(|m| target.malformed(endpoint, answer, m))
+}
+
+impl Dialect for JsonV2 {
+    fn describe(&self) -> &'static str {
+        "the JSON Command API v2"
     }
 
-    /// `GET /health`: 200 is healthy, 500 with a HealthBase body is unhealthy.
-    pub(super) async fn v2_health(&self) -> Result<Health, ApiError> {
+    fn query(&self, target: &Target, endpoint: Endpoint) -> Call {
+        call(target, endpoint, None)
+    }
+
+    /// 200 is healthy, 500 with a HealthBase body is unhealthy.
+    fn health(&self, target: &Target, answer: &Answer) -> Reading<Health> {
         let endpoint = Endpoint::Health;
-        let answer = self
-            .authenticated(&self.v2_call(endpoint, None), Priority::Routine)
-            .await?;
         match answer.status {
             200 => {
                 let (health, _) = json::health(&answer.body, true)
-                    .map_err(|m| self.malformed(endpoint, &answer, m))?;
+                    .map_err(|m| target.malformed(endpoint, answer, m))?;
                 Ok(Health::Healthy(health))
             }
             500 => match json::health(&answer.body, false) {
                 Ok((health, message)) => Ok(Health::Unhealthy { health, message }),
-                Err(_) => Err(self.status_error(endpoint, &answer)),
+                Err(_) => Err(target.status_error(endpoint, answer)),
             },
-            _ => Err(self.status_error(endpoint, &answer)),
+            _ => Err(target.status_error(endpoint, answer)),
         }
     }
 
-    /// `GET /appliance`.
-    pub(super) async fn v2_appliances(&self) -> Result<Vec<ApplianceRecord>, ApiError> {
-        let endpoint = Endpoint::Appliance;
-        let answer = self
-            .authenticated(&self.v2_call(endpoint, None), Priority::Routine)
-            .await?;
-        if answer.status != 200 {
-            return Err(self.status_error(endpoint, &answer));
-        }
-        json::appliances(&answer.body).map_err(|m| self.malformed(endpoint, &answer, m))
+    fn appliances(&self, target: &Target, answer: &Answer) -> Reading<Vec<ApplianceRecord>> {
+        read(target, Endpoint::Appliance, answer, json::appliances)
     }
 
-    /// `GET /info`.
-    pub(super) async fn v2_info(&self) -> Result<ApiInfo, ApiError> {
-        let endpoint = Endpoint::Info;
-        let answer = self
-            .authenticated(&self.v2_call(endpoint, None), Priority::Routine)
-            .await?;
-        if answer.status != 200 {
-            return Err(self.status_error(endpoint, &answer));
-        }
-        json::info(&answer.body).map_err(|m| self.malformed(endpoint, &answer, m))
+    fn info(&self, target: &Target, answer: &Answer) -> Reading<ApiInfo> {
+        read(target, Endpoint::Info, answer, json::info)
     }
 
-    /// `POST /failover-role`. Never retried here: a failover call is not idempotent in its
-    /// effect on users, so retrying is the engine's decision, not the transport's.
-    pub(super) async fn v2_set_failover_role(
-        &self,
-        request: FailoverRequest,
-    ) -> Result<FailoverAccepted, ApiError> {
+    /// `POST /failover-role` with the request as JSON.
+    fn failover(&self, target: &Target, request: &FailoverRequest) -> Reading<Call> {
         let endpoint = Endpoint::FailoverRole;
-        let body = serde_json::to_vec(&request).map_err(|e| {
+        let body = serde_json::to_vec(request).map_err(|e| {
             ApiError::new(
                 ErrorKind::BadRequest,
-                self.name(),
+                target.name(),
                 endpoint,
                 format!("cannot encode the request: {e}"),
             )
         })?;
-        let answer = self
-            .authenticated(
-                &self.v2_call(endpoint, Some(Body::Json(body))),
-                Priority::Critical,
-            )
-            .await?;
-        if answer.status != 200 {
-            return Err(self.status_error(endpoint, &answer));
-        }
-        let message = json::message(&answer.body).unwrap_or_default();
-        let completes_later =
-            request.data_sync_first || message.contains("upon successful completion");
-        Ok(FailoverAccepted {
-            message,
-            completes_later,
+        Ok(call(target, endpoint, Some(Body::Json(body))))
+    }
+
+    fn accepted(&self, target: &Target, answer: &Answer) -> Reading<FailoverAccepted> {
+        read(target, Endpoint::FailoverRole, answer, |body| {
+            let message = json::message(body).unwrap_or_default();
+            Ok(FailoverAccepted {
+                completes_later: message.contains("upon successful completion"),
+                message,
+            })
         })
     }
 }

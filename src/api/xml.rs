@@ -1,19 +1,22 @@
 //! The older XML command API (`/api/command?action=…`), still present on older appliances.
 //! Same token, same transport rules (Connection: close, timeouts, body cap, rate budget).
 
-use super::budget::Priority;
+use super::dialect::{Body, Call, Dialect, Reading};
 use super::endpoint::Endpoint;
 use super::error::{ApiError, ErrorKind};
 use super::model::json::Malformed;
 use super::model::{ApiInfo, ApplianceRecord, FailoverAccepted, FailoverRequest, Health};
-use super::session::{Body, Call, Session, short};
+use super::target::{Target, short};
 use super::transport::Answer;
 use super::xml_parse::{self, Answered};
 
-pub const PATH: &str = "/api/command";
+const PATH: &str = "/api/command";
+const ACCEPT: &str = "application/xml, text/xml";
+
+pub(super) struct XmlCommands;
 
 /// The XML action behind each endpoint.
-pub fn action(endpoint: Endpoint) -> &'static str {
+fn action(endpoint: Endpoint) -> &'static str {
     match endpoint {
         Endpoint::Health => "check_health",
         Endpoint::Appliance => "get_appliances",
@@ -24,84 +27,70 @@ pub fn action(endpoint: Endpoint) -> &'static str {
     }
 }
 
-const ACCEPT: &str = "application/xml, text/xml";
+/// Reads an XML answer: HTTP errors as usual, then the document, then `<error>`.
+fn read<T>(
+    target: &Target,
+    endpoint: Endpoint,
+    answer: &Answer,
+    parse: fn(&[u8]) -> Result<Answered<T>, Malformed>,
+) -> Reading<T> {
+    if answer.status != 200 {
+        return Err(target.status_error(endpoint, answer));
+    }
+    match parse(&answer.body) {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(message)) => {
+            let kind = if message.to_ascii_lowercase().contains("permission") {
+                ErrorKind::Forbidden
+            } else if endpoint == Endpoint::FailoverRole {
+                ErrorKind::Server
+            } else {
+                ErrorKind::BadRequest
+            };
+            Err(ApiError::new(
+                kind,
+                target.name(),
+                endpoint,
+                format!(
+                    "XML action {} answered <error>: {}",
+                    action(endpoint),
+                    short(&message)
+                ),
+            )
+            .with_status(200))
+        }
+        Err(problem) => Err(target.malformed(endpoint, answer, problem)),
+    }
+}
 
-impl Session {
-    fn xml_get(&self, endpoint: Endpoint) -> Call {
+impl Dialect for XmlCommands {
+    fn describe(&self) -> &'static str {
+        "the XML command API"
+    }
+
+    fn query(&self, target: &Target, endpoint: Endpoint) -> Call {
         Call {
             endpoint,
-            url: self.url(PATH, Some(&format!("action={}", action(endpoint)))),
+            url: target.url(PATH, Some(&format!("action={}", action(endpoint)))),
             body: None,
             accept: ACCEPT,
         }
     }
 
-    /// Reads an XML answer: HTTP errors as usual, then the document, then `<error>`.
-    fn xml_answer<T>(
-        &self,
-        endpoint: Endpoint,
-        answer: &Answer,
-        parse: fn(&[u8]) -> Result<Answered<T>, Malformed>,
-    ) -> Result<T, ApiError> {
-        if answer.status != 200 {
-            return Err(self.status_error(endpoint, answer));
-        }
-        match parse(&answer.body) {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(message)) => {
-                let kind = if message.to_ascii_lowercase().contains("permission") {
-                    ErrorKind::Forbidden
-                } else if endpoint == Endpoint::FailoverRole {
-                    ErrorKind::Server
-                } else {
-                    ErrorKind::BadRequest
-                };
-                Err(ApiError::new(
-                    kind,
-                    self.name(),
-                    endpoint,
-                    format!(
-                        "XML action {} answered <error>: {}",
-                        action(endpoint),
-                        short(&message)
-                    ),
-                )
-                .with_status(200))
-            }
-            Err(problem) => Err(self.malformed(endpoint, answer, problem)),
-        }
+    fn health(&self, target: &Target, answer: &Answer) -> Reading<Health> {
+        read(target, Endpoint::Health, answer, xml_parse::check_health)
     }
 
-    pub(super) async fn xml_health(&self) -> Result<Health, ApiError> {
-        let endpoint = Endpoint::Health;
-        let answer = self
-            .authenticated(&self.xml_get(endpoint), Priority::Routine)
-            .await?;
-        self.xml_answer(endpoint, &answer, xml_parse::check_health)
+    fn appliances(&self, target: &Target, answer: &Answer) -> Reading<Vec<ApplianceRecord>> {
+        read(target, Endpoint::Appliance, answer, xml_parse::appliances)
     }
 
-    pub(super) async fn xml_appliances(&self) -> Result<Vec<ApplianceRecord>, ApiError> {
-        let endpoint = Endpoint::Appliance;
-        let answer = self
-            .authenticated(&self.xml_get(endpoint), Priority::Routine)
-            .await?;
-        self.xml_answer(endpoint, &answer, xml_parse::appliances)
-    }
-
-    pub(super) async fn xml_info(&self) -> Result<ApiInfo, ApiError> {
-        let endpoint = Endpoint::Info;
-        let answer = self
-            .authenticated(&self.xml_get(endpoint), Priority::Routine)
-            .await?;
-        self.xml_answer(endpoint, &answer, xml_parse::api_info)
+    fn info(&self, target: &Target, answer: &Answer) -> Reading<ApiInfo> {
+        read(target, Endpoint::Info, answer, xml_parse::api_info)
     }
 
     /// A form-encoded POST with `data_sync_first` and `force` as 0 or 1, as the XML API wants.
-    pub(super) async fn xml_set_failover_role(
-        &self,
-        request: FailoverRequest,
-    ) -> Result<FailoverAccepted, ApiError> {
-        let endpoint = Endpoint::FailoverRole;
+    fn failover(&self, target: &Target, request: &FailoverRequest) -> Reading<Call> {
         let flag = |b: bool| if b { "1" } else { "0" };
         let form = format!(
             "action=set_failover_role&role={}&data_sync_first={}&force={}",
@@ -109,15 +98,20 @@ impl Session {
             flag(request.data_sync_first),
             flag(request.force)
         );
-        let call = Call {
-            endpoint,
-            url: self.url(PATH, None),
+        Ok(Call {
+            endpoint: Endpoint::FailoverRole,
+            url: target.url(PATH, None),
             body: Some(Body::Form(form)),
             accept: ACCEPT,
-        };
-        let answer = self.authenticated(&call, Priority::Critical).await?;
-        let mut accepted = self.xml_answer(endpoint, &answer, xml_parse::failover_answer)?;
-        accepted.completes_later |= request.data_sync_first;
-        Ok(accepted)
+        })
+    }
+
+    fn accepted(&self, target: &Target, answer: &Answer) -> Reading<FailoverAccepted> {
+        read(
+            target,
+            Endpoint::FailoverRole,
+            answer,
+            xml_parse::failover_answer,
+        )
     }
 }

@@ -63,10 +63,6 @@ impl Active {
         }
     }
 
-    pub fn requires_auth(&self) -> bool {
-        !self.users.is_empty()
-    }
-
     /// Whether an `Authorization` header value carries valid basic-auth credentials.
     pub fn authorized(&self, header: Option<&str>) -> bool {
         if self.users.is_empty() {

@@ -1,0 +1,405 @@
+//! The configuration file: its types and loading here; every key with its meaning in
+//! [`keys`], validation in `reader`, the README reference and the example generated in
+//! [`reference`].
+//!
+//! Validation reports **every** problem at once, each with its key path
+//! (`site[1].policy.max_sync_age`), so that an administrator fixes a file in one pass. Unknown
+//! keys are errors (a typo must not silently fall back to a default). Secrets are read from a
+//! file or an environment variable, never from the file's own values.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::api::budget::BudgetSettings;
+use crate::engine::{Mode, Policy};
+use crate::secret::Secret;
+
+pub mod keys;
+mod reader;
+pub mod reference;
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:9877";
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/bt-watchdog";
+const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(5);
+/// `/health` may be served from a one-minute cache: asking more often buys nothing.
+const DEFAULT_HEALTH_INTERVAL: Duration = Duration::from_secs(60);
+const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub mode: Mode,
+    pub state_dir: PathBuf,
+    /// The local socket for `failover`, `pause`, `resume`, `ack` (default: in `state_dir`).
+    pub control_socket: PathBuf,
+    pub exporter: ExporterConfig,
+    pub sites: Vec<SiteConfig>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExporterConfig {
+    pub listen: SocketAddr,
+    /// TLS and basic-auth settings for the exporter (see `exporter::web_config`).
+    pub web_config: Option<PathBuf>,
+}
+
+pub use crate::api::ApiChoice;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum SecretSource {
+    File(PathBuf),
+    Env(String),
+    /// A systemd credential (`LoadCredential=`): a file of that name in `$CREDENTIALS_DIRECTORY`.
+    Credential(String),
+    /// Held in memory by the program itself (`demo`); never read from a configuration file.
+    Inline(Secret),
+}
+
+impl fmt::Display for SecretSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SecretSource::File(path) => write!(f, "the secret file {}", path.display()),
+            SecretSource::Env(var) => write!(f, "the environment variable {var}"),
+            SecretSource::Credential(name) => write!(f, "the systemd credential {name}"),
+            SecretSource::Inline(_) => f.write_str("the built-in secret"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApplianceEntry {
+    pub name: String,
+    pub url: String,
+    /// Overrides the site's `api` for this appliance (a pair in the middle of an upgrade).
+    pub api: Option<ApiChoice>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SiteConfig {
+    pub name: String,
+    /// `v2`, `xml`, or `auto` (detected per appliance).
+    pub api: ApiChoice,
+    pub client_id: String,
+    pub client_secret: SecretSource,
+    pub ca_file: Option<PathBuf>,
+    pub appliances: [ApplianceEntry; 2],
+    pub poll_interval: Duration,
+    pub health_interval: Duration,
+    pub request_timeout: Duration,
+    pub budget: BudgetSettings,
+    pub policy: Policy,
+}
+
+/// One problem found in a configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub path: String,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.path.is_empty() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "{}: {}", self.path, self.message)
+        }
+    }
+}
+
+/// A configuration that cannot be used, with every reason.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigError {
+    pub origin: String,
+    pub problems: Vec<Problem>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let count = self.problems.len();
+        write!(
+            f,
+            "{}: {count} problem{}",
+            self.origin,
+            if count == 1 { "" } else { "s" }
+        )?;
+        for problem in &self.problems {
+            write!(f, "\n  {problem}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Reads and validates the file at `path`.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let origin = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        origin: origin.clone(),
+        problems: vec![Problem {
+            path: String::new(),
+            message: format!("cannot be read: {e}"),
+        }],
+    })?;
+    parse(&text, &origin)
+}
+
+/// Parses and validates configuration text; `origin` names it in messages.
+pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
+    let fail = |problems| ConfigError {
+        origin: origin.to_string(),
+        problems,
+    };
+    let table: toml::Table = toml::from_str(text).map_err(|e| {
+        let message = e.message().to_string();
+        let location = e
+            .span()
+            .map(|span| {
+                let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+                format!("line {line}: ")
+            })
+            .unwrap_or_default();
+        fail(vec![Problem {
+            path: String::new(),
+            message: format!("{location}not valid TOML: {message}"),
+        }])
+    })?;
+    let mut reader = reader::Reader::default();
+    let config = reader.config(table);
+    if reader.problems.is_empty()
+        && let Some(config) = config
+    {
+        return Ok(config);
+    }
+    Err(fail(reader.problems))
+}
+
+/// Reads a site's client secret.
+pub fn read_secret(source: &SecretSource) -> Result<Secret, String> {
+    let value = match source {
+        SecretSource::File(path) => {
+            std::fs::read_to_string(path).map_err(|e| format!("{source} cannot be read: {e}"))?
+        }
+        SecretSource::Env(var) => std::env::var(var).map_err(|_| format!("{source} is not set"))?,
+        SecretSource::Credential(name) => {
+            let dir = std::env::var_os("CREDENTIALS_DIRECTORY")
+                .ok_or_else(|| format!("{source} needs $CREDENTIALS_DIRECTORY, which systemd sets with LoadCredential= (it is not set)"))?;
+            let path = Path::new(&dir).join(name);
+            std::fs::read_to_string(&path)
+                .map_err(|e| format!("{source} ({}) cannot be read: {e}", path.display()))?
+        }
+        SecretSource::Inline(secret) => return Ok(secret.clone()),
+    };
+    // A trailing newline from `echo … > file` is not part of the secret.
+    let value = value.trim_end_matches(['\n', '\r']).to_string();
+    if value.is_empty() {
+        return Err(format!("{source} is empty"));
+    }
+    Ok(Secret::new(value))
+}
+
+/// Warnings about a secret file's permissions (readable by group or others).
+pub fn secret_file_warnings(source: &SecretSource) -> Option<String> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let SecretSource::File(path) = source else {
+        return None;
+    };
+    let mode = std::fs::metadata(path).ok()?.permissions().mode();
+    (mode & 0o077 != 0).then(|| {
+        format!(
+            "{} is readable by {} (mode {:o}); chmod 600 it",
+            path.display(),
+            if mode & 0o007 != 0 {
+                "everyone"
+            } else {
+                "its group"
+            },
+            mode & 0o777
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+mode = "auto"
+state_dir = "/var/lib/bt-watchdog"
+
+[exporter]
+listen = "127.0.0.1:9877"
+
+[[site]]
+name = "support"
+api = "v2"
+client_id = "watchdog"
+client_secret_file = "/etc/bt-watchdog/support.secret"
+appliances = [
+  { name = "east", url = "https://east.example.com" },
+  { name = "west", url = "https://west.example.com" },
+]
+poll_interval = "5s"
+request_timeout = "5s"
+
+[site.policy]
+failover_after = "30s"
+max_sync_age = "15m"
+cooldown = "30m"
+"#;
+
+    #[test]
+    fn the_brief_example_parses() {
+        let config = parse(GOOD, "test").unwrap();
+        assert_eq!(config.mode, Mode::Auto);
+        assert_eq!(config.sites.len(), 1);
+        let site = &config.sites[0];
+        assert_eq!(site.appliances[1].name, "west");
+        assert_eq!(site.policy.max_sync_age, Duration::from_secs(900));
+        assert_eq!(site.policy.poll_interval, Duration::from_secs(5));
+        assert_eq!(
+            site.client_secret,
+            SecretSource::File("/etc/bt-watchdog/support.secret".into())
+        );
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_key_path() {
+        let bad = r#"
+mode = "yolo"
+colour = "blue"
+[exporter]
+listen = "everywhere"
+[[site]]
+name = "support hq"
+client_id = "id"
+client_secret = "hunter2"
+appliances = [ { name = "east", url = "east.example.com" }, { name = "east", url = "https://w", port = 4 } ]
+poll_interval = "fast"
+[site.policy]
+max_sync_age = "0s"
+failure_threshold = 0
+failover_afer = "30s"
+"#;
+        let error = parse(bad, "bad.toml").unwrap_err();
+        let paths: Vec<&str> = error.problems.iter().map(|p| p.path.as_str()).collect();
+        for expected in [
+            "mode",
+            "colour",
+            "exporter.listen",
+            "site[0].name",
+            "site[0].client_secret",
+            "site[0].appliances[0].url",
+            "site[0].appliances[1].name",
+            "site[0].appliances[1].port",
+            "site[0].poll_interval",
+            "site[0].policy.max_sync_age",
+            "site[0].policy.failure_threshold",
+            "site[0].policy.failover_afer",
+        ] {
+            assert!(
+                paths.contains(&expected),
+                "{expected} missing from {paths:?}"
+            );
+        }
+        let text = error.to_string();
+        assert!(!text.contains("hunter2"), "{text}");
+        assert!(text.starts_with("bad.toml: "), "{text}");
+    }
+
+    /// The keys the reader took from `text`, whatever problems it found.
+    fn taken_from(text: &str) -> std::collections::BTreeSet<String> {
+        let mut reader = reader::Reader::default();
+        reader.config(toml::from_str(text).unwrap());
+        reader.taken
+    }
+
+    #[test]
+    fn the_reader_takes_exactly_the_documented_keys() {
+        let every_key = reference::document(
+            |key| reference::example_line(key).map(|(_, value)| (false, value)),
+            false,
+        );
+        let taken = taken_from(&every_key);
+        for key in keys::KEYS {
+            assert!(
+                taken.contains(key.path),
+                "{} is documented but the reader ignores it",
+                key.path
+            );
+        }
+        for path in &taken {
+            let documented = keys::KEYS.iter().any(|key| {
+                key.path == path
+                    || key.path.starts_with(&format!("{path}."))
+                    || key.path.starts_with(&format!("{path}[]."))
+            });
+            assert!(
+                documented,
+                "the reader takes {path}, which src/config/keys.rs lacks"
+            );
+        }
+    }
+
+    #[test]
+    fn documented_defaults_are_the_defaults() {
+        // What an administrator must write, with and without every documented default.
+        let required = |key: &keys::Key| match key.when_absent {
+            keys::WhenAbsent::Value(_) => None,
+            _ => reference::example_line(key).filter(|(commented, _)| !commented),
+        };
+        let minimal = reference::document(required, false);
+        let explicit = reference::document(
+            |key| match key.when_absent {
+                keys::WhenAbsent::Value(value) => Some((false, value)),
+                _ => required(key),
+            },
+            false,
+        );
+        assert_eq!(
+            parse(&minimal, "minimal").unwrap(),
+            parse(&explicit, "explicit").unwrap(),
+            "a default in src/config/keys.rs differs from the reader's:\n{explicit}"
+        );
+    }
+
+    #[test]
+    fn syntax_errors_name_the_line() {
+        let error = parse("mode = \"auto\"\n[exporter\n", "x.toml").unwrap_err();
+        assert!(error.problems[0].message.contains("line 2"), "{error}");
+    }
+
+    #[test]
+    fn a_missing_site_is_an_error() {
+        let error = parse("mode = \"observe\"\n", "x").unwrap_err();
+        assert_eq!(error.problems[0].path, "site");
+    }
+
+    #[test]
+    fn secrets_are_read_and_trimmed() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("s");
+        std::fs::write(&file, "abc\n").unwrap();
+        assert_eq!(
+            read_secret(&SecretSource::File(file.clone()))
+                .unwrap()
+                .expose(),
+            "abc"
+        );
+        std::fs::write(&file, "\n").unwrap();
+        assert!(
+            read_secret(&SecretSource::File(file.clone()))
+                .unwrap_err()
+                .contains("empty")
+        );
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(
+            secret_file_warnings(&SecretSource::File(file.clone()))
+                .unwrap()
+                .contains("everyone")
+        );
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(secret_file_warnings(&SecretSource::File(file)), None);
+    }
+}

@@ -1,0 +1,150 @@
+//! How the watchdog uses each appliance's API: `beyondtrust_api_*`.
+
+use std::collections::BTreeSet;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
+
+use super::ApplianceSample;
+use super::family::{Family, Gauge, Reading, register};
+use crate::api::Endpoint;
+use crate::api::TokenOutcome;
+
+/// The API gauges read from each poll's sample; a new one is one more entry.
+const GAUGES: &[Gauge<ApplianceSample>] = &[
+    Gauge {
+        name: "beyondtrust_api_ratelimit_limit",
+        help: "The appliance's hourly API request limit (X-RateLimit-Limit).",
+        reading: Reading::Value(|s| s.ratelimit_limit.map(|v| v as f64)),
+    },
+    Gauge {
+        name: "beyondtrust_api_ratelimit_remaining",
+        help: "API requests left this hour (X-RateLimit-Remaining).",
+        reading: Reading::Value(|s| s.ratelimit_remaining.map(|v| v as f64)),
+    },
+];
+
+const REQUESTS: &str = "beyondtrust_api_requests_total";
+const REQUEST_DURATION: &str = "beyondtrust_api_request_duration_seconds";
+const TOKEN_REQUESTS: &str = "beyondtrust_api_token_requests_total";
+
+pub(super) struct ApiMetrics {
+    gauges: Family<ApplianceSample>,
+    requests: IntCounterVec,
+    request_duration: HistogramVec,
+    token_requests: IntCounterVec,
+    /// The request label sets seen (their `code` is open-ended), to remove them when a site
+    /// goes.
+    request_labels: Mutex<BTreeSet<[String; 4]>>,
+}
+
+impl ApiMetrics {
+    pub fn new(registry: &Registry) -> Self {
+        let requests = IntCounterVec::new(
+            Opts::new(
+                REQUESTS,
+                "API requests made, by endpoint and HTTP status code (or error kind when there was no answer).",
+            ),
+            &["site", "appliance", "endpoint", "code"],
+        );
+        let request_duration = HistogramVec::new(
+            HistogramOpts::new(
+                REQUEST_DURATION,
+                "Duration of API requests to the appliances, by endpoint.",
+            )
+            .buckets(vec![
+                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+            ]),
+            &["site", "appliance", "endpoint"],
+        );
+        let token_requests = IntCounterVec::new(
+            Opts::new(TOKEN_REQUESTS, "OAuth token requests, by outcome."),
+            &["site", "appliance", "outcome"],
+        );
+        ApiMetrics {
+            gauges: Family::new(registry, &["site", "appliance"], GAUGES),
+            requests: register(registry, REQUESTS, requests),
+            request_duration: register(registry, REQUEST_DURATION, request_duration),
+            token_requests: register(registry, TOKEN_REQUESTS, token_requests),
+            request_labels: Mutex::new(BTreeSet::new()),
+        }
+    }
+
+    /// Creates the token series at zero, so that they exist before the first token.
+    pub fn register(&self, site: &str, appliance: &str) {
+        for outcome in TokenOutcome::ALL {
+            self.token_requests
+                .with_label_values(&[site, appliance, outcome.label()]);
+        }
+    }
+
+    pub fn set(&self, site: &str, appliance: &str, sample: &ApplianceSample) {
+        self.gauges.set(&[site, appliance], sample);
+    }
+
+    pub fn record_request(
+        &self,
+        site: &str,
+        appliance: &str,
+        endpoint: Endpoint,
+        code: &str,
+        elapsed: Duration,
+    ) {
+        self.requests
+            .with_label_values(&[site, appliance, endpoint.label(), code])
+            .inc();
+        self.request_duration
+            .with_label_values(&[site, appliance, endpoint.label()])
+            .observe(elapsed.as_secs_f64());
+        let labels = [
+            site.to_string(),
+            appliance.to_string(),
+            endpoint.label().to_string(),
+            code.to_string(),
+        ];
+        let mut known = self
+            .request_labels
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if !known.contains(&labels) {
+            known.insert(labels);
+        }
+    }
+
+    pub fn count_token(&self, site: &str, appliance: &str, outcome: TokenOutcome) {
+        self.token_requests
+            .with_label_values(&[site, appliance, outcome.label()])
+            .inc();
+    }
+
+    pub fn forget(&self, site: &str, appliances: &[String; 2]) {
+        for appliance in appliances {
+            self.gauges.forget(&[site, appliance]);
+            for outcome in TokenOutcome::ALL {
+                let _ =
+                    self.token_requests
+                        .remove_label_values(&[site, appliance, outcome.label()]);
+            }
+            for endpoint in Endpoint::ALL {
+                let _ =
+                    self.request_duration
+                        .remove_label_values(&[site, appliance, endpoint.label()]);
+            }
+        }
+        let mut requests = self
+            .request_labels
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        requests.retain(|labels| {
+            if labels[0] == site {
+                let _ = self
+                    .requests
+                    .remove_label_values(&[&labels[0], &labels[1], &labels[2], &labels[3]]);
+                false
+            } else {
+                true
+            }
+        });
+    }
+}

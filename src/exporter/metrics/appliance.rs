@@ -1,0 +1,141 @@
+//! What each appliance says about itself: `beyondtrust_appliance_*`.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use prometheus::{GaugeVec, Opts, Registry};
+
+use super::family::{Family, Gauge, Reading, bool_value, register};
+use super::{ApplianceInfoLabels, ApplianceSample};
+use crate::api::model::{ClusterRole, FailoverRole};
+
+/// The appliance gauges read from each poll's sample; a new one is one more entry.
+const GAUGES: &[Gauge<ApplianceSample>] = &[
+    Gauge {
+        name: "beyondtrust_appliance_up",
+        help: "1 when the appliance answers the watchdog at all.",
+        reading: Reading::Value(|s| Some(bool_value(s.up))),
+    },
+    Gauge {
+        name: "beyondtrust_appliance_healthy",
+        help: "1 when the appliance reports itself healthy.",
+        reading: Reading::Value(|s| Some(bool_value(s.healthy))),
+    },
+    Gauge {
+        name: "beyondtrust_appliance_failover_role",
+        help: "1 for the appliance's current failover role, 0 for the others.",
+        reading: Reading::OneOf {
+            label: "role",
+            values: || FailoverRole::ALL.map(FailoverRole::as_str).to_vec(),
+            holds: |s, role| s.failover_role.is_some_and(|r| r.as_str() == role),
+        },
+    },
+    Gauge {
+        name: "beyondtrust_appliance_cluster_role",
+        help: "1 for the appliance's current cluster role, 0 for the others.",
+        reading: Reading::OneOf {
+            label: "role",
+            values: || ClusterRole::ALL.map(ClusterRole::as_str).to_vec(),
+            holds: |s, role| s.cluster_role.is_some_and(|r| r.as_str() == role),
+        },
+    },
+    Gauge {
+        name: "beyondtrust_appliance_last_data_sync_timestamp_seconds",
+        help: "When the primary last synced its data to the backup (as it reported).",
+        reading: Reading::Value(|s| s.last_data_sync_seconds),
+    },
+    Gauge {
+        name: "beyondtrust_appliance_data_sync_age_seconds",
+        help: "Age of the newest data the backup can have, at the last poll.",
+        reading: Reading::Value(|s| s.data_sync_age_seconds),
+    },
+    Gauge {
+        name: "beyondtrust_appliance_data_sync_ok",
+        help: "1 when the primary reports its last data sync as successful.",
+        reading: Reading::Value(|s| s.data_sync_ok.map(bool_value)),
+    },
+];
+
+const INFO: &str = "beyondtrust_appliance_info";
+
+pub(super) struct ApplianceMetrics {
+    gauges: Family<ApplianceSample>,
+    info: GaugeVec,
+    /// The free-form info labels in force, to remove their series when they change or a site
+    /// goes.
+    info_labels: Mutex<BTreeMap<(String, String), ApplianceInfoLabels>>,
+}
+
+impl ApplianceMetrics {
+    pub fn new(registry: &Registry) -> Self {
+        let info = GaugeVec::new(
+            Opts::new(INFO, "Appliance metadata (always 1)."),
+            &[
+                "site",
+                "appliance",
+                "version",
+                "build",
+                "hostname",
+                "appliance_id",
+                "product",
+                "api",
+            ],
+        );
+        ApplianceMetrics {
+            gauges: Family::new(registry, &["site", "appliance"], GAUGES),
+            info: register(registry, INFO, info),
+            info_labels: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    pub fn set(&self, site: &str, appliance: &str, sample: &ApplianceSample) {
+        self.gauges.set(&[site, appliance], sample);
+        let Some(info) = &sample.info else {
+            return;
+        };
+        let key = (site.to_string(), appliance.to_string());
+        let mut known = self.info_labels.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(old) = known.get(&key)
+            && old != info
+        {
+            let _ = self
+                .info
+                .remove_label_values(&info_values(site, appliance, old));
+        }
+        self.info
+            .with_label_values(&info_values(site, appliance, info))
+            .set(1.0);
+        known.insert(key, info.clone());
+    }
+
+    pub fn forget(&self, site: &str, appliance: &str) {
+        self.gauges.forget(&[site, appliance]);
+        let removed = self
+            .info_labels
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&(site.to_string(), appliance.to_string()));
+        if let Some(info) = removed {
+            let _ = self
+                .info
+                .remove_label_values(&info_values(site, appliance, &info));
+        }
+    }
+}
+
+fn info_values<'a>(
+    site: &'a str,
+    appliance: &'a str,
+    info: &'a ApplianceInfoLabels,
+) -> [&'a str; 8] {
+    [
+        site,
+        appliance,
+        &info.version,
+        &info.build,
+        &info.hostname,
+        &info.appliance_id,
+        &info.product,
+        &info.api,
+    ]
+}

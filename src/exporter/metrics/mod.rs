@@ -1,0 +1,239 @@
+//! Every metric the watchdog publishes, grouped by what it describes: the appliance
+//! (`appliance`), the use of its API (`api`) and the watchdog's decisions (`watchdog`).
+//!
+//! Conventions (those of the Prometheus exporters): one `beyondtrust_` prefix, base units,
+//! counters ending in `_total`, `*_timestamp_seconds` for times, `*_info` gauges of 1 for
+//! metadata, and roles and states as 0/1 gauges with one series per possible value, so that
+//! dashboards never see series appear and vanish. Values are set by the site loops after each
+//! poll; a scrape only encodes them.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use prometheus::{Encoder as _, Registry, TextEncoder};
+
+use crate::api::Endpoint;
+use crate::api::model::{ClusterRole, FailoverRole};
+use crate::api::{ApiObserver, TokenOutcome};
+use crate::engine::{AlertKind, Blocker, Outcome, StateKind, Trigger};
+
+mod api;
+mod appliance;
+mod family;
+mod watchdog;
+
+/// What the appliance-level gauges are set from.
+#[derive(Debug, Clone, Default)]
+pub struct ApplianceSample {
+    pub up: bool,
+    pub healthy: bool,
+    pub failover_role: Option<FailoverRole>,
+    pub cluster_role: Option<ClusterRole>,
+    pub info: Option<ApplianceInfoLabels>,
+    pub last_data_sync_seconds: Option<f64>,
+    pub data_sync_age_seconds: Option<f64>,
+    pub data_sync_ok: Option<bool>,
+    pub ratelimit_limit: Option<u64>,
+    pub ratelimit_remaining: Option<u64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ApplianceInfoLabels {
+    pub version: String,
+    pub build: String,
+    pub hostname: String,
+    pub appliance_id: String,
+    pub product: String,
+    pub api: String,
+}
+
+/// What the site-level gauges are set from.
+#[derive(Debug, Clone)]
+pub struct SiteSample {
+    pub state: StateKind,
+    pub blocker: Option<Blocker>,
+    pub alerts: BTreeSet<AlertKind>,
+    pub cooldown_remaining_seconds: f64,
+    pub paused: bool,
+    pub auto_enabled: bool,
+    pub last_failover_seconds: Option<f64>,
+    pub max_sync_age_seconds: f64,
+    pub last_poll_seconds: f64,
+}
+
+/// Every metric, grouped by what it describes. A new metric is one entry in its group's table
+/// of gauges (or, for a counter or histogram, a field of its group) and one row of the README's
+/// metrics reference, which a test checks.
+pub struct Metrics {
+    registry: Registry,
+    appliance: appliance::ApplianceMetrics,
+    api: api::ApiMetrics,
+    watchdog: watchdog::WatchdogMetrics,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        Metrics {
+            appliance: appliance::ApplianceMetrics::new(&registry),
+            api: api::ApiMetrics::new(&registry),
+            watchdog: watchdog::WatchdogMetrics::new(&registry),
+            registry,
+        }
+    }
+
+    /// Creates the series of a site at zero, so that they exist before anything happens.
+    pub fn register_site(&self, site: &str, appliances: &[String; 2]) {
+        self.watchdog.register(site);
+        for appliance in appliances {
+            self.api.register(site, appliance);
+        }
+    }
+
+    pub fn set_appliance(&self, site: &str, appliance: &str, sample: &ApplianceSample) {
+        self.appliance.set(site, appliance, sample);
+        self.api.set(site, appliance, sample);
+    }
+
+    pub fn set_site(&self, site: &str, sample: &SiteSample) {
+        self.watchdog.set(site, sample);
+    }
+
+    pub fn count_failover(&self, site: &str, trigger: Trigger, outcome: Outcome) {
+        self.watchdog.count_failover(site, trigger, outcome);
+    }
+
+    /// Removes every series of a site (it was removed from the configuration).
+    pub fn forget_site(&self, site: &str, appliances: &[String; 2]) {
+        for appliance in appliances {
+            self.appliance.forget(site, appliance);
+        }
+        self.api.forget(site, appliances);
+        self.watchdog.forget(site);
+    }
+
+    /// The text exposition format.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut buffer = Vec::with_capacity(16 * 1024);
+        // Encoding our own well-formed families into a Vec cannot fail.
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buffer);
+        buffer
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+/// The clients of one site report their requests through this.
+pub struct SiteObserver {
+    pub metrics: std::sync::Arc<Metrics>,
+    pub site: String,
+}
+
+impl ApiObserver for SiteObserver {
+    fn request(&self, appliance: &str, endpoint: Endpoint, code: &str, elapsed: Duration) {
+        self.metrics
+            .api
+            .record_request(&self.site, appliance, endpoint, code, elapsed);
+    }
+
+    fn token(&self, appliance: &str, outcome: TokenOutcome) {
+        self.metrics.api.count_token(&self.site, appliance, outcome);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roles_are_one_series_per_value_and_sites_can_be_forgotten() {
+        let metrics = Metrics::new();
+        let names = ["east".to_string(), "west".to_string()];
+        metrics.register_site("hq", &names);
+        let sample = ApplianceSample {
+            up: true,
+            healthy: true,
+            failover_role: Some(FailoverRole::Primary),
+            ..Default::default()
+        };
+        metrics.set_appliance("hq", "east", &sample);
+        let text = String::from_utf8(metrics.encode()).unwrap();
+        assert!(text.contains(r#"beyondtrust_appliance_failover_role{appliance="east",role="primary",site="hq"} 1"#), "{text}");
+        assert!(text.contains(
+            r#"beyondtrust_appliance_failover_role{appliance="east",role="backup",site="hq"} 0"#
+        ));
+        assert!(text.contains(
+            r#"beyondtrust_watchdog_failovers_total{outcome="success",site="hq",trigger="auto"} 0"#
+        ));
+        metrics.forget_site("hq", &names);
+        let text = String::from_utf8(metrics.encode()).unwrap();
+        assert!(!text.contains("site=\"hq\""), "{text}");
+    }
+
+    /// Every metric has a row in the README's metrics reference, and every row a metric.
+    #[test]
+    fn the_readme_lists_every_metric() {
+        let metrics = Metrics::new();
+        let names = ["east".to_string(), "west".to_string()];
+        metrics.register_site("hq", &names);
+        metrics.set_appliance(
+            "hq",
+            "east",
+            &ApplianceSample {
+                info: Some(ApplianceInfoLabels::default()),
+                last_data_sync_seconds: Some(1.0),
+                data_sync_age_seconds: Some(1.0),
+                data_sync_ok: Some(true),
+                ratelimit_limit: Some(1),
+                ratelimit_remaining: Some(1),
+                ..Default::default()
+            },
+        );
+        metrics.set_site(
+            "hq",
+            &SiteSample {
+                state: StateKind::ALL[0],
+                blocker: None,
+                alerts: BTreeSet::new(),
+                cooldown_remaining_seconds: 0.0,
+                paused: false,
+                auto_enabled: false,
+                last_failover_seconds: None,
+                max_sync_age_seconds: 0.0,
+                last_poll_seconds: 0.0,
+            },
+        );
+        metrics
+            .api
+            .record_request("hq", "east", Endpoint::ALL[0], "200", Duration::ZERO);
+        let published: BTreeSet<String> = metrics
+            .registry
+            .gather()
+            .iter()
+            .map(|family| family.name().to_string())
+            .collect();
+
+        let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+            .expect("the README is readable");
+        let section = readme
+            .split("\n## Metrics reference\n")
+            .nth(1)
+            .and_then(|rest| rest.split("\n## ").next())
+            .expect("the README has a metrics reference");
+        let documented: BTreeSet<String> = section
+            .lines()
+            .filter(|line| line.starts_with('|'))
+            .flat_map(|row| row.split('`'))
+            .filter(|word| word.starts_with("beyondtrust_"))
+            .map(str::to_string)
+            .collect();
+        assert_eq!(
+            published, documented,
+            "the README's metrics reference and the metrics differ"
+        );
+    }
+}

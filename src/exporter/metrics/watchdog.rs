@@ -1,0 +1,142 @@
+//! What the watchdog decided for each site, and the watchdog itself: `beyondtrust_watchdog_*`.
+
+use prometheus::{GaugeVec, IntCounterVec, Opts, Registry};
+
+use super::SiteSample;
+use super::family::{Family, Gauge, Reading, bool_value, register};
+use crate::engine::{AlertKind, Blocker, Outcome, StateKind, Trigger};
+
+const ALERTS: [AlertKind; 6] = [
+    AlertKind::SplitBrain,
+    AlertKind::NoPrimary,
+    AlertKind::Blind,
+    AlertKind::FailoverBlocked,
+    AlertKind::FailoverFailed,
+    AlertKind::NotInFailover,
+];
+
+/// The site gauges read from each step's sample; a new one is one more entry.
+const GAUGES: &[Gauge<SiteSample>] = &[
+    Gauge {
+        name: "beyondtrust_watchdog_state",
+        help: "1 for the site's current state, 0 for the others.",
+        reading: Reading::OneOf {
+            label: "state",
+            values: || StateKind::ALL.map(StateKind::as_str).to_vec(),
+            holds: |s, state| s.state.as_str() == state,
+        },
+    },
+    Gauge {
+        name: "beyondtrust_watchdog_failover_blocked",
+        help: "1 for what blocks a needed failover, 0 for the other blockers.",
+        reading: Reading::OneOf {
+            label: "blocker",
+            values: || Blocker::ALL.map(Blocker::as_str).to_vec(),
+            holds: |s, blocker| s.blocker.is_some_and(|b| b.as_str() == blocker),
+        },
+    },
+    Gauge {
+        name: "beyondtrust_watchdog_alert",
+        help: "1 while the engine raises this alert for the site.",
+        reading: Reading::OneOf {
+            label: "alert",
+            values: || ALERTS.map(AlertKind::as_str).to_vec(),
+            holds: |s, alert| s.alerts.iter().any(|a| a.as_str() == alert),
+        },
+    },
+    Gauge {
+        name: "beyondtrust_watchdog_last_failover_timestamp_seconds",
+        help: "When the last failover ended.",
+        // 0 means "never": the series exists from the start, so dashboards and alerts can
+        // rely on it.
+        reading: Reading::Value(|s| Some(s.last_failover_seconds.unwrap_or(0.0))),
+    },
+    Gauge {
+        name: "beyondtrust_watchdog_cooldown_remaining_seconds",
+        help: "Seconds left in the cooldown after a failover.",
+        reading: Reading::Value(|s| Some(s.cooldown_remaining_seconds)),
+    },
+    Gauge {
+        name: "beyondtrust_watchdog_paused",
+        help: "1 while an operator has paused automatic action.",
+        reading: Reading::Value(|s| Some(bool_value(s.paused))),
+    },
+    Gauge {
+        name: "beyondtrust_watchdog_auto_enabled",
+        help: "1 when the watchdog may fail over on its own (mode auto).",
+        reading: Reading::Value(|s| Some(bool_value(s.auto_enabled))),
+    },
+    Gauge {
+        name: "beyondtrust_watchdog_max_sync_age_seconds",
+        help: "The policy's max_sync_age: the oldest data a promoted backup may have.",
+        reading: Reading::Value(|s| Some(s.max_sync_age_seconds)),
+    },
+    Gauge {
+        name: "beyondtrust_watchdog_last_poll_timestamp_seconds",
+        help: "When the site was last polled.",
+        reading: Reading::Value(|s| Some(s.last_poll_seconds)),
+    },
+];
+
+const FAILOVERS: &str = "beyondtrust_watchdog_failovers_total";
+const BUILD_INFO: &str = "beyondtrust_watchdog_build_info";
+
+/// Every (trigger, outcome) label pair of the failover counter.
+fn failover_labels() -> impl Iterator<Item = [&'static str; 2]> {
+    [Trigger::Auto, Trigger::Manual]
+        .into_iter()
+        .flat_map(|trigger| {
+            [Outcome::Success, Outcome::Failure].map(|outcome| [trigger.as_str(), outcome.as_str()])
+        })
+}
+
+pub(super) struct WatchdogMetrics {
+    gauges: Family<SiteSample>,
+    failovers: IntCounterVec,
+}
+
+impl WatchdogMetrics {
+    pub fn new(registry: &Registry) -> Self {
+        let build_info = GaugeVec::new(
+            Opts::new(BUILD_INFO, "Build of the watchdog (always 1)."),
+            &["version"],
+        );
+        register(registry, BUILD_INFO, build_info)
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1.0);
+        let failovers = IntCounterVec::new(
+            Opts::new(FAILOVERS, "Failovers carried out, by trigger and outcome."),
+            &["site", "trigger", "outcome"],
+        );
+        WatchdogMetrics {
+            gauges: Family::new(registry, &["site"], GAUGES),
+            failovers: register(registry, FAILOVERS, failovers),
+        }
+    }
+
+    /// Creates the failover counters at zero, so that they exist before the first failover.
+    pub fn register(&self, site: &str) {
+        for [trigger, outcome] in failover_labels() {
+            self.failovers.with_label_values(&[site, trigger, outcome]);
+        }
+    }
+
+    pub fn set(&self, site: &str, sample: &SiteSample) {
+        self.gauges.set(&[site], sample);
+    }
+
+    pub fn count_failover(&self, site: &str, trigger: Trigger, outcome: Outcome) {
+        self.failovers
+            .with_label_values(&[site, trigger.as_str(), outcome.as_str()])
+            .inc();
+    }
+
+    pub fn forget(&self, site: &str) {
+        self.gauges.forget(&[site]);
+        for [trigger, outcome] in failover_labels() {
+            let _ = self
+                .failovers
+                .remove_label_values(&[site, trigger, outcome]);
+        }
+    }
+}
