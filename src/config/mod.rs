@@ -264,6 +264,22 @@ cooldown = "30m"
     }
 
     #[test]
+    fn absurd_durations_are_refused_with_their_key() {
+        let text = GOOD.replace("cooldown = \"30m\"", "cooldown = \"10000y\"");
+        let error = parse(&text, "huge.toml").unwrap_err();
+        let problem = error
+            .problems
+            .iter()
+            .find(|p| p.path == "site[0].policy.cooldown")
+            .expect("the cooldown is named");
+        assert!(
+            problem.message.contains("longest duration"),
+            "{}",
+            problem.message
+        );
+    }
+
+    #[test]
     fn every_problem_is_reported_with_its_key_path() {
         let bad = r#"
 mode = "yolo"

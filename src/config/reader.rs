@@ -8,6 +8,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// The longest duration any key accepts: one year. Documented in the README's reference.
+pub const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
+
 use super::keys;
 use super::{
     ApiChoice, ApplianceEntry, Config, DEFAULT_HEALTH_INTERVAL, DEFAULT_LISTEN,
@@ -131,6 +134,16 @@ impl Reader {
             return default;
         };
         match humantime::parse_duration(&text) {
+            Ok(d) if d > MAX_DURATION => {
+                self.problem(
+                    join(path, key),
+                    format!(
+                        "{text:?} is longer than the longest duration accepted ({}): no watchdog timer needs more, and absurd values would overflow time arithmetic",
+                        humantime::format_duration(MAX_DURATION)
+                    ),
+                );
+                default
+            }
             Ok(d) if d > Duration::ZERO => d,
             Ok(_) => {
                 self.problem(join(path, key), "must be longer than zero");

@@ -554,6 +554,7 @@ impl SiteLoop {
                 .as_ref()
                 .map(|f| f.at.unix_seconds_f64()),
             max_sync_age_seconds: self.site.policy.max_sync_age.as_secs_f64(),
+            backup_data_age_seconds: sync_age,
             last_poll_seconds: self
                 .last_poll
                 .map(|t| crate::api::time::UtcTime::from_system_time(t).unix_seconds_f64())

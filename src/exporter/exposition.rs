@@ -167,6 +167,7 @@ mod tests {
             auto_enabled: true,
             last_failover_seconds: None,
             max_sync_age_seconds: 900.0,
+            backup_data_age_seconds: None,
             last_poll_seconds: 0.0,
         }
     }

@@ -41,18 +41,20 @@ const GAUGES: &[Gauge<ApplianceSample>] = &[
     },
     Gauge {
         name: "beyondtrust_appliance_last_data_sync_timestamp_seconds",
-        help: "When the primary last synced its data to the backup (as it reported).",
-        reading: Reading::Value(|s| s.last_data_sync_seconds),
+        help: "This appliance's own last_data_sync report (only a primary reports one; NaN when it reports none).",
+        // NaN rather than no series: it exists for every configured appliance for the life
+        // of the process, so dashboards and alerts never see it appear and vanish.
+        reading: Reading::Value(|s| Some(s.last_data_sync_seconds.unwrap_or(f64::NAN))),
     },
     Gauge {
         name: "beyondtrust_appliance_data_sync_age_seconds",
-        help: "Age of the newest data the backup can have, at the last poll.",
-        reading: Reading::Value(|s| s.data_sync_age_seconds),
+        help: "Age of this appliance's own last_data_sync report (NaN when it reports none); the data gate's figure is beyondtrust_site_backup_data_age_seconds.",
+        reading: Reading::Value(|s| Some(s.data_sync_age_seconds.unwrap_or(f64::NAN))),
     },
     Gauge {
         name: "beyondtrust_appliance_data_sync_ok",
         help: "1 when the primary reports its last data sync as successful.",
-        reading: Reading::Value(|s| s.data_sync_ok.map(bool_value)),
+        reading: Reading::Value(|s| Some(s.data_sync_ok.map_or(f64::NAN, bool_value))),
     },
 ];
 

@@ -58,6 +58,8 @@ pub struct SiteSample {
     pub auto_enabled: bool,
     pub last_failover_seconds: Option<f64>,
     pub max_sync_age_seconds: f64,
+    /// The data gate's age of the backup's data, when known.
+    pub backup_data_age_seconds: Option<f64>,
     pub last_poll_seconds: f64,
 }
 
@@ -204,6 +206,7 @@ mod tests {
                 auto_enabled: false,
                 last_failover_seconds: None,
                 max_sync_age_seconds: 0.0,
+                backup_data_age_seconds: None,
                 last_poll_seconds: 0.0,
             },
         );

@@ -72,6 +72,11 @@ const GAUGES: &[Gauge<SiteSample>] = &[
         reading: Reading::Value(|s| Some(s.max_sync_age_seconds)),
     },
     Gauge {
+        name: "beyondtrust_site_backup_data_age_seconds",
+        help: "The age the data gate uses: the current primary's latest last_data_sync report plus the time since (NaN when unknown).",
+        reading: Reading::Value(|s| Some(s.backup_data_age_seconds.unwrap_or(f64::NAN))),
+    },
+    Gauge {
         name: "beyondtrust_watchdog_last_poll_timestamp_seconds",
         help: "When the site was last polled.",
         reading: Reading::Value(|s| Some(s.last_poll_seconds)),
