@@ -14,8 +14,8 @@ use tokio::time::Instant;
 
 use super::body::SimBody;
 use super::http::{
-    Answer, answer_method, empty, header_text, is_form, json_answer, json_method_not_allowed,
-    message, read_body,
+    Answer, ApiCall, answer_method, empty, header_text, is_form, json_answer,
+    json_method_not_allowed, message, read_body,
 };
 use super::state::{Faults, RequestRecord, TokenAnswer};
 use super::{Connection, Shared, v2_api, xml_api};
@@ -98,23 +98,19 @@ pub(super) async fn handle(
         body: None,
     };
 
+    let apis = shared.with(|pair| pair.settings.apis[index]);
+    let call = ApiCall {
+        shared: &shared,
+        index,
+        faults: &faults,
+        record: &mut record,
+    };
+    // One line per API flavour; an appliance without it answers 404 there.
     let mut response = match path.as_str() {
         "/check_health" => check_health(&shared, index, &method, &faults),
         "/oauth2/token" => token(&shared, index, request).await,
-        p if p == v2_api::API_BASE || p.starts_with(&format!("{}/", v2_api::API_BASE)) => {
-            if shared.with(|pair| pair.settings.apis[index].v2) {
-                v2_api::handle(&shared, index, request, &faults, &mut record).await
-            } else {
-                message(StatusCode::NOT_FOUND, "Not Found")
-            }
-        }
-        xml_api::PATH => {
-            if shared.with(|pair| pair.settings.apis[index].xml) {
-                xml_api::handle(&shared, index, request, &faults, &mut record).await
-            } else {
-                message(StatusCode::NOT_FOUND, "Not Found")
-            }
-        }
+        p if apis.v2 && v2_api::serves(p) => v2_api::handle(call, request).await,
+        p if apis.xml && xml_api::serves(p) => xml_api::handle(call, request).await,
         _ => message(StatusCode::NOT_FOUND, "Not Found"),
     };
     if method == Method::HEAD {

@@ -19,7 +19,7 @@ use tokio::time::Instant;
 use super::Shared;
 use super::body::SimBody;
 use super::pair_model::HealthReport;
-use super::state::{Authorization, FailoverCall, Faults};
+use super::state::{Authorization, FailoverCall, Faults, RequestRecord};
 use crate::api::model::FailoverRequest;
 use crate::api::time::UtcTime;
 
@@ -27,6 +27,16 @@ const MAX_REQUEST_BODY: usize = 64 * 1024;
 static MALFORMED_BODY: &[u8] = b"{\"version\": \"25.1.1\", \"failover_role\": \"prim";
 
 pub(super) type Answer = Response<SimBody>;
+
+/// An authenticated API request on its way from the router to the flavour that serves it.
+pub(super) struct ApiCall<'a> {
+    pub shared: &'a Shared,
+    pub index: usize,
+    /// The appliance's faults when the request arrived.
+    pub faults: &'a Faults,
+    /// What the request log will say of it; a flavour adds the body it parsed.
+    pub record: &'a mut RequestRecord,
+}
 
 pub(super) fn json_answer(status: StatusCode, value: &Value) -> Answer {
     let mut response = Response::new(SimBody::text(value.to_string()));

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 use super::Shared;
 use super::http::{
-    Answer, admit, answer_method, carry_out_failover, header_text, json_answer,
+    Answer, ApiCall, admit, answer_method, carry_out_failover, header_text, json_answer,
     json_method_not_allowed, message, product_and_permission, read_body, self_report,
     with_body_faults, with_rate_headers,
 };
@@ -23,7 +23,12 @@ use super::state::{Faults, RequestRecord};
 use crate::api::model::{FailoverRequest, FailoverRole};
 use crate::api::time::UtcTime;
 
-pub(super) const API_BASE: &str = "/api/command/v2";
+const API_BASE: &str = "/api/command/v2";
+
+pub(super) fn serves(path: &str) -> bool {
+    path.strip_prefix(API_BASE)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
 
 /// The methods each API resource allows (GET resources also take HEAD, as documented).
 fn allowed_methods(resource: &str) -> Option<&'static str> {
@@ -34,13 +39,13 @@ fn allowed_methods(resource: &str) -> Option<&'static str> {
     }
 }
 
-pub(super) async fn handle(
-    shared: &Shared,
-    index: usize,
-    request: Request<Incoming>,
-    faults: &Faults,
-    record: &mut RequestRecord,
-) -> Answer {
+pub(super) async fn handle(call: ApiCall<'_>, request: Request<Incoming>) -> Answer {
+    let ApiCall {
+        shared,
+        index,
+        faults,
+        record,
+    } = call;
     let resource = request
         .uri()
         .path()

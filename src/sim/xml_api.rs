@@ -14,15 +14,19 @@ use hyper::{Method, Request, Response, StatusCode};
 use super::Shared;
 use super::body::SimBody;
 use super::http::{
-    Answer, admit, answer_method, carry_out_failover, empty, is_form, product_and_permission,
-    read_body, self_report, with_body_faults, with_rate_headers,
+    Answer, ApiCall, admit, answer_method, carry_out_failover, empty, is_form,
+    product_and_permission, read_body, self_report, with_body_faults, with_rate_headers,
 };
 use super::pair_model::{SHARED_IP, UNHEALTHY_MESSAGE};
-use super::state::{Faults, RequestRecord};
+use super::state::Faults;
 use crate::api::model::{FailoverRequest, FailoverRole};
 use crate::api::time::UtcTime;
 
-pub(super) const PATH: &str = "/api/command";
+const PATH: &str = "/api/command";
+
+pub(super) fn serves(path: &str) -> bool {
+    path == PATH
+}
 
 fn escape(text: &str) -> String {
     text.replace('&', "&amp;")
@@ -50,13 +54,8 @@ fn error(namespace: &Option<String>, text: &str) -> Answer {
     xml(namespace, "error", &escape(text))
 }
 
-pub(super) async fn handle(
-    shared: &Shared,
-    index: usize,
-    request: Request<Incoming>,
-    faults: &Faults,
-    record: &mut RequestRecord,
-) -> Answer {
+pub(super) async fn handle(call: ApiCall<'_>, request: Request<Incoming>) -> Answer {
+    let (shared, index, faults) = (call.shared, call.index, call.faults);
     let method = request.method().clone();
     let serves = matches!(method, Method::GET | Method::HEAD | Method::POST);
     // Unlike the JSON API, the XML API's 405 carries no body.
@@ -92,7 +91,7 @@ pub(super) async fn handle(
             Err(answer) => return answer,
         }
     }
-    record.body = Some(serde_json::to_value(&params).unwrap_or_default());
+    call.record.body = Some(serde_json::to_value(&params).unwrap_or_default());
     let answer = match params.get("action").map(String::as_str) {
         Some("check_health") => with_body_faults(health(shared, index, &namespace), faults),
         Some("get_appliances") => with_body_faults(appliances(shared, &namespace), faults),

@@ -106,16 +106,18 @@ impl World {
                     last_data_sync_status: said.last_data_sync_status,
                     ..HealthBase::default()
                 };
-                let (probe, health) = if said.healthy {
-                    (Probe::Healthy, Health::Healthy(base))
+                let health = if said.healthy {
+                    Health::Healthy(base)
                 } else {
-                    (
-                        Probe::Unhealthy,
-                        Health::Unhealthy {
-                            health: base,
-                            message: Some(UNHEALTHY_MESSAGE.into()),
-                        },
-                    )
+                    Health::Unhealthy {
+                        health: base,
+                        message: Some(UNHEALTHY_MESSAGE.into()),
+                    }
+                };
+                let probe = if said.healthy {
+                    Probe::Healthy
+                } else {
+                    Probe::Unhealthy
                 };
                 ApplianceReport {
                     probe: Some(Ok(probe)),
