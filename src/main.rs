@@ -12,9 +12,9 @@ use bt_watchdog::commands::{check_config, demo, operator, simulate, status};
 use bt_watchdog::config;
 use bt_watchdog::control::protocol::Request;
 use bt_watchdog::daemon::{self, ConfigSource, DaemonError};
-use bt_watchdog::sim::state::{XML_NAMESPACE_BEYONDTRUST, XML_NAMESPACE_BOMGAR};
 use bt_watchdog::sim::tls::TlsFiles;
 use bt_watchdog::sim::{SimApis, SimConfig, SimProduct, SimSettings};
+use bt_watchdog::sim::{XML_NAMESPACE_BEYONDTRUST, XML_NAMESPACE_BOMGAR};
 use clap::{Parser, Subcommand, ValueEnum};
 
 /// Default configuration file.
