@@ -12,6 +12,7 @@
 //! - [`secret`]: the type that keeps client secrets out of logs and error messages.
 #![forbid(unsafe_code)]
 
+mod accept;
 pub mod api;
 pub mod commands;
 pub mod config;

@@ -1,5 +1,5 @@
-//! Command-line wiring only: parse arguments, start what was asked for, map errors to exit
-//! codes. The work lives in the library.
+//! Command-line wiring only: parse arguments, call the command the library has for them,
+//! and hand its exit code back. The work, and the table of exit codes, live in the library.
 #![forbid(unsafe_code)]
 
 use std::net::{IpAddr, SocketAddr};
@@ -7,22 +7,18 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::Context as _;
-use bt_watchdog::commands::{check_config, demo, operator, simulate, status};
-use bt_watchdog::config;
-use bt_watchdog::control::protocol::Request;
-use bt_watchdog::daemon::{self, ConfigSource, DaemonError};
-use bt_watchdog::sim::state::{XML_NAMESPACE_BEYONDTRUST, XML_NAMESPACE_BOMGAR};
+use bt_watchdog::commands::exit::Exit;
+use bt_watchdog::commands::operator::{self, local_user};
+use bt_watchdog::commands::simulate::{self, SimulateOptions};
+use bt_watchdog::commands::{check_config, demo, failover, load_config, run, status, stop_signal};
+use bt_watchdog::control::protocol::{FailoverRequest, Request};
+use bt_watchdog::sim::{XML_NAMESPACE_BEYONDTRUST, XML_NAMESPACE_BOMGAR};
 use bt_watchdog::sim::tls::TlsFiles;
-use bt_watchdog::sim::{SimApis, SimConfig, SimProduct, SimSettings};
-use clap::{Parser, Subcommand, ValueEnum};
+use bt_watchdog::sim::{SimApis, SimProduct};
+use clap::{CommandFactory as _, Parser, Subcommand, ValueEnum};
 
 /// Default configuration file.
 const DEFAULT_CONFIG: &str = "/etc/bt-watchdog/config.toml";
-/// sysexits.h: EX_USAGE, for a configuration or command line that cannot be used.
-const EXIT_USAGE: u8 = 64;
-/// sysexits.h: EX_UNAVAILABLE, when no daemon answers.
-const EXIT_UNAVAILABLE: u8 = 69;
 
 #[derive(Parser)]
 #[command(
@@ -69,54 +65,25 @@ enum Command {
     },
     /// Fail a site over by hand: a preflight and a plan, carried out only with --confirm
     /// (or after typing the site name at a terminal).
-    Failover {
-        #[arg(long)]
-        site: String,
-        /// The appliance to make primary.
-        #[arg(long)]
-        to: String,
-        /// Sync the data from the current primary first (disconnects every user on it).
-        #[arg(long)]
-        data_sync_first: bool,
-        /// Demote the current primary with force first, even if it cannot reach its peer.
-        #[arg(long)]
-        force: bool,
-        /// Carry the plan out (without it: a dry run).
-        #[arg(long)]
-        confirm: bool,
-        /// Carry it out even though the preflight refuses (recorded as such).
-        #[arg(long)]
-        override_preflight: bool,
-        /// No daemon is running: act from this process, with the state directory locked.
-        #[arg(long)]
-        standalone: bool,
-        #[arg(long, default_value = DEFAULT_CONFIG)]
-        config: PathBuf,
-    },
+    Failover(FailoverArgs),
     /// Stop automatic action for a site (manual failover stays possible).
     Pause {
-        #[arg(long)]
-        site: String,
+        #[command(flatten)]
+        on: OnSite,
         #[arg(long)]
         reason: String,
-        #[arg(long, default_value = DEFAULT_CONFIG)]
-        config: PathBuf,
     },
     /// Re-enable automatic action for a site.
     Resume {
-        #[arg(long)]
-        site: String,
-        #[arg(long, default_value = DEFAULT_CONFIG)]
-        config: PathBuf,
+        #[command(flatten)]
+        on: OnSite,
     },
     /// End a site's cooldown (or a given-up failover) early.
     Ack {
-        #[arg(long)]
-        site: String,
+        #[command(flatten)]
+        on: OnSite,
         #[arg(long)]
         reason: String,
-        #[arg(long, default_value = DEFAULT_CONFIG)]
-        config: PathBuf,
     },
     /// Serve a simulated appliance pair with a fault-injection control API.
     Simulate(SimulateArgs),
@@ -137,6 +104,58 @@ enum Command {
         #[arg(long, default_value = "20s", value_parser = humantime::parse_duration)]
         revive_after: Duration,
     },
+}
+
+#[derive(clap::Args)]
+struct FailoverArgs {
+    #[arg(long)]
+    site: String,
+    /// The appliance to make primary.
+    #[arg(long)]
+    to: String,
+    /// Sync the data from the current primary first (disconnects every user on it).
+    #[arg(long)]
+    data_sync_first: bool,
+    /// Demote the current primary with force first, even if it cannot reach its peer.
+    #[arg(long)]
+    force: bool,
+    /// Carry the plan out (without it: a dry run).
+    #[arg(long)]
+    confirm: bool,
+    /// Carry it out even though the preflight refuses (recorded as such).
+    #[arg(long)]
+    override_preflight: bool,
+    /// No daemon is running: act from this process, with the state directory locked.
+    #[arg(long)]
+    standalone: bool,
+    #[arg(long, default_value = DEFAULT_CONFIG)]
+    config: PathBuf,
+}
+
+impl FailoverArgs {
+    /// The request as the daemon (or the standalone site) takes it, from whoever runs the CLI.
+    fn request(&self) -> FailoverRequest {
+        FailoverRequest {
+            site: self.site.clone(),
+            to: self.to.clone(),
+            data_sync_first: self.data_sync_first,
+            force: self.force,
+            confirm: self.confirm,
+            override_preflight: self.override_preflight,
+            user: local_user(),
+        }
+    }
+}
+
+/// The site `pause`, `resume` and `ack` act on, and the configuration that says where its
+/// daemon listens.
+#[derive(clap::Args)]
+struct OnSite {
+    #[arg(long)]
+    site: String,
+    // Listed last in the help, as in every other command.
+    #[arg(long, default_value = DEFAULT_CONFIG, display_order = 100)]
+    config: PathBuf,
 }
 
 #[derive(clap::Args)]
@@ -223,31 +242,31 @@ fn main() -> ExitCode {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("bt-watchdog: cannot start the async runtime: {error}");
-            return ExitCode::FAILURE;
+            return Exit::NotDone.into();
         }
     };
-    match cli.command {
-        Command::Run { config } => runtime.block_on(run(config)),
-        Command::CheckConfig { config } => check(&config),
-        Command::Status { json, url, config } => runtime.block_on(show_status(json, url, config)),
-        Command::Simulate(args) => finish(runtime.block_on(run_simulator(args))),
+    let exit = match cli.command {
+        Command::Run { config } => runtime.block_on(run::run(config)),
+        Command::CheckConfig { config } => check_config::run(&config),
+        Command::Status { json, url, config } => runtime.block_on(status::run(json, url, &config)),
+        Command::Simulate(args) => {
+            Exit::done_or_usage(runtime.block_on(simulate::run(args.into(), stop_signal())))
+        }
         Command::Completions { shell } => {
-            use clap::CommandFactory as _;
             clap_complete::generate(
                 shell,
                 &mut Cli::command(),
                 "bt-watchdog",
                 &mut std::io::stdout(),
             );
-            ExitCode::SUCCESS
+            Exit::Done
         }
         Command::Manpage => {
-            use clap::CommandFactory as _;
             match clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout()) {
-                Ok(()) => ExitCode::SUCCESS,
+                Ok(()) => Exit::Done,
                 Err(error) => {
                     eprintln!("bt-watchdog: cannot write the man page: {error}");
-                    ExitCode::FAILURE
+                    Exit::NotDone
                 }
             }
         }
@@ -261,95 +280,44 @@ fn main() -> ExitCode {
                 kill_after,
                 revive_after,
             };
-            finish(runtime.block_on(async {
-                demo::run(options, async {
-                    let _ = wait_for_stop_signal().await;
-                })
-                .await
-                .map_err(anyhow::Error::from)
-            }))
-        }
-        Command::Failover {
-            site,
-            to,
-            data_sync_first,
-            force,
-            confirm,
-            override_preflight,
-            standalone,
-            config,
-        } => {
-            let args = operator::FailoverArgs {
-                site,
-                to,
-                data_sync_first,
-                force,
-                confirm,
-                override_preflight,
-                standalone,
+            let stop = async {
+                let _ = stop_signal().await;
             };
-            with_config(&config, |config| {
-                runtime.block_on(operator::failover(&config, args))
-            })
+            Exit::done_or_usage(runtime.block_on(demo::run(options, stop)))
         }
-        Command::Pause {
+        Command::Failover(args) => match load_config(&args.config) {
+            Ok(config) => {
+                runtime.block_on(failover::failover(&config, args.request(), args.standalone))
+            }
+            Err(exit) => exit,
+        },
+        Command::Pause { on, reason } => operator(&runtime, on, |site, user| Request::Pause {
             site,
             reason,
-            config,
-        } => with_config(&config, |config| {
-            runtime.block_on(operator::simple(
-                &config,
-                Request::Pause {
-                    site,
-                    reason,
-                    user: operator::local_user(),
-                },
-            ))
+            user,
         }),
-        Command::Resume { site, config } => with_config(&config, |config| {
-            runtime.block_on(operator::simple(
-                &config,
-                Request::Resume {
-                    site,
-                    user: operator::local_user(),
-                },
-            ))
-        }),
-        Command::Ack {
+        Command::Resume { on } => {
+            operator(&runtime, on, |site, user| Request::Resume { site, user })
+        }
+        Command::Ack { on, reason } => operator(&runtime, on, |site, user| Request::Ack {
             site,
             reason,
-            config,
-        } => with_config(&config, |config| {
-            runtime.block_on(operator::simple(
-                &config,
-                Request::Ack {
-                    site,
-                    reason,
-                    user: operator::local_user(),
-                },
-            ))
+            user,
         }),
-    }
+    };
+    exit.into()
 }
 
-/// Loads the configuration an operator command needs, then runs it.
-fn with_config(path: &std::path::Path, run: impl FnOnce(config::Config) -> u8) -> ExitCode {
-    match config::load(path) {
-        Ok(config) => ExitCode::from(run(config)),
-        Err(error) => {
-            eprintln!("bt-watchdog: {error}");
-            ExitCode::from(EXIT_USAGE)
-        }
-    }
-}
-
-fn finish(result: anyhow::Result<()>) -> ExitCode {
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("bt-watchdog: {error:#}");
-            ExitCode::from(EXIT_USAGE)
-        }
+/// `pause`, `resume` and `ack`: one request, from whoever runs the CLI, to the daemon the
+/// configuration names.
+fn operator(
+    runtime: &tokio::runtime::Runtime,
+    on: OnSite,
+    request: impl FnOnce(String, String) -> Request,
+) -> Exit {
+    match load_config(&on.config) {
+        Ok(config) => runtime.block_on(operator::simple(&config, request(on.site, local_user()))),
+        Err(exit) => exit,
     }
 }
 
@@ -371,171 +339,38 @@ fn init_logging(format: LogFormat) {
     }
 }
 
-async fn run(path: PathBuf) -> ExitCode {
-    match daemon::run(ConfigSource::File(path)).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error @ DaemonError::Config(_)) => {
-            eprintln!("bt-watchdog: {error}");
-            ExitCode::from(EXIT_USAGE)
-        }
-        Err(error) => {
-            eprintln!("bt-watchdog: {error}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-fn check(path: &std::path::Path) -> ExitCode {
-    let report = check_config::check(path);
-    for warning in &report.warnings {
-        println!("warning: {warning}");
-    }
-    for problem in &report.problems {
-        println!("error: {problem}");
-    }
-    if report.problems.is_empty() {
-        let sites = report.config.as_ref().map(|c| c.sites.len()).unwrap_or(0);
-        println!(
-            "{}: OK ({sites} site{})",
-            path.display(),
-            if sites == 1 { "" } else { "s" }
-        );
-        ExitCode::SUCCESS
-    } else {
-        println!(
-            "{}: {} problem{}",
-            path.display(),
-            report.problems.len(),
-            if report.problems.len() == 1 { "" } else { "s" }
-        );
-        ExitCode::from(EXIT_USAGE)
-    }
-}
-
-async fn show_status(json: bool, url: Option<String>, config_path: PathBuf) -> ExitCode {
-    let base = match url {
-        Some(url) => url,
-        None => match config::load(&config_path) {
-            Ok(config) => format!("http://{}", config.exporter.listen),
-            Err(error) => {
-                eprintln!(
-                    "bt-watchdog: {error}\n(give --url http://HOST:PORT to ask a daemon directly)"
-                );
-                return ExitCode::from(EXIT_USAGE);
-            }
-        },
-    };
-    match status::fetch(&base).await {
-        Ok(doc) if json => {
-            println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
-            ExitCode::SUCCESS
-        }
-        Ok(doc) => {
-            print!("{}", status::render(&doc));
-            ExitCode::SUCCESS
-        }
-        Err(error) => {
-            eprintln!("bt-watchdog: {error}");
-            ExitCode::from(EXIT_UNAVAILABLE)
+impl From<SimulateArgs> for SimulateOptions {
+    fn from(args: SimulateArgs) -> SimulateOptions {
+        SimulateOptions {
+            listen: args.listen,
+            ports: [args.primary_port, args.backup_port],
+            control_port: args.control_port,
+            names: args.names,
+            client_id: args.client_id,
+            client_secret_file: args.client_secret_file,
+            token_lifetime: args.token_lifetime,
+            product: match args.product {
+                ProductArg::Rs => SimProduct::Rs,
+                ProductArg::Pra => SimProduct::Pra,
+            },
+            swap_duration: args.swap_duration,
+            sync_interval: args.sync_interval,
+            tls: match (args.tls_cert, args.tls_key) {
+                (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+                _ => None,
+            },
+            apis: args.apis.into_iter().map(apis).collect(),
+            xml_namespaces: args.xml_namespaces.into_iter().map(namespace).collect(),
+            pairs: args.pairs,
+            ready_file: args.ready_file,
         }
     }
-}
-
-async fn run_simulator(args: SimulateArgs) -> anyhow::Result<()> {
-    let client_secret = match &args.client_secret_file {
-        Some(path) => std::fs::read_to_string(path)
-            .with_context(|| format!("--client-secret-file {}: cannot be read", path.display()))?
-            .trim()
-            .to_string(),
-        None => SimSettings::default().client_secret,
-    };
-    if client_secret.is_empty() {
-        anyhow::bail!("--client-secret-file: the file is empty");
-    }
-    if args.apis.len() != 2 || args.xml_namespaces.len() != 2 {
-        anyhow::bail!(
-            "--apis and --xml-namespaces take exactly two values, primary first (like --apis xml,v2)"
-        );
-    }
-    let [first, second] = <[String; 2]>::try_from(args.names.clone())
-        .map_err(|_| anyhow::anyhow!("--names takes exactly two names"))?;
-    if first == second || first.is_empty() || second.is_empty() {
-        anyhow::bail!("--names: the two appliances need two different, non-empty names");
-    }
-    if !args.listen.is_loopback() {
-        tracing::warn!(
-            "the simulator listens on {}, which is not loopback: anyone who can reach it can change its faults",
-            args.listen
-        );
-    }
-    let (product, product_name) = match args.product {
-        ProductArg::Rs => (SimProduct::Rs, "Remote Support"),
-        ProductArg::Pra => (SimProduct::Pra, "Privileged Remote Access"),
-    };
-    let settings = SimSettings {
-        names: [first, second],
-        client_id: args.client_id.clone(),
-        client_secret,
-        token_lifetime: args.token_lifetime,
-        product,
-        swap_duration: args.swap_duration,
-        sync_interval: args.sync_interval,
-        apis: [apis(args.apis[0]), apis(args.apis[1])],
-        xml_namespaces: [
-            namespace(args.xml_namespaces[0]),
-            namespace(args.xml_namespaces[1]),
-        ],
-        ..SimSettings::default()
-    };
-    let config = SimConfig {
-        settings,
-        listen: args.listen,
-        ports: [args.primary_port, args.backup_port],
-        control_port: args.control_port,
-        tls: match (&args.tls_cert, &args.tls_key) {
-            (Some(cert), Some(key)) => Some(TlsFiles {
-                cert: cert.clone(),
-                key: key.clone(),
-            }),
-            _ => None,
-        },
-    };
-    if args.pairs == 0 || args.pairs > 5000 {
-        anyhow::bail!("--pairs must be between 1 and 5000");
-    }
-    if args.pairs > 1 && (args.primary_port != 0 || args.backup_port != 0 || args.control_port != 0)
-    {
-        anyhow::bail!(
-            "--pairs above 1 takes OS-chosen ports: drop --primary-port, --backup-port and --control-port"
-        );
-    }
-    let simulators = simulate::start(config, args.pairs, product_name, args.ready_file.as_ref())
-        .await
-        .context(
-            "cannot start the simulator (with many --pairs, raise the open-files limit: ulimit -n)",
-        )?;
-    wait_for_stop_signal().await?;
-    tracing::info!("stopping the simulator");
-    for simulator in simulators {
-        simulator.shutdown().await;
-    }
-    Ok(())
 }
 
 fn apis(arg: ApisArg) -> SimApis {
-    match arg {
-        ApisArg::Both => SimApis {
-            v2: true,
-            xml: true,
-        },
-        ApisArg::V2 => SimApis {
-            v2: true,
-            xml: false,
-        },
-        ApisArg::Xml => SimApis {
-            v2: false,
-            xml: true,
-        },
+    SimApis {
+        v2: matches!(arg, ApisArg::Both | ApisArg::V2),
+        xml: matches!(arg, ApisArg::Both | ApisArg::Xml),
     }
 }
 
@@ -545,16 +380,4 @@ fn namespace(arg: NamespaceArg) -> Option<String> {
         NamespaceArg::Beyondtrust => Some(XML_NAMESPACE_BEYONDTRUST.to_string()),
         NamespaceArg::None => None,
     }
-}
-
-async fn wait_for_stop_signal() -> anyhow::Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut terminate = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
-    tokio::select! {
-        // SIGINT - Ctrl-C at a terminal.
-        result = tokio::signal::ctrl_c() => result.context("cannot listen for SIGINT")?,
-        // SIGTERM - sent by a supervisor or a test harness to stop.
-        _ = terminate.recv() => {}
-    }
-    Ok(())
 }

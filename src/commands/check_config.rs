@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use super::exit::Exit;
 use crate::api::transport::load_ca_bundle;
 use crate::config::{self, Config, secret_file_warnings};
 
@@ -12,6 +13,27 @@ pub struct Report {
     pub problems: Vec<String>,
     pub warnings: Vec<String>,
     pub config: Option<Config>,
+}
+
+/// Prints every warning and problem, then a one-line verdict.
+pub fn run(path: &Path) -> Exit {
+    let report = check(path);
+    for warning in &report.warnings {
+        println!("warning: {warning}");
+    }
+    for problem in &report.problems {
+        println!("error: {problem}");
+    }
+    let plural = |count: usize| if count == 1 { "" } else { "s" };
+    if report.problems.is_empty() {
+        let sites = report.config.as_ref().map(|c| c.sites.len()).unwrap_or(0);
+        println!("{}: OK ({sites} site{})", path.display(), plural(sites));
+        Exit::Done
+    } else {
+        let problems = report.problems.len();
+        println!("{}: {problems} problem{}", path.display(), plural(problems));
+        Exit::Usage
+    }
 }
 
 pub fn check(path: &Path) -> Report {

@@ -152,6 +152,17 @@ async fn wait_for(deadline: Duration, mut condition: impl FnMut() -> bool) -> bo
     false
 }
 
+/// The scripted failure: the first appliance's port closes, or opens again.
+fn set_primary_down(sim: &Simulator, down: bool) {
+    sim.set_faults(
+        0,
+        FaultsPatch {
+            down: Some(down),
+            ..Default::default()
+        },
+    );
+}
+
 async fn script(sim: &Simulator, daemon: &daemon::Daemon, options: &DemoOptions, base: &str) {
     // The countdown starts once the watchdog has a full, healthy picture of the pair: killing
     // the primary before the watchdog ever saw it answer would show a blocked failover
@@ -167,13 +178,7 @@ async fn script(sim: &Simulator, daemon: &daemon::Daemon, options: &DemoOptions,
     }
     tokio::time::sleep(options.kill_after).await;
     say("killing the primary east now (its port closes)");
-    sim.set_faults(
-        0,
-        FaultsPatch {
-            down: Some(true),
-            ..Default::default()
-        },
-    );
+    set_primary_down(sim, true);
     let killed = Instant::now();
     let roles = || sim.with(|pair| [pair.appliances[0].role, pair.appliances[1].role]);
     if !wait_for(Duration::from_secs(120), || {
@@ -198,13 +203,7 @@ async fn script(sim: &Simulator, daemon: &daemon::Daemon, options: &DemoOptions,
     .await;
     tokio::time::sleep(options.revive_after).await;
     say("east comes back, still believing it is the primary: a split brain");
-    sim.set_faults(
-        0,
-        FaultsPatch {
-            down: Some(false),
-            ..Default::default()
-        },
-    );
+    set_primary_down(sim, false);
     if wait_for(Duration::from_secs(120), || {
         roles() == [FailoverRole::Backup, FailoverRole::Primary]
     })

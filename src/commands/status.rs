@@ -1,8 +1,11 @@
 //! `bt-watchdog status`: the live state of every site, from a running daemon's `/status`.
 
 use std::fmt::Write as _;
+use std::path::Path;
 use std::time::Duration;
 
+use super::exit::Exit;
+use crate::config;
 use crate::exporter::status::{SiteStatus, StatusDoc};
 
 #[derive(Debug, thiserror::Error)]
@@ -13,6 +16,37 @@ pub enum StatusError {
     Unreachable { url: String, reason: String },
     #[error("{url} answered something that is not a watchdog status: {reason}")]
     Invalid { url: String, reason: String },
+}
+
+/// Prints the daemon's status as a table (or its JSON); the daemon is found at `url`, or at the
+/// exporter address of the configuration.
+pub async fn run(json: bool, url: Option<String>, config_path: &Path) -> Exit {
+    let base = match url {
+        Some(url) => url,
+        None => match config::load(config_path) {
+            Ok(config) => format!("http://{}", config.exporter.listen),
+            Err(error) => {
+                eprintln!(
+                    "bt-watchdog: {error}\n(give --url http://HOST:PORT to ask a daemon directly)"
+                );
+                return Exit::Usage;
+            }
+        },
+    };
+    match fetch(&base).await {
+        Ok(doc) if json => {
+            println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+            Exit::Done
+        }
+        Ok(doc) => {
+            print!("{}", render(&doc));
+            Exit::Done
+        }
+        Err(error) => {
+            eprintln!("bt-watchdog: {error}");
+            Exit::Unavailable
+        }
+    }
 }
 
 pub async fn fetch(base: &str) -> Result<StatusDoc, StatusError> {

@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use super::protocol::FailoverRequest;
 use crate::api::time::UtcTime;
+use crate::engine::PreflightReport;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct AuditRecord {
@@ -17,6 +19,61 @@ pub struct AuditRecord {
     pub action: String,
     pub details: serde_json::Value,
     pub outcome: String,
+}
+
+impl AuditRecord {
+    /// A record of something done just now.
+    pub fn now(
+        who: String,
+        site: &str,
+        action: &str,
+        details: serde_json::Value,
+        outcome: String,
+    ) -> AuditRecord {
+        AuditRecord {
+            at: UtcTime::from_system_time(std::time::SystemTime::now()),
+            who,
+            site: site.to_string(),
+            action: action.to_string(),
+            details,
+            outcome,
+        }
+    }
+
+    /// A manual failover request; `standalone` marks one carried out without a daemon.
+    pub fn failover(
+        who: String,
+        request: &FailoverRequest,
+        standalone: bool,
+        outcome: String,
+    ) -> AuditRecord {
+        let mut details = serde_json::json!({
+            "to": request.to, "data_sync_first": request.data_sync_first, "force": request.force,
+            "confirm": request.confirm, "override_preflight": request.override_preflight,
+        });
+        if standalone {
+            details["standalone"] = serde_json::Value::Bool(true);
+        }
+        let action = if request.confirm {
+            "failover"
+        } else {
+            "failover dry run"
+        };
+        AuditRecord::now(who, &request.site, action, details, outcome)
+    }
+}
+
+/// What the engine's preflight made of a manual failover request, in the audit log's words.
+pub fn preflight_outcome(report: &PreflightReport) -> String {
+    match (report.started, report.passed) {
+        (true, true) => "started".to_string(),
+        (true, false) => format!(
+            "started with the preflight overridden: {}",
+            report.problems.join("; ")
+        ),
+        (false, true) => "preflight passed; nothing done (dry run)".to_string(),
+        (false, false) => format!("refused: {}", report.problems.join("; ")),
+    }
 }
 
 pub fn path(state_dir: &Path) -> PathBuf {
@@ -32,6 +89,17 @@ pub fn append(state_dir: &Path, record: &AuditRecord) -> std::io::Result<()> {
         .open(path(state_dir))?;
     file.write_all(&line)?;
     file.sync_data()
+}
+
+/// Appends a record; a log that cannot be written is reported, and the action is not undone
+/// for it (the operator has already seen its outcome).
+pub fn record(state_dir: &Path, record: &AuditRecord) {
+    if let Err(error) = append(state_dir, record) {
+        tracing::error!(
+            "cannot write the audit log {}: {error}",
+            path(state_dir).display()
+        );
+    }
 }
 
 /// A user name for a uid, from /etc/passwd when it is there.

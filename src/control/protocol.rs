@@ -5,19 +5,37 @@ use serde::{Deserialize, Serialize};
 use crate::engine::PreflightReport;
 use crate::exporter::status::SiteStatus;
 
+/// A manual failover as the operator asked for it. The same value travels to a daemon over the
+/// socket and to the in-process site of `failover --standalone`, so both read it alike.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FailoverRequest {
+    pub site: String,
+    /// The appliance to make primary.
+    pub to: String,
+    pub data_sync_first: bool,
+    pub force: bool,
+    /// Carry the plan out; without it the engine only answers its preflight.
+    pub confirm: bool,
+    pub override_preflight: bool,
+    /// The login name the CLI saw (`SUDO_USER` or `USER`); the daemon adds the uid it sees.
+    pub user: String,
+}
+
+impl FailoverRequest {
+    /// The same request, carried out (after the operator typed the site name).
+    pub fn confirmed(&self) -> FailoverRequest {
+        FailoverRequest {
+            confirm: true,
+            ..self.clone()
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "command", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Request {
-    Failover {
-        site: String,
-        to: String,
-        data_sync_first: bool,
-        force: bool,
-        confirm: bool,
-        override_preflight: bool,
-        /// The login name the CLI saw (`SUDO_USER` or `USER`); the daemon adds the uid it sees.
-        user: String,
-    },
+    Failover(FailoverRequest),
     Pause {
         site: String,
         reason: String,
@@ -40,11 +58,22 @@ pub enum Request {
 impl Request {
     pub fn site(&self) -> &str {
         match self {
-            Request::Failover { site, .. }
+            Request::Failover(FailoverRequest { site, .. })
             | Request::Pause { site, .. }
             | Request::Resume { site, .. }
             | Request::Ack { site, .. }
             | Request::Status { site } => site,
+        }
+    }
+
+    /// The login name the CLI saw, for the requests that change something.
+    pub fn user(&self) -> &str {
+        match self {
+            Request::Failover(FailoverRequest { user, .. })
+            | Request::Pause { user, .. }
+            | Request::Resume { user, .. }
+            | Request::Ack { user, .. } => user,
+            Request::Status { .. } => "",
         }
     }
 }
@@ -67,4 +96,20 @@ pub enum Answer {
     Refused {
         message: String,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The wire form stays what older CLIs and daemons send: one flat object with its tag.
+    #[test]
+    fn a_failover_request_is_one_flat_json_object() {
+        let line = r#"{"command":"failover","site":"hq","to":"west","data_sync_first":true,"force":false,"confirm":false,"override_preflight":false,"user":"alice"}"#;
+        let request: Request = serde_json::from_str(line).unwrap();
+        assert_eq!(request.site(), "hq");
+        assert_eq!(serde_json::to_string(&request).unwrap(), line);
+        let unknown = line.replace("\"user\"", "\"extra\":1,\"user\"");
+        assert!(serde_json::from_str::<Request>(&unknown).is_err());
+    }
 }

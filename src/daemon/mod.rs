@@ -1,9 +1,13 @@
 //! The daemon: one loop per site, the exporter, signals and systemd notifications.
 //!
 //! - [`site`]: a site's poll/decide/act loop and its actuator;
+//! - `dispatch`: the control socket's requests, made into commands for the site loops;
+//! - [`local_site`]: one site run in a command's own process, when no daemon runs;
 //! - [`store`]: the engine's memory on disk, written atomically;
 //! - [`notify`]: systemd's READY/WATCHDOG/RELOADING/STOPPING.
 
+mod dispatch;
+pub mod local_site;
 pub mod notify;
 pub mod site;
 pub mod store;
@@ -19,13 +23,14 @@ use tokio::task::JoinHandle;
 use crate::api::{ApplianceClient, ApplianceSettings};
 use crate::config::{self, Config, ConfigError, SiteConfig};
 use crate::control::lock::{self, StateLock};
-use crate::control::server::{self as control, ControlServer, Directory};
+use crate::control::server as control_socket;
 use crate::engine::Mode;
 use crate::exporter::exposition::Exposition;
 use crate::exporter::metrics::{Metrics, SiteObserver};
 use crate::exporter::server::{self, Exporter};
 use crate::exporter::status::Board;
 use crate::exporter::web_config::WebConfig;
+use dispatch::{Directory, Dispatcher};
 use site::{SiteCommand, SiteLoop};
 use store::{StateStore, StoreError};
 
@@ -131,7 +136,7 @@ pub async fn start(
         Some(path) => WebConfig::from_file(path)?,
         None => WebConfig::open(),
     });
-    let (control_listener, owner) = control::bind(&config.control_socket)?;
+    let (control_listener, owner) = control_socket::bind(&config.control_socket)?;
     let listener = server::bind(config.exporter.listen)
         .await
         .map_err(|source| DaemonError::Listen {
@@ -159,17 +164,15 @@ pub async fn start(
         sites.insert(site.name.clone(), running);
         readiness.push(ready);
     }
-    let control_server = Arc::new(ControlServer::new(
-        directory.clone(),
-        board.clone(),
-        config.state_dir.clone(),
-        owner,
-    ));
-    tokio::spawn(control::serve(
-        control_server,
+    let (requests, incoming) = mpsc::channel(16);
+    tokio::spawn(control_socket::serve(
         control_listener,
+        owner,
+        requests,
         stop_rx.clone(),
     ));
+    let dispatcher = Dispatcher::new(directory.clone(), board.clone(), config.state_dir.clone());
+    tokio::spawn(Arc::new(dispatcher).run(incoming));
     let socket_path = config.control_socket.clone();
     let exposition = Arc::new(Exposition::new(metrics.clone()));
     tokio::spawn(exposition.clone().refresh(stop_rx.clone()));

@@ -133,51 +133,63 @@ pub async fn serve(
     exporter: Arc<Exporter>,
     web: Arc<WebConfig>,
     listener: TcpListener,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) {
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let Ok((stream, _)) = accepted else {
-                    // Out of file descriptors or similar: do not spin.
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                };
-                let exporter = exporter.clone();
-                let active = web.current();
-                tokio::spawn(async move {
-                    let guard = active.clone();
-                    let service = hyper::service::service_fn(move |request: Request<Incoming>| {
-                        let authorization = request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-                        let response = if guard.authorized(authorization) {
-                            exporter.answer(&request)
-                        } else {
-                            let mut response = respond(StatusCode::UNAUTHORIZED, "text/plain; charset=utf-8", "unauthorized\n");
-                            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"bt-watchdog\""));
-                            response
-                        };
-                        async move { Ok::<_, Infallible>(response) }
-                    });
-                    // A client that sends nothing is dropped after a while.
-                    let builder = {
-                        let mut builder = http1::Builder::new();
-                        builder.header_read_timeout(Duration::from_secs(10)).timer(hyper_util::rt::TokioTimer::new());
-                        builder
+    crate::accept::accept_until(
+        || listener.accept(),
+        shutdown,
+        |stream| {
+            let exporter = exporter.clone();
+            let active = web.current();
+            tokio::spawn(async move {
+                let guard = active.clone();
+                let service = hyper::service::service_fn(move |request: Request<Incoming>| {
+                    let authorization = request
+                        .headers()
+                        .get(header::AUTHORIZATION)
+                        .and_then(|v| v.to_str().ok());
+                    let response = if guard.authorized(authorization) {
+                        exporter.answer(&request)
+                    } else {
+                        let mut response = respond(
+                            StatusCode::UNAUTHORIZED,
+                            "text/plain; charset=utf-8",
+                            "unauthorized\n",
+                        );
+                        response.headers_mut().insert(
+                            header::WWW_AUTHENTICATE,
+                            HeaderValue::from_static("Basic realm=\"bt-watchdog\""),
+                        );
+                        response
                     };
-                    match &active.tls {
-                        None => {
-                            let _ = builder.serve_connection(TokioIo::new(stream), service).await;
-                        }
-                        Some(acceptor) => {
-                            let Ok(Ok(tls)) = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await else {
-                                return;
-                            };
-                            let _ = builder.serve_connection(TokioIo::new(tls), service).await;
-                        }
-                    }
+                    async move { Ok::<_, Infallible>(response) }
                 });
-            }
-            _ = shutdown.changed() => return,
-        }
-    }
+                // A client that sends nothing is dropped after a while.
+                let builder = {
+                    let mut builder = http1::Builder::new();
+                    builder
+                        .header_read_timeout(Duration::from_secs(10))
+                        .timer(hyper_util::rt::TokioTimer::new());
+                    builder
+                };
+                match &active.tls {
+                    None => {
+                        let _ = builder
+                            .serve_connection(TokioIo::new(stream), service)
+                            .await;
+                    }
+                    Some(acceptor) => {
+                        let Ok(Ok(tls)) =
+                            tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream))
+                                .await
+                        else {
+                            return;
+                        };
+                        let _ = builder.serve_connection(TokioIo::new(tls), service).await;
+                    }
+                }
+            });
+        },
+    )
+    .await;
 }

@@ -11,17 +11,17 @@ use hyper::body::{Body, Frame, SizeHint};
 static ENDLESS_CHUNK: [u8; 16 * 1024] = [b' '; 16 * 1024];
 
 #[derive(Debug)]
-pub enum SimBody {
+pub(super) enum SimBody {
     Whole(Option<Bytes>),
     Endless,
 }
 
 impl SimBody {
-    pub fn empty() -> Self {
+    pub(super) fn empty() -> Self {
         SimBody::Whole(None)
     }
 
-    pub fn text(text: impl Into<Bytes>) -> Self {
+    pub(super) fn text(text: impl Into<Bytes>) -> Self {
         SimBody::Whole(Some(text.into()))
     }
 }

@@ -20,10 +20,10 @@ use tokio::time::Instant;
 
 use super::Shared;
 use super::body::SimBody;
-use super::state::{Faults, FaultsPatch, PairFaults, PairFaultsPatch};
+use super::state::{Faults, FaultsPatch, PairFaultsPatch};
 use crate::api::model::FailoverRole;
 
-pub const HELP: &str = "bt-watchdog simulator control API
+pub(super) const HELP: &str = "bt-watchdog simulator control API
 GET    /sim/state                          roles, faults, counters of both appliances
 POST   /sim/appliances/NAME/faults         merge faults, e.g. {\"down\": true}
 DELETE /sim/appliances/NAME/faults         clear every fault of NAME
@@ -54,7 +54,7 @@ fn error(status: StatusCode, text: impl Into<String>) -> Answer {
     json_answer(status, &json!({ "error": text.into() }))
 }
 
-pub async fn handle(
+pub(super) async fn handle(
     shared: Arc<Shared>,
     request: Request<Incoming>,
 ) -> Result<Answer, std::convert::Infallible> {
@@ -182,8 +182,8 @@ fn pair_faults(shared: &Shared, method: &Method, body: &Bytes) -> Answer {
             Err(answer) => return answer,
         },
         Method::DELETE => shared.with_change(|pair| {
-            pair.faults = PairFaults::default();
-            PairFaults::default()
+            pair.clear_pair_faults();
+            pair.faults.clone()
         }),
         _ => return error(StatusCode::METHOD_NOT_ALLOWED, "use GET, POST or DELETE"),
     };
@@ -253,7 +253,7 @@ fn requests(shared: &Shared, query: &str) -> Answer {
 
 impl Shared {
     /// Everything the control API reports about the pair.
-    pub fn snapshot(&self) -> Value {
+    pub(super) fn snapshot(&self) -> Value {
         let urls = self.urls.clone();
         self.with(|pair| {
             let now = Instant::now();

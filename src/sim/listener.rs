@@ -12,10 +12,10 @@ use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::watch;
 
 use super::Shared;
-use super::appliance_api;
+use super::appliance;
 
 /// Binds with SO_REUSEADDR so the port can be taken again when the appliance comes back.
-pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+pub(super) fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     let socket = if addr.is_ipv4() {
         TcpSocket::new_v4()?
     } else {
@@ -38,7 +38,7 @@ async fn rebind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     Err(last_error.unwrap_or_else(|| std::io::Error::other("cannot bind")))
 }
 
-pub async fn serve(
+pub(super) async fn serve(
     shared: Arc<Shared>,
     index: usize,
     listener: TcpListener,
@@ -98,7 +98,7 @@ async fn serve_connection(
     acceptor: Option<tokio_rustls::TlsAcceptor>,
 ) {
     let service = hyper::service::service_fn(move |request| {
-        appliance_api::handle(shared.clone(), index, connection.clone(), request)
+        appliance::handle(shared.clone(), index, connection.clone(), request)
     });
     // Errors here are clients going away, failed handshakes, or connections cut on purpose.
     match acceptor {

@@ -1,22 +1,27 @@
 //! A simulated appliance pair on loopback, with a fault-injection control API.
 //!
-//! It serves what the watchdog uses of the JSON Command API v2 and behaves as the vendor
-//! documents (see [`state`]), so it is both the test double of the integration tests and a
-//! product feature: `bt-watchdog simulate` lets a user try the watchdog, its dashboards and its
-//! alerts without real appliances, and `demo` runs the daemon against it.
+//! It serves what the watchdog uses of the JSON Command API v2 and of the older XML API, and
+//! behaves as the vendor documents, so it is both the test double of the integration tests and
+//! a product feature: `bt-watchdog simulate` lets a user try the watchdog, its dashboards and
+//! its alerts without real appliances, and `demo` runs the daemon against it.
 //!
-//! - [`state`]: the pair's rules, pure and unit-tested;
-//! - [`appliance_api`]: the HTTP face of one appliance;
-//! - [`control`]: the control API;
-//! - [`listener`]: accept loops that really refuse connections while an appliance is down.
+//! - `pair_model`: how a failover pair behaves, pure (the engine's test harness drives it too);
+//! - `state`: the simulated pair around it (tokens, rate limits, faults, logs), pure;
+//! - `appliance`: the HTTP face of one appliance, which hands API requests to `v2_api` or
+//!   `xml_api` (one file per API flavour; what they share is in `http`);
+//! - `control`: the control API;
+//! - `listener`: accept loops that really refuse connections while an appliance is down.
 
-pub mod appliance_api;
-pub mod body;
-pub mod control;
-pub mod listener;
-pub mod state;
+mod appliance;
+mod body;
+mod control;
+mod http;
+mod listener;
+pub(crate) mod pair_model;
+mod state;
 pub mod tls;
-pub mod xml_api;
+mod v2_api;
+mod xml_api;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -27,11 +32,10 @@ use hyper::server::conn::http1;
 use hyper_util::rt::TokioIo;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tokio::time::Instant;
 
 pub use state::{
-    Counters, Faults, FaultsPatch, Pair, PairFaults, PairFaultsPatch, SimApis, SimProduct,
-    SimSettings,
+    Appliance, Counters, FailoverCall, Faults, FaultsPatch, Pair, PairFaults, RequestRecord,
+    SimApis, SimProduct, SimSettings, XML_NAMESPACE_BEYONDTRUST, XML_NAMESPACE_BOMGAR,
 };
 
 /// Where the simulator listens.
@@ -59,7 +63,7 @@ impl Default for SimConfig {
 }
 
 /// State shared by the listeners and the control API.
-pub struct Shared {
+pub(super) struct Shared {
     pair: Mutex<Pair>,
     /// Bumped on every fault change, to wake listeners and hanging requests.
     changes: watch::Sender<u64>,
@@ -77,20 +81,20 @@ impl Shared {
     }
 
     /// Runs `f` on the pair after letting time-driven changes (swaps, syncs) happen.
-    pub fn with<R>(&self, f: impl FnOnce(&mut Pair) -> R) -> R {
+    pub(super) fn with<R>(&self, f: impl FnOnce(&mut Pair) -> R) -> R {
         let mut pair = self.lock();
-        pair.tick(Instant::now(), SystemTime::now());
+        pair.tick(SystemTime::now());
         f(&mut pair)
     }
 
     /// Like [`Shared::with`], for changes that listeners must react to (faults, roles).
-    pub fn with_change<R>(&self, f: impl FnOnce(&mut Pair) -> R) -> R {
+    pub(super) fn with_change<R>(&self, f: impl FnOnce(&mut Pair) -> R) -> R {
         let result = self.with(f);
         self.changes.send_modify(|n| *n = n.wrapping_add(1));
         result
     }
 
-    pub fn faults(&self, index: usize) -> Faults {
+    pub(super) fn faults(&self, index: usize) -> Faults {
         self.lock().appliances[index].faults.clone()
     }
 
@@ -109,7 +113,7 @@ impl Shared {
 
 /// One accepted TCP connection, to tell whether a client reused it.
 #[derive(Clone)]
-pub struct Connection {
+pub(super) struct Connection {
     pub id: u64,
     requests: Arc<AtomicU64>,
 }
@@ -187,10 +191,6 @@ impl Simulator {
 
     pub fn control_url(&self) -> String {
         format!("http://{}", self.control_addr)
-    }
-
-    pub fn shared(&self) -> &Arc<Shared> {
-        &self.shared
     }
 
     /// Reads or changes the pair directly (in-process tests).

@@ -1,12 +1,9 @@
-//! The simulated pair's state and rules, without any IO: roles, tokens, data sync, rate
-//! limits and injected faults. The HTTP layers ([`super::appliance_api`], [`super::control`])
-//! translate requests into calls on [`Pair`], passing the time in.
+//! The simulated pair's state, without any IO: tokens, rate limits, injected faults, what was
+//! received, and the vendor's failover behaviour ([`super::pair_model`]) fed with the faults.
+//! The HTTP layers translate requests into calls on [`Pair`], passing the time in.
 //!
-//! The behaviour follows the vendor documentation (see `BRIEF.md` section 2): tokens capped at
-//! 30 per account with the oldest evicted, `last_data_sync` only on the primary, an
-//! asynchronous swap with both appliances reading `backup` for a while on `data_sync_first`,
-//! `force` letting an isolated primary step down, and split brain when a primary that was cut
-//! off comes back after its peer was promoted.
+//! Tokens and rate limits follow the vendor documentation (see `BRIEF.md` section 2): tokens
+//! capped at 30 per account with the oldest evicted, 20 requests a second and an hourly limit.
 
 use std::collections::VecDeque;
 use std::time::{Duration, SystemTime};
@@ -14,12 +11,13 @@ use std::time::{Duration, SystemTime};
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
+use super::pair_model::{Conditions, HealthReport, PairModel};
 use crate::api::model::{FailoverRequest, FailoverRole};
 
 /// Documented: an API account holds at most 30 valid tokens.
-pub const MAX_TOKENS_PER_ACCOUNT: usize = 30;
+const MAX_TOKENS_PER_ACCOUNT: usize = 30;
 /// How many recent requests the simulator remembers for the control API.
-pub const REQUEST_LOG_CAPACITY: usize = 2000;
+const REQUEST_LOG_CAPACITY: usize = 2000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -152,7 +150,7 @@ pub struct FaultsPatch {
 }
 
 impl Faults {
-    pub fn apply(&mut self, patch: FaultsPatch) {
+    pub(super) fn apply(&mut self, patch: FaultsPatch) {
         // Destructured without `..`, so a new fault cannot be forgotten here.
         let FaultsPatch {
             down,
@@ -226,7 +224,7 @@ pub struct PairFaults {
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct PairFaultsPatch {
+pub(super) struct PairFaultsPatch {
     pub partitioned: Option<bool>,
     pub sync_stale_secs: Option<Option<u64>>,
     pub sync_failing: Option<bool>,
@@ -290,12 +288,7 @@ impl Appliance {
         }
     }
 
-    /// Whether its peer can reach it (it is up and its process answers).
-    fn alive(&self) -> bool {
-        !self.faults.down && !self.faults.hang
-    }
-
-    pub fn valid_tokens(&self, now: Instant) -> usize {
+    pub(super) fn valid_tokens(&self, now: Instant) -> usize {
         self.tokens.iter().filter(|t| t.expires_at > now).count()
     }
 }
@@ -338,15 +331,9 @@ pub struct RequestRecord {
     pub body: Option<serde_json::Value>,
 }
 
-#[derive(Debug, Clone, Copy)]
-struct PendingSwap {
-    complete_at: Instant,
-    new_primary: usize,
-}
-
 /// How a token request ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TokenAnswer {
+pub(super) enum TokenAnswer {
     Minted { token: String, expires_in: u64 },
     BadCredentials,
     Failing,
@@ -354,141 +341,124 @@ pub enum TokenAnswer {
 
 /// How a bearer token was judged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Authorization {
+pub(super) enum Authorization {
     Valid,
     Invalid,
 }
 
 /// A failed failover call: status and message.
-pub type FailoverFailure = (u16, String);
+pub(super) type FailoverFailure = (u16, String);
 
 #[derive(Debug, Clone)]
 pub struct Pair {
     pub settings: SimSettings,
     pub appliances: [Appliance; 2],
     pub faults: PairFaults,
-    last_sync: SystemTime,
-    last_sync_ok: bool,
-    swap: Option<PendingSwap>,
+    /// Where `sync_stale_secs` froze the primary's last sync.
+    sync_frozen_at: Option<SystemTime>,
+    model: PairModel,
     pub failover_calls: Vec<FailoverCall>,
     pub requests: VecDeque<RequestRecord>,
     token_serial: u64,
 }
 
 impl Pair {
-    pub fn new(settings: SimSettings, wall: SystemTime) -> Self {
+    pub(super) fn new(settings: SimSettings, wall: SystemTime) -> Self {
         let appliances = [
             Appliance::new(&settings.names[0], FailoverRole::Primary),
             Appliance::new(&settings.names[1], FailoverRole::Backup),
         ];
+        let model = PairModel::new(settings.swap_duration, settings.sync_interval, wall);
         Pair {
             settings,
             appliances,
             faults: PairFaults::default(),
-            last_sync: wall,
-            last_sync_ok: true,
-            swap: None,
+            sync_frozen_at: None,
+            model,
             failover_calls: Vec::new(),
             requests: VecDeque::new(),
             token_serial: 0,
         }
     }
 
-    pub fn index_of(&self, name: &str) -> Option<usize> {
+    pub(super) fn index_of(&self, name: &str) -> Option<usize> {
         self.appliances.iter().position(|a| a.name == name)
     }
 
-    fn peer_reachable(&self, from: usize) -> bool {
-        !self.faults.partitioned && self.appliances[1 - from].alive()
+    /// The faults as the vendor model reads them: a hanging appliance is as lost to its peer
+    /// as one that is down.
+    fn conditions(&self) -> Conditions {
+        let [first, second] = &self.appliances;
+        let both = |f: fn(&Faults) -> bool| [f(&first.faults), f(&second.faults)];
+        Conditions {
+            up: both(|f| !f.down && !f.hang),
+            healthy: both(|f| !f.unhealthy),
+            partitioned: self.faults.partitioned,
+            failover_failing: both(|f| f.failover_failing),
+            sync_failing: self.faults.sync_failing,
+            sync_frozen_at: self.faults.sync_stale_secs.and(self.sync_frozen_at),
+            ..Conditions::default()
+        }
     }
 
-    /// Advances what happens on its own: a pending swap completing, the periodic data sync.
-    pub fn tick(&mut self, now: Instant, wall: SystemTime) {
-        if let Some(swap) = self.swap
-            && now >= swap.complete_at
-        {
-            let other = 1 - swap.new_primary;
-            self.appliances[swap.new_primary].role = FailoverRole::Primary;
-            self.appliances[other].role = FailoverRole::Backup;
-            self.swap = None;
-            self.last_sync = wall;
-            self.last_sync_ok = true;
+    /// Runs a rule of the vendor model on this pair's roles and faults.
+    fn with_model<R>(
+        &mut self,
+        rule: impl FnOnce(&mut PairModel, &mut [FailoverRole; 2], &Conditions) -> R,
+    ) -> R {
+        let conditions = self.conditions();
+        let mut roles = self.appliances.each_ref().map(|a| a.role);
+        let result = rule(&mut self.model, &mut roles, &conditions);
+        for (appliance, role) in self.appliances.iter_mut().zip(roles) {
+            appliance.role = role;
         }
-        let Some(primary) = self.sole_primary() else {
-            return;
-        };
-        if self.faults.sync_stale_secs.is_some() || !self.appliances[primary].alive() {
-            return;
-        }
-        if self.faults.sync_failing || !self.peer_reachable(primary) {
-            self.last_sync_ok = false;
-            return;
-        }
-        // Syncs happen on a fixed grid, so the reported time moves in steps like a real one.
-        let interval = self.settings.sync_interval.as_secs().max(1);
-        let since_epoch = wall
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_secs();
-        let grid =
-            SystemTime::UNIX_EPOCH + Duration::from_secs(since_epoch - since_epoch % interval);
-        if grid > self.last_sync {
-            self.last_sync = grid;
-        }
-        self.last_sync_ok = true;
+        result
     }
 
+    /// Lets what happens on its own happen: a pending swap completing, the periodic data sync.
+    pub(super) fn tick(&mut self, wall: SystemTime) {
+        self.with_model(|model, roles, on| model.tick(wall, roles, on));
+    }
+
+    /// What appliance `index` says about itself in `/health`.
+    pub(super) fn health(&self, index: usize) -> HealthReport {
+        let roles = self.appliances.each_ref().map(|a| a.role);
+        self.model.health(index, roles, &self.conditions())
+    }
+
+    #[cfg(test)]
     fn sole_primary(&self) -> Option<usize> {
-        let primaries: Vec<usize> = (0..2)
-            .filter(|&i| self.appliances[i].role == FailoverRole::Primary)
-            .collect();
-        match primaries.as_slice() {
-            [only] => Some(*only),
-            _ => None,
-        }
+        super::pair_model::sole_primary(self.appliances.each_ref().map(|a| a.role))
     }
 
     /// `last_data_sync` and its status as appliance `index` reports them (primary only).
-    pub fn data_sync(
-        &self,
-        index: usize,
-        wall: SystemTime,
-    ) -> (Option<SystemTime>, Option<String>) {
-        if self.appliances[index].role != FailoverRole::Primary {
-            return (None, None);
-        }
-        let at = match self.faults.sync_stale_secs {
-            Some(age) => wall
-                .checked_sub(Duration::from_secs(age))
-                .unwrap_or(SystemTime::UNIX_EPOCH),
-            None => self.last_sync,
-        };
-        let status = if self.faults.sync_failing {
-            "failed: injected fault".to_string()
-        } else if !self.last_sync_ok {
-            "failed: peer appliance unreachable".to_string()
-        } else {
-            "success".to_string()
-        };
-        (Some(at), Some(status))
+    #[cfg(test)]
+    fn data_sync(&self, index: usize, _wall: SystemTime) -> (Option<SystemTime>, Option<String>) {
+        let health = self.health(index);
+        (health.last_data_sync, health.last_data_sync_status)
     }
 
-    /// Makes the last sync `age` old and stops it advancing (`None` lets it resume).
+    /// Freezes the primary's last sync `age` ago (`None` lets it resume).
     pub fn set_sync_stale(&mut self, age: Option<u64>, wall: SystemTime) {
         self.faults.sync_stale_secs = age;
-        if let Some(age) = age {
-            self.last_sync = wall
-                .checked_sub(Duration::from_secs(age))
-                .unwrap_or(SystemTime::UNIX_EPOCH);
-        }
+        self.sync_frozen_at = age.map(|age| {
+            wall.checked_sub(Duration::from_secs(age))
+                .unwrap_or(SystemTime::UNIX_EPOCH)
+        });
     }
 
-    pub fn swap_in_progress(&self) -> bool {
-        self.swap.is_some()
+    /// Clears the pair's faults, the frozen sync included.
+    pub(super) fn clear_pair_faults(&mut self) {
+        self.faults = PairFaults::default();
+        self.sync_frozen_at = None;
+    }
+
+    pub(super) fn swap_in_progress(&self) -> bool {
+        self.model.swap_in_progress()
     }
 
     /// `POST /oauth2/token` with the decoded Basic credentials.
-    pub fn mint_token(
+    pub(super) fn mint_token(
         &mut self,
         index: usize,
         client_id: &str,
@@ -526,7 +496,12 @@ impl Pair {
         }
     }
 
-    pub fn authorize(&mut self, index: usize, bearer: Option<&str>, now: Instant) -> Authorization {
+    pub(super) fn authorize(
+        &mut self,
+        index: usize,
+        bearer: Option<&str>,
+        now: Instant,
+    ) -> Authorization {
         let appliance = &mut self.appliances[index];
         let valid = !appliance.faults.reject_tokens
             && bearer.is_some_and(|b| {
@@ -549,7 +524,7 @@ impl Pair {
     }
 
     /// Counts an API request against the documented limits; `Err(retry_after_secs)` when over.
-    pub fn charge_rate_limit(&mut self, index: usize, now: Instant) -> Result<u32, u64> {
+    pub(super) fn charge_rate_limit(&mut self, index: usize, now: Instant) -> Result<u32, u64> {
         let per_second = self.settings.per_second_limit;
         let hourly = self.settings.hourly_limit;
         let appliance = &mut self.appliances[index];
@@ -582,94 +557,19 @@ impl Pair {
         Ok(hourly - appliance.hour_count)
     }
 
-    /// `POST /failover-role` on appliance `index`.
-    pub fn set_failover_role(
+    /// `POST /failover-role` on appliance `index`, which answers.
+    pub(super) fn set_failover_role(
         &mut self,
         index: usize,
         request: FailoverRequest,
-        now: Instant,
+        wall: SystemTime,
     ) -> Result<String, FailoverFailure> {
-        let peer = 1 - index;
-        let me = self.appliances[index].role;
-        if self.appliances[index].faults.failover_failing {
-            return Err((
-                500,
-                "The failover operation failed (injected fault).".to_string(),
-            ));
-        }
-        if self.swap.is_some() {
-            return Err((500, "A role change is already in progress.".to_string()));
-        }
-        if me == FailoverRole::None {
-            return Err((
-                500,
-                "Failover is not configured on this appliance.".to_string(),
-            ));
-        }
-        let peer_ok = self.peer_reachable(index);
-        let started =
-            "Successfully started data sync. Role change will occur upon successful completion."
-                .to_string();
-        let changed = "Successfully changed role.".to_string();
-        match request.role {
-            FailoverRole::None => Err((422, "The selected role is invalid.".to_string())),
-            FailoverRole::Primary if me == FailoverRole::Primary => {
-                Ok("This appliance is already the primary.".to_string())
-            }
-            FailoverRole::Backup if me == FailoverRole::Backup => {
-                Ok("This appliance is already the backup.".to_string())
-            }
-            FailoverRole::Primary => {
-                if request.data_sync_first {
-                    if !peer_ok {
-                        return Err((
-                            500,
-                            "Unable to contact the peer appliance to sync data.".to_string(),
-                        ));
-                    }
-                    self.start_swap(index, now);
-                    return Ok(started);
-                }
-                self.appliances[index].role = FailoverRole::Primary;
-                if peer_ok {
-                    self.appliances[peer].role = FailoverRole::Backup;
-                }
-                Ok(changed)
-            }
-            FailoverRole::Backup => {
-                if !peer_ok {
-                    if request.force {
-                        self.appliances[index].role = FailoverRole::Backup;
-                        return Ok(changed);
-                    }
-                    return Err((
-                        500,
-                        "Unable to contact the peer appliance; set force to become backup anyway."
-                            .to_string(),
-                    ));
-                }
-                if request.data_sync_first {
-                    self.start_swap(peer, now);
-                    return Ok(started);
-                }
-                self.appliances[index].role = FailoverRole::Backup;
-                self.appliances[peer].role = FailoverRole::Primary;
-                Ok(changed)
-            }
-        }
+        self.with_model(|model, roles, on| model.set_failover_role(index, request, wall, roles, on))
+            .map(|accepted| accepted.message.to_string())
+            .map_err(|refused| (refused.status, refused.message.to_string()))
     }
 
-    fn start_swap(&mut self, new_primary: usize, now: Instant) {
-        for appliance in &mut self.appliances {
-            appliance.role = FailoverRole::Backup;
-        }
-        self.swap = Some(PendingSwap {
-            complete_at: now + self.settings.swap_duration,
-            new_primary,
-        });
-    }
-
-    pub fn record_request(&mut self, record: RequestRecord) {
+    pub(super) fn record_request(&mut self, record: RequestRecord) {
         if self.requests.len() >= REQUEST_LOG_CAPACITY {
             self.requests.pop_front();
         }
@@ -677,7 +577,7 @@ impl Pair {
     }
 
     /// Back to the state at start: roles, faults, tokens, counters and logs.
-    pub fn reset(&mut self, wall: SystemTime) {
+    pub(super) fn reset(&mut self, wall: SystemTime) {
         *self = Pair::new(self.settings.clone(), wall);
     }
 }
@@ -711,7 +611,7 @@ mod tests {
 
     #[test]
     fn promoting_the_backup_swaps_roles_at_once() {
-        let (mut p, now, _) = pair();
+        let (mut p, _, now) = pair();
         assert_eq!(
             p.set_failover_role(1, req(Primary, false, false), now)
                 .unwrap(),
@@ -722,7 +622,7 @@ mod tests {
 
     #[test]
     fn data_sync_first_is_asynchronous_with_both_backup_meanwhile() {
-        let (mut p, now, wall) = pair();
+        let (mut p, _, now) = pair();
         let message = p
             .set_failover_role(1, req(Primary, true, false), now)
             .unwrap();
@@ -733,15 +633,15 @@ mod tests {
                 .is_err(),
             "blocked during the swap"
         );
-        p.tick(now + Duration::from_secs(1), wall);
+        p.tick(now + Duration::from_secs(1));
         assert_eq!(roles(&p), [Backup, Backup]);
-        p.tick(now + p.settings.swap_duration, wall);
+        p.tick(now + p.settings.swap_duration);
         assert_eq!(roles(&p), [Backup, Primary]);
     }
 
     #[test]
     fn promoting_while_the_primary_is_down_leaves_split_brain_for_its_return() {
-        let (mut p, now, _) = pair();
+        let (mut p, _, now) = pair();
         p.appliances[0].faults.down = true;
         p.set_failover_role(1, req(Primary, false, false), now)
             .unwrap();
@@ -752,7 +652,7 @@ mod tests {
 
     #[test]
     fn data_sync_first_needs_the_peer() {
-        let (mut p, now, _) = pair();
+        let (mut p, _, now) = pair();
         p.faults.partitioned = true;
         let (status, _) = p
             .set_failover_role(1, req(Primary, true, false), now)
@@ -763,7 +663,7 @@ mod tests {
 
     #[test]
     fn an_isolated_primary_steps_down_only_with_force() {
-        let (mut p, now, _) = pair();
+        let (mut p, _, now) = pair();
         p.faults.partitioned = true;
         assert!(
             p.set_failover_role(0, req(Backup, false, false), now)
@@ -777,7 +677,7 @@ mod tests {
 
     #[test]
     fn demoting_a_reachable_primary_promotes_its_peer() {
-        let (mut p, now, _) = pair();
+        let (mut p, _, now) = pair();
         p.set_failover_role(0, req(Backup, false, false), now)
             .unwrap();
         assert_eq!(roles(&p), [Backup, Primary]);
@@ -785,12 +685,12 @@ mod tests {
 
     #[test]
     fn only_the_primary_reports_data_sync() {
-        let (mut p, now, wall) = pair();
-        p.tick(now, wall);
+        let (mut p, _, wall) = pair();
+        p.tick(wall);
         assert!(p.data_sync(0, wall).0.is_some());
         assert_eq!(p.data_sync(1, wall), (None, None));
         p.set_sync_stale(Some(1200), wall);
-        p.tick(now, wall + Duration::from_secs(600));
+        p.tick(wall + Duration::from_secs(600));
         let (at, _) = p.data_sync(0, wall);
         assert_eq!(
             wall.duration_since(at.unwrap()).unwrap().as_secs(),

@@ -15,7 +15,7 @@ pub struct TlsFiles {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum TlsSetupError {
+pub(super) enum TlsSetupError {
     #[error("{path}: {reason}")]
     File { path: PathBuf, reason: String },
     #[error("TLS configuration rejected: {0}")]
@@ -29,7 +29,7 @@ fn file_error(path: &Path, reason: impl ToString) -> TlsSetupError {
     }
 }
 
-pub fn server_config(files: &TlsFiles) -> Result<Arc<rustls::ServerConfig>, TlsSetupError> {
+pub(super) fn server_config(files: &TlsFiles) -> Result<Arc<rustls::ServerConfig>, TlsSetupError> {
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&files.cert)
         .map_err(|e| file_error(&files.cert, format!("cannot read certificates: {e}")))?
         .collect::<Result<_, _>>()

@@ -6,22 +6,27 @@
 #![allow(clippy::result_large_err)]
 
 use std::collections::BTreeMap;
-use std::time::SystemTime;
 
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 
 use super::Shared;
-use super::appliance_api::{
-    Answer, admit, carry_out_failover, header_text, read_body, with_body_faults, with_rate_headers,
-};
 use super::body::SimBody;
-use super::state::{Faults, RequestRecord};
+use super::http::{
+    Answer, ApiCall, admit, answer_method, carry_out_failover, empty, is_form,
+    product_and_permission, read_body, self_report, with_body_faults, with_rate_headers,
+};
+use super::pair_model::{SHARED_IP, UNHEALTHY_MESSAGE};
+use super::state::Faults;
 use crate::api::model::{FailoverRequest, FailoverRole};
 use crate::api::time::UtcTime;
 
-pub const PATH: &str = "/api/command";
+const PATH: &str = "/api/command";
+
+pub(super) fn serves(path: &str) -> bool {
+    path == PATH
+}
 
 fn escape(text: &str) -> String {
     text.replace('&', "&amp;")
@@ -49,28 +54,15 @@ fn error(namespace: &Option<String>, text: &str) -> Answer {
     xml(namespace, "error", &escape(text))
 }
 
-pub async fn handle(
-    shared: &Shared,
-    index: usize,
-    request: Request<Incoming>,
-    faults: &Faults,
-    record: &mut RequestRecord,
-) -> Answer {
+pub(super) async fn handle(call: ApiCall<'_>, request: Request<Incoming>) -> Answer {
+    let (shared, index, faults) = (call.shared, call.index, call.faults);
     let method = request.method().clone();
-    if method == Method::OPTIONS {
-        let mut response = Response::new(SimBody::empty());
-        response
-            .headers_mut()
-            .insert(header::ALLOW, HeaderValue::from_static("GET,HEAD,POST"));
-        return response;
-    }
-    if !matches!(method, Method::GET | Method::HEAD | Method::POST) {
-        let mut response = Response::new(SimBody::empty());
-        *response.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
-        response
-            .headers_mut()
-            .insert(header::ALLOW, HeaderValue::from_static("GET,HEAD,POST"));
-        return response;
+    let serves = matches!(method, Method::GET | Method::HEAD | Method::POST);
+    // Unlike the JSON API, the XML API's 405 carries no body.
+    if let Some(answer) = answer_method(&method, "GET,HEAD,POST", serves, || {
+        empty(StatusCode::METHOD_NOT_ALLOWED)
+    }) {
+        return answer;
     }
     let remaining = match admit(shared, index, &request, faults) {
         Ok(remaining) => remaining,
@@ -83,9 +75,7 @@ pub async fn handle(
         .collect();
     if method == Method::POST {
         // "POST requests must include a Content-Type: application/x-www-form-urlencoded".
-        let form = header_text(&request, header::CONTENT_TYPE)
-            .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
-        if !form {
+        if !is_form(&request) {
             shared.with(|p| p.appliances[index].counters.header_violations += 1);
             return with_rate_headers(
                 shared,
@@ -101,7 +91,7 @@ pub async fn handle(
             Err(answer) => return answer,
         }
     }
-    record.body = Some(serde_json::to_value(&params).unwrap_or_default());
+    call.record.body = Some(serde_json::to_value(&params).unwrap_or_default());
     let answer = match params.get("action").map(String::as_str) {
         Some("check_health") => with_body_faults(health(shared, index, &namespace), faults),
         Some("get_appliances") => with_body_faults(appliances(shared, &namespace), faults),
@@ -114,33 +104,42 @@ pub async fn handle(
 }
 
 fn health(shared: &Shared, index: usize, namespace: &Option<String>) -> Answer {
-    let wall = SystemTime::now();
-    let inner = shared.with(|pair| {
-        pair.appliances[index].counters.health_requests += 1;
-        let appliance = &pair.appliances[index];
-        let mut inner = format!(
-            "<appliance id=\"{}\">{}</appliance><version>25.2.1 (31526)</version><success>{}</success>",
-            escape(&appliance.id),
-            escape(&appliance.hostname),
-            if appliance.faults.unhealthy { 0 } else { 1 }
-        );
-        if appliance.faults.unhealthy {
-            inner.push_str("<error_message>The appliance is unhealthy (injected fault).</error_message>");
-        }
-        inner.push_str(&format!("<failover_role>{}</failover_role>", appliance.role.as_str()));
-        if appliance.role == FailoverRole::Primary {
-            inner.push_str("<enabled_shared_ips><ip>192.0.2.10</ip></enabled_shared_ips>");
-        }
-        let (last_sync, status) = pair.data_sync(index, wall);
-        if let Some(at) = last_sync {
-            let at = UtcTime::from_system_time(at);
-            inner.push_str(&format!("<last_data_sync_time ts=\"{}\">{}</last_data_sync_time>", at.unix_seconds(), at.to_api_string()));
-        }
-        if let Some(status) = status {
-            inner.push_str(&format!("<last_data_sync_status>{}</last_data_sync_status>", escape(&status)));
-        }
-        inner
-    });
+    let report = self_report(shared, index);
+    let health = &report.health;
+    let mut inner = format!(
+        "<appliance id=\"{}\">{}</appliance><version>25.2.1 (31526)</version><success>{}</success>",
+        escape(&report.id),
+        escape(&report.hostname),
+        u8::from(health.healthy)
+    );
+    if !health.healthy {
+        inner.push_str(&format!(
+            "<error_message>{UNHEALTHY_MESSAGE}</error_message>"
+        ));
+    }
+    inner.push_str(&format!(
+        "<failover_role>{}</failover_role>",
+        health.role.as_str()
+    ));
+    if health.holds_shared_ip {
+        inner.push_str(&format!(
+            "<enabled_shared_ips><ip>{SHARED_IP}</ip></enabled_shared_ips>"
+        ));
+    }
+    if let Some(at) = health.last_data_sync {
+        let at = UtcTime::from_system_time(at);
+        inner.push_str(&format!(
+            "<last_data_sync_time ts=\"{}\">{}</last_data_sync_time>",
+            at.unix_seconds(),
+            at.to_api_string()
+        ));
+    }
+    if let Some(status) = &health.last_data_sync_status {
+        inner.push_str(&format!(
+            "<last_data_sync_status>{}</last_data_sync_status>",
+            escape(status)
+        ));
+    }
     xml(namespace, "health_check", &inner)
 }
 
@@ -164,12 +163,7 @@ fn appliances(shared: &Shared, namespace: &Option<String>) -> Answer {
 }
 
 fn api_info(shared: &Shared, namespace: &Option<String>, faults: &Faults) -> Answer {
-    let product = shared.with(|p| p.settings.product.as_str());
-    let permission = if faults.forbidden {
-        "deny"
-    } else {
-        "full_access"
-    };
+    let (product, permission) = product_and_permission(shared, faults);
     let inner = format!(
         "<api_version>1.19.0</api_version><product>{product}</product><permissions><perm_command>{permission}</perm_command></permissions>"
     );

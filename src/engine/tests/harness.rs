@@ -11,6 +11,7 @@ use crate::engine::{
     Action, ApplianceReport, CallResult, Engine, FailoverCall, Input, Memory, Mode, Policy,
     PollReport, SiteConfig, Slot,
 };
+use crate::sim::pair_model::{Conditions, PairModel, SHARED_IP, UNHEALTHY_MESSAGE};
 
 pub const EAST: Slot = 0;
 pub const WEST: Slot = 1;
@@ -19,7 +20,9 @@ pub fn t0() -> SystemTime {
     SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000)
 }
 
-/// Two appliances with the documented failover behaviour, simplified.
+/// Two appliances that behave as the vendor documents, through the simulator's own model of a
+/// pair ([`PairModel`]), so that the scenarios and the integration tests see the same appliance.
+/// The fields are what a scenario sets; the model keeps the sync and any swap under way.
 #[derive(Debug, Clone)]
 pub struct World {
     pub role: [FailoverRole; 2],
@@ -32,53 +35,54 @@ pub struct World {
     pub reports_sync: bool,
     /// Whether a primary cut off from its peer already says its sync failed.
     pub reports_sync_failure: bool,
-    /// The last time the primary synced to its peer.
-    pub last_sync: SystemTime,
     /// Failover calls answer 500.
     pub calls_fail: bool,
-    /// A `data_sync_first` swap completes this long after the call.
-    pub swap_time: Duration,
-    pending_swap: Option<(SystemTime, Slot)>,
+    model: PairModel,
 }
+
+/// A `data_sync_first` swap completes this long after the call.
+const SWAP_TIME: Duration = Duration::from_secs(10);
+/// How often the primary syncs to its peer.
+const SYNC_INTERVAL: Duration = Duration::from_secs(60);
 
 impl Default for World {
     fn default() -> Self {
+        let on = Conditions::default();
         World {
             role: [FailoverRole::Primary, FailoverRole::Backup],
-            up: [true, true],
-            healthy: [true, true],
-            partitioned: false,
-            sync_frozen_at: None,
-            reports_sync: true,
-            reports_sync_failure: true,
-            last_sync: t0(),
+            up: on.up,
+            healthy: on.healthy,
+            partitioned: on.partitioned,
+            sync_frozen_at: on.sync_frozen_at,
+            reports_sync: on.reports_sync,
+            reports_sync_failure: on.reports_sync_failure,
             calls_fail: false,
-            swap_time: Duration::from_secs(10),
-            pending_swap: None,
+            model: PairModel::new(SWAP_TIME, SYNC_INTERVAL, t0()),
         }
     }
 }
 
 impl World {
-    fn peer_reachable(&self, from: Slot) -> bool {
-        !self.partitioned && self.up[1 - from]
+    fn conditions(&self) -> Conditions {
+        Conditions {
+            up: self.up,
+            healthy: self.healthy,
+            partitioned: self.partitioned,
+            failover_failing: [self.calls_fail; 2],
+            sync_failing: false,
+            sync_frozen_at: self.sync_frozen_at,
+            reports_sync: self.reports_sync,
+            reports_sync_failure: self.reports_sync_failure,
+        }
     }
 
     pub fn tick(&mut self, now: SystemTime) {
-        let primary = (0..2).find(|&s| self.role[s] == FailoverRole::Primary && self.up[s]);
-        if primary.is_some_and(|p| self.peer_reachable(p)) {
-            self.last_sync = now;
-        }
-        if let Some((at, new_primary)) = self.pending_swap
-            && now >= at
-        {
-            self.role[new_primary] = FailoverRole::Primary;
-            self.role[1 - new_primary] = FailoverRole::Backup;
-            self.pending_swap = None;
-        }
+        let on = self.conditions();
+        self.model.tick(now, &mut self.role, &on);
     }
 
     pub fn report(&self) -> PollReport {
+        let on = self.conditions();
         let mut report = PollReport::default();
         for slot in 0..2 {
             report.appliances[slot] = if !self.up[slot] {
@@ -88,33 +92,32 @@ impl World {
                     topology: None,
                 }
             } else {
-                let is_primary = self.role[slot] == FailoverRole::Primary;
+                let said = self.model.health(slot, self.role, &on);
                 let base = HealthBase {
                     appliance_id: Some(format!("id{slot}")),
                     appliance_hostname: Some(format!("host{slot}")),
-                    failover_role: Some(self.role[slot]),
-                    last_data_sync: (is_primary && self.reports_sync).then(|| {
-                        UtcTime::from_system_time(self.sync_frozen_at.unwrap_or(self.last_sync))
-                    }),
-                    last_data_sync_status: is_primary.then(|| {
-                        if self.peer_reachable(slot) || !self.reports_sync_failure {
-                            "success".to_string()
-                        } else {
-                            "failed: peer unreachable".to_string()
-                        }
-                    }),
+                    failover_role: Some(said.role),
+                    enabled_shared_ips: if said.holds_shared_ip {
+                        vec![SHARED_IP.to_string()]
+                    } else {
+                        Vec::new()
+                    },
+                    last_data_sync: said.last_data_sync.map(UtcTime::from_system_time),
+                    last_data_sync_status: said.last_data_sync_status,
                     ..HealthBase::default()
                 };
-                let (probe, health) = if self.healthy[slot] {
-                    (Probe::Healthy, Health::Healthy(base))
+                let health = if said.healthy {
+                    Health::Healthy(base)
                 } else {
-                    (
-                        Probe::Unhealthy,
-                        Health::Unhealthy {
-                            health: base,
-                            message: Some("disk failure".into()),
-                        },
-                    )
+                    Health::Unhealthy {
+                        health: base,
+                        message: Some(UNHEALTHY_MESSAGE.into()),
+                    }
+                };
+                let probe = if said.healthy {
+                    Probe::Healthy
+                } else {
+                    Probe::Unhealthy
                 };
                 ApplianceReport {
                     probe: Some(Ok(probe)),
@@ -126,62 +129,31 @@ impl World {
         report
     }
 
-    /// Carries out a failover call the way the documentation describes.
+    /// Carries out a failover call: refused when the appliance is down, else as the model says.
     pub fn apply(&mut self, call: &FailoverCall, now: SystemTime) -> CallResult {
-        let fail = |message: &str| CallResult::Failed {
-            kind: ErrorKind::Server,
-            message: message.to_string(),
-        };
-        let slot = call.appliance;
-        if !self.up[slot] {
+        if !self.up[call.appliance] {
             return CallResult::Failed {
                 kind: ErrorKind::Connect,
                 message: "connect refused".into(),
             };
         }
-        if self.calls_fail {
-            return fail("The failover operation failed.");
-        }
-        let FailoverRequest {
-            role,
-            data_sync_first,
-            force,
-        } = call.request;
-        let peer_ok = self.peer_reachable(slot);
-        let ok = |completes_later| {
-            CallResult::Accepted(FailoverAccepted {
-                message: "Successfully changed role.".into(),
-                completes_later,
-            })
-        };
-        match role {
-            FailoverRole::Primary if self.role[slot] == FailoverRole::Primary => ok(false),
-            FailoverRole::Primary => {
-                if data_sync_first {
-                    if !peer_ok {
-                        return fail("Unable to contact the peer appliance to sync data.");
-                    }
-                    self.role = [FailoverRole::Backup, FailoverRole::Backup];
-                    self.pending_swap = Some((now + self.swap_time, slot));
-                    return ok(true);
-                }
-                self.role[slot] = FailoverRole::Primary;
-                if peer_ok {
-                    self.role[1 - slot] = FailoverRole::Backup;
-                }
-                ok(false)
-            }
-            FailoverRole::Backup => {
-                if !peer_ok && !force {
-                    return fail("Unable to contact the peer appliance.");
-                }
-                self.role[slot] = FailoverRole::Backup;
-                if peer_ok {
-                    self.role[1 - slot] = FailoverRole::Primary;
-                }
-                ok(false)
-            }
-            FailoverRole::None => fail("invalid role"),
+        let on = self.conditions();
+        match self
+            .model
+            .set_failover_role(call.appliance, call.request, now, &mut self.role, &on)
+        {
+            Ok(accepted) => CallResult::Accepted(FailoverAccepted {
+                message: accepted.message.into(),
+                completes_later: accepted.completes_later,
+            }),
+            Err(refused) => CallResult::Failed {
+                kind: if refused.status == 422 {
+                    ErrorKind::Unprocessable
+                } else {
+                    ErrorKind::Server
+                },
+                message: refused.message.into(),
+            },
         }
     }
 }
