@@ -12,9 +12,9 @@ use bt_watchdog::commands::operator::{self, local_user};
 use bt_watchdog::commands::simulate::{self, SimulateOptions};
 use bt_watchdog::commands::{check_config, demo, failover, load_config, run, status, stop_signal};
 use bt_watchdog::control::protocol::{FailoverRequest, Request};
-use bt_watchdog::sim::{XML_NAMESPACE_BEYONDTRUST, XML_NAMESPACE_BOMGAR};
 use bt_watchdog::sim::tls::TlsFiles;
 use bt_watchdog::sim::{SimApis, SimProduct};
+use bt_watchdog::sim::{XML_NAMESPACE_BEYONDTRUST, XML_NAMESPACE_BOMGAR};
 use clap::{CommandFactory as _, Parser, Subcommand, ValueEnum};
 
 /// Default configuration file.
