@@ -1,4 +1,5 @@
 //! TLS: a private CA through `ca_file`, and TLS failures as their own error kind.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests may fail loudly
 
 mod common;
 

@@ -1,4 +1,5 @@
 //! The XML command API client against the simulated pair, and `api = auto` detection.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests may fail loudly
 
 mod common;
 

@@ -1,6 +1,7 @@
 //! The dashboard and alert rules follow their conventions, and promtool accepts and tests the
 //! rules. promtool comes from Debian's `prometheus` package, which the README's test command
 //! installs.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests may fail loudly
 
 use std::path::PathBuf;
 use std::process::Command;

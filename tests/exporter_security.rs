@@ -1,5 +1,6 @@
 //! The exporter's web configuration: TLS, mutual TLS, basic auth, and changes taking effect
 //! without a restart.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests may fail loudly
 
 mod common;
 

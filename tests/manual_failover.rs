@@ -1,5 +1,6 @@
 //! Manual failover and the operator commands, through a running daemon's control socket (and
 //! standalone), against the simulated pair.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests may fail loudly
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! The simulator's own HTTP behaviour, checked with a plain HTTP client, so that the client
 //! tests that rely on it cannot pass for the wrong reason.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests may fail loudly
 
 mod common;
 

@@ -1,5 +1,8 @@
 //! The appliance endpoints the watchdog calls, as a closed set (they become metric labels).
 
+// The engine uses these types: they must be as pure as the engine (see clippy.toml).
+#![deny(clippy::disallowed_methods, clippy::disallowed_types)]
+
 use std::fmt;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]

@@ -4,6 +4,9 @@
 //! request metrics and the engine's view of "why is this appliance not answering well", so a
 //! new variant is a change of a public contract.
 
+// The engine uses these types: they must be as pure as the engine (see clippy.toml).
+#![deny(clippy::disallowed_methods, clippy::disallowed_types)]
+
 use std::fmt;
 use std::time::Duration;
 

@@ -8,6 +8,9 @@
 //!   [`FieldIssue`] and leaves that field empty instead of failing the whole answer, so the
 //!   watchdog keeps seeing everything else the appliance said.
 
+// The engine uses these types: they must be as pure as the engine (see clippy.toml).
+#![deny(clippy::disallowed_methods, clippy::disallowed_types)]
+
 use std::collections::BTreeMap;
 use std::fmt;
 

@@ -4,6 +4,9 @@
 //! A non-UTC offset is not allowed by the API, so an appliance sending one is misbehaving:
 //! that is an error of that one field, never a panic and never a silent conversion.
 
+// The engine uses these types: they must be as pure as the engine (see clippy.toml).
+#![deny(clippy::disallowed_methods, clippy::disallowed_types)]
+
 use std::fmt;
 use std::time::{Duration, SystemTime};
 

@@ -254,7 +254,7 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    /// The real capture from an RS 19.1 appliance, verbatim (BRIEF.md section 2).
+    /// The real capture from an RS 19.1 appliance, verbatim.
     const CAPTURE: &str = r#"<health_check xmlns="http://www.bomgar.com/namespaces/API/command">
   <appliance id="50adeb59f0f04163b09b7591af1949ea">ip-10-156-64-136</appliance>
   <version>19.1.8 (37380-749b17ca…)</version>

@@ -6,9 +6,13 @@
 //! (its imports show it: no tokio, reqwest or hyper), so every rule is tested with a fake
 //! clock, scenario tables and property tests.
 //!
-//! The principles it encodes are in `BRIEF.md` section 3 and the README's "How decisions are
+//! The principles it encodes are in the README's "How decisions are
 //! made": observe by default, corroborate before acting, guard the data, fence before you
 //! promote, one verified action at a time followed by a cooldown, explain everything.
+
+// Sans-IO, enforced by the compiler: clippy.toml lists the clocks, sockets, files, processes
+// and runtimes the engine may not reach for.
+#![deny(clippy::disallowed_methods, clippy::disallowed_types)]
 
 pub mod action;
 mod clock;

@@ -1,4 +1,4 @@
-//! How a BeyondTrust failover pair behaves, as the vendor documents it (`BRIEF.md` section 2),
+//! How a BeyondTrust failover pair behaves, as the vendor documents it (README, "What the simulated appliances do"),
 //! with no IO and no clock: roles, the periodic data sync, what `POST /failover-role` does with
 //! `data_sync_first` and `force`, the asynchronous swap during which both appliances read
 //! `backup`, split brain, and what each appliance says about itself in `/health`.

@@ -2,7 +2,7 @@
 //! received, and the vendor's failover behaviour ([`super::pair_model`]) fed with the faults.
 //! The HTTP layers translate requests into calls on [`Pair`], passing the time in.
 //!
-//! Tokens and rate limits follow the vendor documentation (see `BRIEF.md` section 2): tokens
+//! Tokens and rate limits follow the vendor documentation: tokens
 //! capped at 30 per account with the oldest evicted, 20 requests a second and an hourly limit.
 
 use std::collections::VecDeque;

@@ -1,4 +1,4 @@
-//! The scenario table of the engine issue: the engine alone, a fake clock, the exact calls and
+//! The scenario table of the decision rules (README, "How decisions are made"): the engine alone, a fake clock, the exact calls and
 //! the final state of each.
 
 use std::time::Duration;

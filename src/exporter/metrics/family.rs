@@ -6,6 +6,10 @@ use prometheus::{GaugeVec, Opts, Registry};
 
 /// Registers a metric. The definitions are constants of this program: a failure is a
 /// programming error that every test catches, so it panics.
+#[expect(
+    clippy::panic,
+    reason = "metric definitions are constants: a bad one is a bug every test run catches"
+)]
 pub(super) fn register<C: Collector + Clone + 'static>(
     registry: &Registry,
     name: &str,
