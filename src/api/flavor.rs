@@ -40,6 +40,14 @@ macro_rules! flavours {
         }
 
         impl ApiChoice {
+            /// Every choice a configuration can make, by the name it is written with.
+            pub const NAMES: &[(&str, ApiChoice)] = &[$(($name, ApiChoice::$variant),)+ ("auto", ApiChoice::Auto)];
+
+            /// The choice written as `name` in a configuration.
+            pub fn from_name(name: &str) -> Option<ApiChoice> {
+                Self::NAMES.iter().find(|(n, _)| *n == name).map(|(_, c)| *c)
+            }
+
             /// The flavour the configuration fixes; `None` when it is left to detection.
             pub(super) fn fixed(self) -> Option<Flavor> {
                 match self {

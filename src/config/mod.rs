@@ -44,7 +44,7 @@ pub struct ExporterConfig {
     pub web_config: Option<PathBuf>,
 }
 
-pub use crate::api::ApiChoice;
+use crate::api::ApiChoice;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum SecretSource {

@@ -8,14 +8,15 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::api::ApiChoice;
+
 /// The longest duration any key accepts: one year. Documented in the README's reference.
 pub const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
 
 use super::keys;
 use super::{
-    ApiChoice, ApplianceEntry, Config, DEFAULT_HEALTH_INTERVAL, DEFAULT_LISTEN,
-    DEFAULT_POLL_INTERVAL, DEFAULT_REQUEST_TIMEOUT, DEFAULT_STATE_DIR, ExporterConfig, Problem,
-    SecretSource, SiteConfig,
+    ApplianceEntry, Config, DEFAULT_HEALTH_INTERVAL, DEFAULT_LISTEN, DEFAULT_POLL_INTERVAL,
+    DEFAULT_REQUEST_TIMEOUT, DEFAULT_STATE_DIR, ExporterConfig, Problem, SecretSource, SiteConfig,
 };
 use crate::api::budget::BudgetSettings;
 use crate::api::transport::parse_base_url;
@@ -212,19 +213,24 @@ impl Reader {
     }
 
     fn api_choice(&mut self, table: &mut toml::Table, path: &str) -> Option<ApiChoice> {
-        match self.string(table, path, "api").as_deref() {
-            None => None,
-            Some("v2") => Some(ApiChoice::V2),
-            Some("xml") => Some(ApiChoice::Xml),
-            Some("auto") => Some(ApiChoice::Auto),
-            Some(other) => {
-                self.problem(
-                    join(path, "api"),
-                    format!("{other:?} is not an API: use \"v2\", \"xml\" or \"auto\""),
-                );
-                None
-            }
+        let name = self.string(table, path, "api")?;
+        let choice = ApiChoice::from_name(&name);
+        if choice.is_none() {
+            let names: Vec<String> = ApiChoice::NAMES
+                .iter()
+                .map(|(n, _)| format!("{n:?}"))
+                .collect();
+            let last = names.last().cloned().unwrap_or_default();
+            let listed = format!(
+                "{} or {last}",
+                names[..names.len().saturating_sub(1)].join(", ")
+            );
+            self.problem(
+                join(path, "api"),
+                format!("{name:?} is not an API: use {listed}"),
+            );
         }
+        choice
     }
 
     pub(super) fn config(&mut self, mut root: toml::Table) -> Option<Config> {

@@ -84,7 +84,6 @@ pub struct RunningSite {
 /// What `demo` and tests need from a started daemon.
 pub struct Daemon {
     pub board: Arc<Board>,
-    pub metrics: Arc<Metrics>,
     pub listen: std::net::SocketAddr,
     stop: watch::Sender<bool>,
     task: JoinHandle<Result<(), DaemonError>>,
@@ -225,7 +224,6 @@ pub async fn start(
     });
     Ok(Daemon {
         board,
-        metrics,
         listen,
         stop,
         task,

@@ -8,8 +8,8 @@
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
+use crate::engine::MEMORY_VERSION;
 use crate::engine::Memory;
-use crate::engine::memory::MEMORY_VERSION;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -59,7 +59,8 @@ impl StateStore {
         }
     }
 
-    pub fn path(&self) -> &Path {
+    #[cfg(test)]
+    fn path(&self) -> &Path {
         &self.path
     }
 

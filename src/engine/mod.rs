@@ -14,38 +14,34 @@
 // and runtimes the engine may not reach for.
 #![deny(clippy::disallowed_methods, clippy::disallowed_types)]
 
-pub mod action;
+mod action;
 mod clock;
 mod commands;
 mod data_gate;
 mod decision;
 mod detection;
-pub mod episode;
+mod episode;
 mod episode_runner;
 mod machine;
 mod manual;
-pub mod memory;
+mod memory;
 mod narration;
-pub mod observation;
-pub mod policy;
+mod observation;
+mod policy;
 mod split_brain;
 mod stall;
-pub mod state;
+mod state;
 mod streak;
 mod timers;
-pub mod view;
+mod view;
 mod words;
 
 #[cfg(test)]
 mod tests;
 
-pub use action::{
-    Action, AlertKind, Decision, FailoverCall, FailoverSummary, PlannedCall, PreflightReport,
-};
+pub use action::{Action, AlertKind, FailoverSummary, PreflightReport};
 pub use machine::{Engine, SiteConfig};
-pub use memory::{Memory, Outcome, Trigger};
-pub use observation::{
-    ApplianceReport, CallResult, Command, Input, ManualRequest, PollReport, Slot,
-};
+pub use memory::{MEMORY_VERSION, Memory, Outcome, Trigger};
+pub use observation::{ApplianceReport, CallResult, Command, Input, ManualRequest, PollReport};
 pub use policy::{Mode, Policy};
-pub use state::{Blocker, SiteState, StateKind};
+pub use state::{Blocker, StateKind};

@@ -73,6 +73,7 @@ impl Exposition {
     }
 
     /// The text for a scrape.
+    #[cfg(test)]
     pub fn text(&self) -> Bytes {
         self.scrape(false).body
     }

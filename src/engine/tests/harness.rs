@@ -7,9 +7,11 @@ use crate::api::model::{
     FailoverAccepted, FailoverRequest, FailoverRole, Health, HealthBase, Probe,
 };
 use crate::api::time::UtcTime;
+use crate::engine::action::FailoverCall;
+use crate::engine::observation::Slot;
 use crate::engine::{
-    Action, ApplianceReport, CallResult, Engine, FailoverCall, Input, Memory, Mode, Policy,
-    PollReport, SiteConfig, Slot,
+    Action, ApplianceReport, CallResult, Engine, Input, Memory, Mode, Policy, PollReport,
+    SiteConfig,
 };
 use crate::sim::pair_model::{Conditions, PairModel, SHARED_IP, UNHEALTHY_MESSAGE};
 
