@@ -114,6 +114,9 @@ pub struct Episode {
     pub resumed_step: Option<usize>,
     #[serde(skip)]
     pub started_at: SystemTime,
+    /// Who held the authority to fence before this episode took it: handed back if the
+    /// episode fails without its target becoming primary.
+    pub promoted_before: Option<String>,
 }
 
 impl Episode {
@@ -143,6 +146,7 @@ impl Episode {
             reason: self.reason.clone(),
             overridden: self.overridden,
             started_at: UtcTime::from_system_time(self.started_at),
+            promoted_before: self.promoted_before.clone(),
         }
     }
 
@@ -178,6 +182,7 @@ impl Episode {
             attempts: record.attempts,
             resumed_step: Some(record.step),
             started_at: record.started_at.to_system_time(),
+            promoted_before: record.promoted_before.clone(),
         })
     }
 }

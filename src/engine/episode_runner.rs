@@ -63,6 +63,7 @@ impl Engine {
                 start.reason
             ),
         );
+        let promoted_before = self.memory.promoted.clone();
         if start.purpose == Purpose::Promote {
             // The cooldown and the authority to fence start with the intent, not with the
             // verified outcome: a crash in between must not allow a second failover.
@@ -89,6 +90,7 @@ impl Engine {
             attempts,
             resumed_step: None,
             started_at: now,
+            promoted_before,
         });
         self.send_current_step(now, out);
     }
@@ -274,6 +276,7 @@ impl Engine {
             escalate_to_fence: escalate,
         });
         self.memory.episode = None;
+        self.hand_back_authority(&episode);
         out.push(Action::Persist(self.memory.clone()));
         let next = if graceful {
             "; the next attempt fences the old primary first"
@@ -362,6 +365,7 @@ impl Engine {
                 );
             }
             Outcome::Failure => {
+                self.hand_back_authority(&episode);
                 let message = format!(
                     "failover to {to} failed: {}; cooldown for {}",
                     why.unwrap_or_default(),
@@ -383,6 +387,21 @@ impl Engine {
             to,
             reason,
         }));
+    }
+
+    /// The authority to fence came with the intent; an episode that failed without its target
+    /// becoming primary hands it back (a later split brain is then not ours to "fix" by force).
+    fn hand_back_authority(&mut self, episode: &Episode) {
+        if episode.purpose != Purpose::Promote {
+            return;
+        }
+        let target = &self.views[episode.target];
+        let became_primary = target.answering()
+            && target.role_is_current()
+            && target.role() == Some(FailoverRole::Primary);
+        if !became_primary {
+            self.memory.promoted = episode.promoted_before.clone();
+        }
     }
 
     pub(super) fn describe_episode(&self, episode: &Episode, now: SystemTime) -> String {

@@ -140,6 +140,9 @@ pub struct EpisodeRecord {
     pub reason: String,
     pub overridden: bool,
     pub started_at: UtcTime,
+    /// Who held the authority to fence before this episode: handed back if it fails.
+    #[serde(default)]
+    pub promoted_before: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

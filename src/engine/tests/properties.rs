@@ -1,10 +1,14 @@
-//! Property tests of the engine's safety rules over random sequences of observations,
-//! answers, operator commands and time steps (including stalls and clock jumps).
+//! Property tests of the engine's safety rules over random sequences of observations (full
+//! polls, probe-only polls, polls that observed nothing, answers that are errors of every
+//! kind), answers to calls, operator commands, restarts from the persisted memory, time steps
+//! (including stalls and clock jumps) and policies with extreme durations.
 //!
 //! The checker below keeps its own record of what the engine was shown, and judges every call
-//! against it, rather than asking the engine what it thought.
+//! against it, rather than asking the engine what it thought. Its rules are necessary
+//! conditions: the engine may be stricter, never looser.
+//!
+//! `PROPTEST_CASES=N` sets the number of random sequences per property (512 by default).
 
-use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
 use proptest::prelude::*;
@@ -13,10 +17,24 @@ use super::harness::t0;
 use crate::api::ErrorKind;
 use crate::api::model::{FailoverAccepted, FailoverRole, Health, HealthBase, Probe};
 use crate::api::time::UtcTime;
+use crate::engine::view::{ErrorMeaning, meaning};
 use crate::engine::{
     Action, ApplianceReport, CallResult, Command, Engine, Input, ManualRequest, Memory, Mode,
     Policy, PollReport, SiteConfig, Trigger,
 };
+
+/// How an appliance's answers reach the engine in one cycle.
+#[derive(Debug, Clone, Copy)]
+enum Answer {
+    /// `/check_health` and `/health` both answered.
+    Full,
+    /// Only the probe was read (`/health` is read every `health_interval`).
+    ProbeOnly,
+    /// Not asked this cycle.
+    NotAsked,
+    /// Both endpoints failed with this kind: a silence, an error of its own, or one about us.
+    Errors(ErrorKind),
+}
 
 #[derive(Debug, Clone)]
 struct Obs {
@@ -26,6 +44,7 @@ struct Obs {
     role: Option<FailoverRole>,
     /// Seconds relative to now of the reported last sync (only used when the role is primary).
     sync: Option<i64>,
+    answer: Answer,
 }
 
 #[derive(Debug, Clone)]
@@ -34,6 +53,7 @@ enum Change {
     Healthy(bool),
     Role(Option<FailoverRole>),
     Sync(Option<i64>),
+    Answer(Answer),
 }
 
 #[derive(Debug, Clone)]
@@ -58,6 +78,8 @@ enum Event {
         confirmed: bool,
         override_preflight: bool,
     },
+    /// The process dies and starts again from the last memory it persisted.
+    Restart,
 }
 
 #[derive(Debug, Clone)]
@@ -69,13 +91,25 @@ enum Clock {
     Back(u64),
 }
 
-fn obs() -> impl Strategy<Value = Obs> {
-    let role = prop_oneof![
+fn answer() -> impl Strategy<Value = Answer> {
+    prop_oneof![
+        12 => Just(Answer::Full),
+        4 => Just(Answer::ProbeOnly),
+        1 => Just(Answer::NotAsked),
+        3 => proptest::sample::select(ErrorKind::ALL.to_vec()).prop_map(Answer::Errors),
+    ]
+}
+
+fn role() -> impl Strategy<Value = Option<FailoverRole>> {
+    prop_oneof![
         4 => Just(Some(FailoverRole::Primary)),
         4 => Just(Some(FailoverRole::Backup)),
         1 => Just(Some(FailoverRole::None)),
         1 => Just(None),
-    ];
+    ]
+}
+
+fn obs() -> impl Strategy<Value = Obs> {
     let sync = prop_oneof![
         6 => (-120i64..=0).prop_map(Some),
         2 => (-7200i64..=0).prop_map(Some),
@@ -85,47 +119,48 @@ fn obs() -> impl Strategy<Value = Obs> {
     (
         prop::bool::weighted(0.8),
         prop::bool::weighted(0.8),
-        role,
+        role(),
         sync,
+        answer(),
     )
-        .prop_map(|(reachable, healthy, role, sync)| Obs {
+        .prop_map(|(reachable, healthy, role, sync, answer)| Obs {
             reachable,
             healthy,
             role,
             sync,
+            answer,
         })
 }
 
 fn change() -> impl Strategy<Value = Change> {
     prop_oneof![
-        any::<bool>().prop_map(Change::Reachable),
-        any::<bool>().prop_map(Change::Healthy),
-        prop_oneof![
-            Just(Some(FailoverRole::Primary)),
-            Just(Some(FailoverRole::Backup)),
-            Just(Some(FailoverRole::None)),
-            Just(None)
-        ]
-        .prop_map(Change::Role),
-        prop_oneof![
+        2 => any::<bool>().prop_map(Change::Reachable),
+        2 => any::<bool>().prop_map(Change::Healthy),
+        2 => role().prop_map(Change::Role),
+        2 => prop_oneof![
             (-1200i64..=0).prop_map(Some),
             Just(None),
             (0i64..600).prop_map(Some)
         ]
         .prop_map(Change::Sync),
+        1 => answer().prop_map(Change::Answer),
     ]
 }
 
-fn event() -> impl Strategy<Value = Event> {
+/// Events; with `restarts`, the process also dies and starts again now and then (a restart
+/// restarts failure streaks, so runs with them fail over less often).
+fn event(restarts: bool) -> impl Strategy<Value = Event> {
+    let restart_weight = u32::from(restarts);
     prop_oneof![
         3 => [obs(), obs()].prop_map(Event::Poll),
         40 => Just(Event::PollWorld),
-        2 => (0usize..2, change()).prop_map(|(slot, change)| Event::Change(slot, change)),
+        3 => (0usize..2, change()).prop_map(|(slot, change)| Event::Change(slot, change)),
         2 => Just(Event::Tick),
         4 => any::<bool>().prop_map(|ok| Event::Answer { ok }),
         1 => Just(Event::Pause),
         1 => Just(Event::Resume),
         1 => Just(Event::Ack),
+        restart_weight => Just(Event::Restart),
         1 => (0usize..2, any::<bool>(), any::<bool>(), any::<bool>(), any::<bool>()).prop_map(|(target, data_sync_first, force, confirmed, override_preflight)| Event::Manual { target, data_sync_first, force, confirmed, override_preflight }),
     ]
 }
@@ -138,83 +173,191 @@ fn clock() -> impl Strategy<Value = Clock> {
     ]
 }
 
-fn scenario() -> impl Strategy<Value = (bool, Vec<(Clock, Event)>)> {
-    (
-        any::<bool>(),
-        prop::collection::vec((clock(), event()), 1..300),
-    )
+/// Durations from the everyday to the absurd (beyond what the configuration accepts).
+fn span() -> impl Strategy<Value = Duration> {
+    prop_oneof![
+        6 => (1u64..=120).prop_map(Duration::from_secs),
+        2 => (1u64..=365 * 24 * 3600).prop_map(Duration::from_secs),
+        1 => Just(Duration::MAX),
+        1 => Just(Duration::from_secs(u64::MAX / 2)),
+    ]
 }
 
-fn policy() -> Policy {
-    Policy {
+/// Mostly the defaults with a short cooldown (so that runs reach several failovers), and now
+/// and then a policy with extreme durations.
+fn policy() -> impl Strategy<Value = Policy> {
+    let everyday = Just(Policy {
         cooldown: Duration::from_secs(600),
         ..Policy::default()
+    });
+    let extreme = (
+        span(),
+        span(),
+        span(),
+        span(),
+        span(),
+        span(),
+        1u32..=10,
+        1u32..=10,
+    )
+        .prop_map(
+            |(
+                failover_after,
+                max_sync_age,
+                cooldown,
+                converge,
+                backoff,
+                settle,
+                threshold,
+                attempts,
+            )| {
+                Policy {
+                    failover_after,
+                    max_sync_age,
+                    cooldown,
+                    converge_timeout: converge,
+                    retry_backoff: backoff,
+                    swap_settle: settle,
+                    failure_threshold: threshold,
+                    max_attempts: attempts,
+                    ..Policy::default()
+                }
+            },
+        );
+    prop_oneof![8 => everyday, 2 => extreme]
+}
+
+type Scenario = (bool, Policy, Vec<(Clock, Event)>);
+
+fn scenario() -> impl Strategy<Value = Scenario> {
+    (any::<bool>(), policy(), any::<bool>()).prop_flat_map(|(auto, policy, restarts)| {
+        (
+            Just(auto),
+            Just(policy),
+            prop::collection::vec((clock(), event(restarts)), 1..300),
+        )
+    })
+}
+
+fn offset(now: SystemTime, seconds: i64) -> SystemTime {
+    if seconds >= 0 {
+        now + Duration::from_secs(seconds.unsigned_abs())
+    } else {
+        now - Duration::from_secs(seconds.unsigned_abs())
     }
 }
 
 fn report(world: &[Obs; 2], now: SystemTime) -> PollReport {
     let mut report = PollReport::default();
     for (slot, o) in world.iter().enumerate() {
-        report.appliances[slot] = if !o.reachable {
-            ApplianceReport {
-                probe: Some(Err(ErrorKind::Timeout)),
-                health: Some(Err(ErrorKind::Timeout)),
+        let silent = || ApplianceReport {
+            probe: Some(Err(ErrorKind::Timeout)),
+            health: Some(Err(ErrorKind::Timeout)),
+            topology: None,
+        };
+        report.appliances[slot] = match o.answer {
+            Answer::NotAsked => ApplianceReport::default(),
+            _ if !o.reachable => silent(),
+            Answer::Errors(kind) => ApplianceReport {
+                probe: Some(Err(kind)),
+                health: Some(Err(kind)),
                 topology: None,
-            }
-        } else {
-            let sync_at = o.sync.map(|offset| {
-                let at = if offset >= 0 {
-                    now + Duration::from_secs(offset as u64)
-                } else {
-                    now - Duration::from_secs((-offset) as u64)
+            },
+            Answer::Full | Answer::ProbeOnly => {
+                let base = HealthBase {
+                    failover_role: o.role,
+                    last_data_sync: o.sync.map(|s| UtcTime::from_system_time(offset(now, s))),
+                    last_data_sync_status: Some("success".into()),
+                    ..HealthBase::default()
                 };
-                UtcTime::from_system_time(at)
-            });
-            let base = HealthBase {
-                failover_role: o.role,
-                last_data_sync: sync_at,
-                last_data_sync_status: Some("success".into()),
-                ..HealthBase::default()
-            };
-            let (probe, health) = if o.healthy {
-                (Probe::Healthy, Health::Healthy(base))
-            } else {
-                (
-                    Probe::Unhealthy,
-                    Health::Unhealthy {
-                        health: base,
-                        message: None,
-                    },
-                )
-            };
-            ApplianceReport {
-                probe: Some(Ok(probe)),
-                health: Some(Ok(health)),
-                topology: None,
+                let (probe, health) = if o.healthy {
+                    (Probe::Healthy, Health::Healthy(base))
+                } else {
+                    (
+                        Probe::Unhealthy,
+                        Health::Unhealthy {
+                            health: base,
+                            message: None,
+                        },
+                    )
+                };
+                ApplianceReport {
+                    probe: Some(Ok(probe)),
+                    health: matches!(o.answer, Answer::Full).then_some(Ok(health)),
+                    topology: None,
+                }
             }
         };
     }
     report
 }
 
+/// What one cycle's answers observed of one appliance.
+enum Seen {
+    Nothing,
+    Silent,
+    Answered {
+        healthy: bool,
+        /// The role in a `/health` answer (`Some(None)`: it answered without one).
+        role: Option<Option<FailoverRole>>,
+    },
+}
+
+fn seen(o: &Obs) -> Seen {
+    match o.answer {
+        Answer::NotAsked => Seen::Nothing,
+        _ if !o.reachable => Seen::Silent,
+        Answer::Full => Seen::Answered {
+            healthy: o.healthy,
+            role: Some(o.role),
+        },
+        Answer::ProbeOnly => Seen::Answered {
+            healthy: o.healthy,
+            role: None,
+        },
+        Answer::Errors(kind) => match meaning(kind) {
+            ErrorMeaning::Silence => Seen::Silent,
+            ErrorMeaning::AnsweredBadly => Seen::Answered {
+                healthy: false,
+                role: None,
+            },
+            ErrorMeaning::NoInformation => Seen::Nothing,
+        },
+    }
+}
+
+/// Everything the checker knows of one appliance, from the inputs alone.
+#[derive(Debug, Clone, Default)]
+struct Known {
+    reachable: bool,
+    healthy: bool,
+    role: Option<FailoverRole>,
+    /// The role was reported since the appliance last came back.
+    role_current: bool,
+    /// Consecutive observed failing polls: (first, last, count).
+    failing_run: Option<(SystemTime, SystemTime, u32)>,
+    /// The latest `last_data_sync` it reported while saying it was primary.
+    latest_sync: Option<SystemTime>,
+}
+
 /// Everything the checker knows, from the inputs alone.
 struct Checker {
     mode: Mode,
     policy: Policy,
-    reachable: [bool; 2],
-    healthy: [bool; 2],
-    role: [Option<FailoverRole>; 2],
-    newest_sync: Option<SystemTime>,
+    known: [Known; 2],
     paused: bool,
     last_step: Option<SystemTime>,
     /// The latest time seen (the clock may step back; the engine's timeouts do not).
     latest: SystemTime,
     stalled_from: Option<SystemTime>,
     /// Call id → when it was sent.
-    in_flight: BTreeMap<u64, SystemTime>,
+    in_flight: std::collections::BTreeMap<u64, SystemTime>,
     /// When the last failover ended, and whether an ack came since.
     last_finish: Option<SystemTime>,
     acked_since_finish: bool,
+    /// When the last automatic failover of a new failure started, and whether an ack came since.
+    last_first_attempt: Option<SystemTime>,
+    acked_since_first_attempt: bool,
     manual_override_started: bool,
     /// Automatic promotions since the last ack, newest last.
     auto_promotions: Vec<SystemTime>,
@@ -225,17 +368,16 @@ impl Checker {
         Checker {
             mode,
             policy,
-            reachable: [false; 2],
-            healthy: [false; 2],
-            role: [None; 2],
-            newest_sync: None,
+            known: Default::default(),
             paused: false,
             last_step: None,
             latest: t0(),
             stalled_from: None,
-            in_flight: BTreeMap::new(),
+            in_flight: Default::default(),
             last_finish: None,
             acked_since_finish: false,
+            last_first_attempt: None,
+            acked_since_first_attempt: false,
             manual_override_started: false,
             auto_promotions: Vec::new(),
         }
@@ -251,7 +393,13 @@ impl Checker {
                         self.stalled_from = None;
                     }
                 }
-                _ => self.stalled_from = Some(now),
+                _ => {
+                    self.stalled_from = Some(now);
+                    // The engine drops time-based evidence gathered across a stall.
+                    for k in &mut self.known {
+                        k.failing_run = None;
+                    }
+                }
             }
         }
         self.last_step = Some(now);
@@ -260,56 +408,77 @@ impl Checker {
 
     fn saw(&mut self, world: &[Obs; 2], now: SystemTime) {
         for (slot, o) in world.iter().enumerate() {
-            self.reachable[slot] = o.reachable;
-            if o.reachable {
-                self.healthy[slot] = o.healthy;
-                if o.role.is_some() {
-                    self.role[slot] = o.role;
+            let k = &mut self.known[slot];
+            let failing = match seen(o) {
+                Seen::Nothing => continue,
+                Seen::Silent => {
+                    k.reachable = false;
+                    k.healthy = false;
+                    k.role_current = false;
+                    true
                 }
-            } else {
-                self.healthy[slot] = false;
-            }
-        }
-        for o in world {
-            if o.reachable
-                && o.role == Some(FailoverRole::Primary)
-                && let Some(offset) = o.sync
-            {
-                // The same rule as the engine's: a sync more than 5 minutes ahead is not believed.
-                if offset <= 300 {
-                    let at = if offset >= 0 {
-                        now + Duration::from_secs(offset as u64)
-                    } else {
-                        now - Duration::from_secs((-offset) as u64)
-                    };
-                    // Whole milliseconds, as the API carries them.
-                    let at = UtcTime::from_system_time(at).to_system_time();
-                    if self.newest_sync.is_none_or(|known| at > known) {
-                        self.newest_sync = Some(at);
+                Seen::Answered { healthy, role } => {
+                    if !k.reachable {
+                        k.role_current = false;
                     }
+                    k.reachable = true;
+                    k.healthy = healthy;
+                    if let Some(Some(role)) = role {
+                        k.role = Some(role);
+                        k.role_current = true;
+                    }
+                    if let (Some(Some(FailoverRole::Primary)), Some(s)) = (role, o.sync) {
+                        // The same rule as the engine's: a sync more than 5 minutes ahead is
+                        // not believed. Whole milliseconds, as the API carries them.
+                        if s <= 300 {
+                            let at = UtcTime::from_system_time(offset(now, s)).to_system_time();
+                            k.latest_sync = Some(at);
+                        }
+                    }
+                    !healthy
                 }
-            }
+            };
+            k.failing_run = match (failing, k.failing_run) {
+                (false, _) => None,
+                (true, None) => Some((now, now, 1)),
+                (true, Some((first, _, count))) => Some((first, now, count.saturating_add(1))),
+            };
         }
     }
 
-    fn sync_ok(&self, now: SystemTime) -> bool {
-        self.newest_sync.is_some_and(|at| {
+    /// The data the backup would get is no older than `max_sync_age`, by the failing
+    /// primary's own latest report.
+    fn data_fresh_by(&self, primary: usize, now: SystemTime) -> bool {
+        self.known[primary].latest_sync.is_some_and(|at| {
             now.duration_since(at).unwrap_or_default() <= self.policy.max_sync_age
         })
     }
 
+    fn restarted(&mut self) {
+        // The old process's call is lost with it; the new one learns the roles afresh, and a
+        // fresh start is not a stall (it waits for a full picture instead).
+        self.in_flight.clear();
+        self.last_step = None;
+        self.stalled_from = None;
+        for k in &mut self.known {
+            k.role_current = false;
+            k.failing_run = None;
+        }
+    }
+
     fn check(&mut self, now: SystemTime, actions: &[Action]) -> Result<(), TestCaseError> {
-        let mut episode_start: Option<(Trigger, bool)> = None;
+        let mut episode_start: Option<(Trigger, bool, bool)> = None;
         for action in actions {
             match action {
                 Action::Journal(d) if d.message.starts_with("auto failover:") => {
-                    episode_start = Some((Trigger::Auto, true))
+                    let first = !d.message.starts_with("auto failover: attempt");
+                    episode_start = Some((Trigger::Auto, true, first))
                 }
                 Action::Journal(d) if d.message.starts_with("auto fencing:") => {
-                    episode_start = Some((Trigger::Auto, false))
+                    episode_start = Some((Trigger::Auto, false, false))
                 }
                 Action::Journal(d) if d.message.starts_with("manual failover:") => {
-                    episode_start = Some((Trigger::Manual, true))
+                    episode_start = Some((Trigger::Manual, true, false))
                 }
                 Action::Preflight(report) => {
                     self.manual_override_started = report.started && !report.passed
@@ -322,9 +491,9 @@ impl Checker {
                     // Calls older than converge_timeout are ones the engine gave up on; the
                     // actuator bounds every call far below that.
                     let latest = self.latest;
+                    let timeout = self.policy.converge_timeout;
                     self.in_flight.retain(|_, sent| {
-                        latest.duration_since(*sent).unwrap_or_default()
-                            < self.policy.converge_timeout
+                        latest.duration_since(*sent).unwrap_or_default() < timeout
                     });
                     prop_assert!(
                         self.in_flight.is_empty(),
@@ -333,18 +502,25 @@ impl Checker {
                     );
                     self.in_flight.insert(call.call_id, now);
                     prop_assert!(
-                        self.reachable.iter().any(|r| *r),
+                        self.known.iter().any(|k| k.reachable),
                         "a call while blind: {call:?}"
                     );
                     let promotion = call.request.role == FailoverRole::Primary;
                     let overridden =
                         call.trigger == Trigger::Manual && self.manual_override_started;
+                    // The appliance the failover is from: the one demoted first, or the peer
+                    // of the one promoted.
+                    let from = if promotion {
+                        1 - call.appliance
+                    } else {
+                        call.appliance
+                    };
                     if call.trigger == Trigger::Auto {
                         prop_assert_eq!(self.mode, Mode::Auto, "an automatic call in observe mode");
                     }
                     // A decision to start a failover; its later steps finish what was started
                     // (a pause or a stall does not abandon a failover halfway).
-                    if let Some((trigger, is_failover)) = episode_start.take() {
+                    if let Some((trigger, is_failover, first_attempt)) = episode_start.take() {
                         if trigger == Trigger::Auto {
                             prop_assert!(
                                 !self.paused,
@@ -354,31 +530,63 @@ impl Checker {
                                 self.stalled_from.is_none(),
                                 "a decision while the loop is stalled"
                             );
-                            if is_failover {
-                                prop_assert!(
-                                    self.sync_ok(now),
-                                    "an automatic failover with data too old or of unknown age"
-                                );
-                            }
                         }
-                        if trigger == Trigger::Manual && !overridden {
+                        if trigger == Trigger::Auto && is_failover {
+                            let run = self.known[from].failing_run;
+                            let (observed_for, polls) = run
+                                .map_or((Duration::ZERO, 0), |(a, b, n)| {
+                                    (b.duration_since(a).unwrap_or_default(), n)
+                                });
                             prop_assert!(
-                                self.sync_ok(now),
+                                polls >= self.policy.failure_threshold
+                                    && observed_for >= self.policy.failover_after,
+                                "an automatic failover from {from} observed failing for {observed_for:?} in {polls} polls"
+                            );
+                            prop_assert!(
+                                self.data_fresh_by(from, now),
+                                "an automatic failover with data older than {from}'s own latest report allows (or of unknown age)"
+                            );
+                        }
+                        if trigger == Trigger::Auto && !is_failover {
+                            // Split-brain fencing: both must say primary since they came back.
+                            let [a, b] = &self.known;
+                            prop_assert!(
+                                [a, b].iter().all(
+                                    |k| k.role_current && k.role == Some(FailoverRole::Primary)
+                                ),
+                                "fenced {} without both reporting primary since they came back: {:?}",
+                                call.appliance_name,
+                                self.known
+                            );
+                        }
+                        if trigger == Trigger::Manual && !overridden && promotion {
+                            prop_assert!(
+                                !self.known[from].role_current
+                                    || self.known[from].role != Some(FailoverRole::Primary)
+                                    || self.data_fresh_by(from, now),
                                 "a manual failover with stale data and no override"
                             );
                         }
+                        if first_attempt {
+                            if let Some(previous) = self.last_first_attempt {
+                                prop_assert!(
+                                    self.acked_since_first_attempt
+                                        || self.latest.duration_since(previous).unwrap_or_default()
+                                            >= self.policy.cooldown,
+                                    "two automatic failovers within one cooldown, across restarts, without an ack"
+                                );
+                            }
+                            self.last_first_attempt = Some(now);
+                            self.acked_since_first_attempt = false;
+                        }
                     }
                     if promotion && !overridden {
-                        let t = call.appliance;
+                        let k = &self.known[call.appliance];
                         prop_assert!(
-                            self.reachable[t]
-                                && self.healthy[t]
-                                && self.role[t] == Some(FailoverRole::Backup),
-                            "promoting {} which is reachable={} healthy={} role={:?}",
+                            k.reachable && k.healthy && k.role == Some(FailoverRole::Backup),
+                            "promoting {} which is {:?}",
                             call.appliance_name,
-                            self.reachable[t],
-                            self.healthy[t],
-                            self.role[t]
+                            k
                         );
                     }
                     if promotion && call.trigger == Trigger::Auto {
@@ -398,7 +606,7 @@ impl Checker {
                             .retain(|at| latest.duration_since(*at).unwrap_or_default() < cooldown);
                         self.auto_promotions.push(now);
                         prop_assert!(
-                            self.auto_promotions.len() as u32 <= self.policy.max_attempts,
+                            self.auto_promotions.len() as u32 <= self.policy.max_attempts.max(1),
                             "{} automatic promotions within one cooldown",
                             self.auto_promotions.len()
                         );
@@ -411,17 +619,26 @@ impl Checker {
     }
 }
 
-fn run(mode: Mode, events: &[(Clock, Event)], check: bool) -> Result<Vec<Action>, TestCaseError> {
-    let policy = policy();
+fn engine(mode: Mode, policy: &Policy, memory: Memory) -> Engine {
     let config = SiteConfig {
         names: ["east".into(), "west".into()],
         mode,
         policy: policy.clone(),
     };
-    let mut engine = Engine::new(config, Memory::default());
-    let mut checker = Checker::new(mode, policy);
+    Engine::new(config, memory)
+}
+
+fn run(
+    mode: Mode,
+    policy: &Policy,
+    events: &[(Clock, Event)],
+    check: bool,
+) -> Result<Vec<Action>, TestCaseError> {
+    let mut engine = engine(mode, policy, Memory::default());
+    let mut checker = Checker::new(mode, policy.clone());
     let mut now = t0();
     let mut all = Vec::new();
+    let mut persisted = Memory::default();
     let mut request_id = 0;
     let mut world = [
         Obs {
@@ -429,12 +646,14 @@ fn run(mode: Mode, events: &[(Clock, Event)], check: bool) -> Result<Vec<Action>
             healthy: true,
             role: Some(FailoverRole::Primary),
             sync: Some(-30),
+            answer: Answer::Full,
         },
         Obs {
             reachable: true,
             healthy: true,
             role: Some(FailoverRole::Backup),
             sync: None,
+            answer: Answer::Full,
         },
     ];
     for (clock, event) in events {
@@ -458,6 +677,7 @@ fn run(mode: Mode, events: &[(Clock, Event)], check: bool) -> Result<Vec<Action>
                     Change::Healthy(v) => o.healthy = *v,
                     Change::Role(v) => o.role = *v,
                     Change::Sync(v) => o.sync = *v,
+                    Change::Answer(v) => o.answer = *v,
                 }
                 Input::Tick
             }
@@ -493,6 +713,7 @@ fn run(mode: Mode, events: &[(Clock, Event)], check: bool) -> Result<Vec<Action>
             }
             Event::Ack => {
                 checker.acked_since_finish = true;
+                checker.acked_since_first_attempt = true;
                 checker.auto_promotions.clear();
                 Input::Command(Command::Acknowledge {
                     reason: "test".into(),
@@ -517,9 +738,25 @@ fn run(mode: Mode, events: &[(Clock, Event)], check: bool) -> Result<Vec<Action>
                     by: "prop".into(),
                 }))
             }
+            Event::Restart => {
+                // Through the state file's own format, as a real restart reads it.
+                let text = serde_json::to_string(&persisted)
+                    .map_err(|e| TestCaseError::fail(format!("memory does not serialize: {e}")))?;
+                let memory: Memory = serde_json::from_str(&text)
+                    .map_err(|e| TestCaseError::fail(format!("memory does not read back: {e}")))?;
+                engine = self::engine(mode, policy, memory);
+                checker.restarted();
+                Input::Tick
+            }
         };
         checker.time(now);
         let actions = engine.step(now, input);
+        if let Some(memory) = actions.iter().rev().find_map(|a| match a {
+            Action::Persist(m) => Some(m.clone()),
+            _ => None,
+        }) {
+            persisted = memory;
+        }
         if check {
             checker.check(now, &actions)?;
         }
@@ -528,20 +765,27 @@ fn run(mode: Mode, events: &[(Clock, Event)], check: bool) -> Result<Vec<Action>
     Ok(all)
 }
 
+fn cases() -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(512)
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]
 
     #[test]
-    fn the_safety_rules_hold((auto, events) in scenario()) {
+    fn the_safety_rules_hold((auto, policy, events) in scenario()) {
         let mode = if auto { Mode::Auto } else { Mode::Observe };
-        run(mode, &events, true)?;
+        run(mode, &policy, &events, true)?;
     }
 
     #[test]
-    fn the_same_inputs_give_the_same_outputs((auto, events) in scenario()) {
+    fn the_same_inputs_give_the_same_outputs((auto, policy, events) in scenario()) {
         let mode = if auto { Mode::Auto } else { Mode::Observe };
-        let first = run(mode, &events, false)?;
-        let second = run(mode, &events, false)?;
+        let first = run(mode, &policy, &events, false)?;
+        let second = run(mode, &policy, &events, false)?;
         prop_assert_eq!(first, second);
     }
 }
@@ -553,10 +797,15 @@ fn random_scenarios_reach_automatic_failovers() {
     use proptest::strategy::ValueTree;
     use proptest::test_runner::TestRunner;
     let mut runner = TestRunner::deterministic();
-    let (mut with_auto_calls, mut total) = (0, 0);
+    let (mut with_auto_calls, mut with_restart, mut total) = (0, 0, 0);
     for _ in 0..300 {
-        let (_, events) = scenario().new_tree(&mut runner).unwrap().current();
-        let actions = run(Mode::Auto, &events, false).unwrap();
+        let (_, policy, events) = scenario().new_tree(&mut runner).unwrap().current();
+        let actions = run(Mode::Auto, &policy, &events, false).unwrap();
+        // Extreme policies (a failover_after of years) rarely fail over; they are there to
+        // find panics, not failovers.
+        if policy.failover_after > Duration::from_secs(120) {
+            continue;
+        }
         total += 1;
         if actions
             .iter()
@@ -564,16 +813,23 @@ fn random_scenarios_reach_automatic_failovers() {
         {
             with_auto_calls += 1;
         }
+        if events.iter().any(|(_, e)| matches!(e, Event::Restart)) {
+            with_restart += 1;
+        }
     }
-    eprintln!("{with_auto_calls} of {total}");
+    eprintln!("{with_auto_calls} of {total} with automatic calls, {with_restart} with restarts");
     assert!(
         with_auto_calls * 10 >= total,
         "only {with_auto_calls} of {total} scenarios made an automatic call"
     );
+    assert!(
+        with_restart * 4 >= total,
+        "only {with_restart} of {total} restart"
+    );
 }
 
 /// A long, mostly-healthy run with a dead primary: the rules hold where failovers really
-/// happen (random sequences rarely reach one).
+/// happen (random sequences rarely reach one), with restarts between every step of it.
 #[test]
 fn the_safety_rules_hold_through_real_failovers() {
     let up = |role| Obs {
@@ -581,32 +837,52 @@ fn the_safety_rules_hold_through_real_failovers() {
         healthy: true,
         role: Some(role),
         sync: Some(-10),
+        answer: Answer::Full,
     };
     let down = Obs {
         reachable: false,
         healthy: false,
         role: None,
         sync: None,
+        answer: Answer::Full,
     };
-    let mut events = Vec::new();
-    for _ in 0..20 {
-        events.push((
-            Clock::Forward(5),
-            Event::Poll([up(FailoverRole::Primary), up(FailoverRole::Backup)]),
-        ));
-    }
-    for i in 0..200 {
-        events.push((
-            Clock::Forward(5),
-            Event::Poll([down.clone(), up(FailoverRole::Backup)]),
-        ));
-        if i % 3 == 0 {
-            events.push((Clock::Forward(0), Event::Answer { ok: i % 2 == 0 }));
+    let policy = Policy {
+        cooldown: Duration::from_secs(600),
+        ..Policy::default()
+    };
+    // A restart restarts the failure streak: restarted more often than `failover_after`
+    // allows, the watchdog never gathers the evidence, and must not act.
+    for (restart_every, fails_over) in [
+        (0usize, true),
+        (2, false),
+        (5, false),
+        (7, true),
+        (11, true),
+    ] {
+        let mut events = Vec::new();
+        for _ in 0..20 {
+            events.push((
+                Clock::Forward(5),
+                Event::Poll([up(FailoverRole::Primary), up(FailoverRole::Backup)]),
+            ));
         }
+        for i in 0..200 {
+            events.push((
+                Clock::Forward(5),
+                Event::Poll([down.clone(), up(FailoverRole::Backup)]),
+            ));
+            if i % 3 == 0 {
+                events.push((Clock::Forward(0), Event::Answer { ok: i % 2 == 0 }));
+            }
+            if restart_every > 0 && i % restart_every == restart_every - 1 {
+                events.push((Clock::Forward(1), Event::Restart));
+            }
+        }
+        let actions = run(Mode::Auto, &policy, &events, true).unwrap();
+        assert_eq!(
+            actions.iter().any(|a| matches!(a, Action::CallFailover(_))),
+            fails_over,
+            "restart every {restart_every} polls"
+        );
     }
-    let actions = run(Mode::Auto, &events, true).unwrap();
-    assert!(
-        actions.iter().any(|a| matches!(a, Action::CallFailover(_))),
-        "the scenario did fail over"
-    );
 }

@@ -357,3 +357,40 @@ fn w9_extreme_durations_never_panic() {
     };
     assert_eq!(policy.stall_recovery(), Duration::MAX);
 }
+
+/// Found by the widened property tests: the authority to fence starts with the intent, so a
+/// failover that then failed (the appliance said so) must hand it back, or a later split brain
+/// is "fixed" by force-demoting the real primary.
+#[test]
+fn w10_a_failed_failover_gives_back_the_authority_to_fence() {
+    let mut h = settled(Mode::Observe);
+    // East is sick (so the pair is not whole), and the operator fails over by hand.
+    h.world.healthy[EAST] = false;
+    h.run_for(h.interval());
+    h.answer_calls = false;
+    h.input(Input::Command(Command::Failover(
+        crate::engine::ManualRequest {
+            request_id: 1,
+            target: WEST,
+            data_sync_first: false,
+            force: false,
+            confirmed: true,
+            override_preflight: false,
+            by: "erin".into(),
+        },
+    )));
+    assert_eq!(h.requests(), vec![(WEST, promote(false))]);
+    answer_last(&mut h, false);
+    assert_eq!(h.engine.memory().promoted, None, "{:?}", h.engine.memory());
+    h.answer_calls = true;
+    h.engine.reconfigure(crate::engine::SiteConfig {
+        mode: Mode::Auto,
+        ..h.engine.config().clone()
+    });
+    h.run_for(MINUTE);
+    // West now claims primary too: not this watchdog's doing.
+    h.world.role[WEST] = FailoverRole::Primary;
+    h.run_for(5 * MINUTE);
+    assert_eq!(h.requests(), vec![(WEST, promote(false))], "{}", h.reason());
+    assert_eq!(h.kind(), StateKind::SplitBrain);
+}
