@@ -765,6 +765,10 @@ fn run(
     Ok(all)
 }
 
+#[expect(
+    clippy::disallowed_methods,
+    reason = "the test harness, not the engine, reads how many cases to run"
+)]
 fn cases() -> u32 {
     std::env::var("PROPTEST_CASES")
         .ok()
