@@ -6,9 +6,10 @@ use std::time::{Duration, SystemTime};
 use super::action::Action;
 use super::clock::since;
 use super::detection::Situation;
-use super::episode::{Purpose, Step, describe_plan};
+use super::episode::{Step, describe_plan};
 use super::episode_runner::EpisodeStart;
 use super::machine::Engine;
+use super::memory::Purpose;
 use super::memory::Trigger;
 use super::observation::Slot;
 use super::policy::Mode;
@@ -299,13 +300,7 @@ impl Engine {
                 overridden: false,
             },
             out,
-        );
-        let episode = self
-            .episode
-            .as_ref()
-            .map(|e| self.describe_episode(e, now))
-            .unwrap_or_default();
-        SiteState::new(StateKind::FailingOver, episode)
+        )
     }
 
     /// Why an automatic action the engine wants (`intent`) must wait, if it must: the holds

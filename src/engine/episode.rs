@@ -3,23 +3,13 @@
 
 use std::time::SystemTime;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-use super::memory::{EpisodeRecord, RecordedStep, Trigger};
+use super::memory::{EpisodeRecord, Purpose, RecordedStep, Trigger};
 use super::observation::Slot;
 use super::view::ApplianceView;
 use crate::api::model::{FailoverRequest, FailoverRole};
 use crate::api::time::UtcTime;
-
-/// What an episode is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Purpose {
-    /// Make `target` the primary.
-    Promote,
-    /// End a split brain the watchdog caused, by demoting the stale primary.
-    DemoteStale,
-}
 
 /// One call and the effect that proves it worked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -9,11 +9,12 @@ use std::time::SystemTime;
 
 use super::action::{Action, FailoverCall, FailoverSummary};
 use super::clock::{later, since};
-use super::episode::{Episode, Phase, Purpose, Step, describe_step};
+use super::episode::{Episode, Phase, Step, describe_step};
 use super::machine::Engine;
-use super::memory::{FailoverRecord, GaveUp, Outcome, RetrySeries, Trigger};
+use super::memory::{FailoverRecord, GaveUp, Outcome, Purpose, RetrySeries, Trigger};
 use super::observation::{CallResult, Slot};
 use super::policy::Mode;
+use super::state::{SiteState, StateKind};
 use super::words::duration;
 use crate::api::model::FailoverRole;
 use crate::api::time::UtcTime;
@@ -30,12 +31,13 @@ pub(super) struct EpisodeStart {
 }
 
 impl Engine {
+    /// Starts an episode and sends its first call; the state it puts the site in.
     pub(super) fn start_episode(
         &mut self,
         now: SystemTime,
         start: EpisodeStart,
         out: &mut Vec<Action>,
-    ) {
+    ) -> SiteState {
         // Automatic attempts at the same failure carry their count into the new episode.
         let attempts = match start.trigger {
             Trigger::Auto => self.memory.retries.as_ref().map_or(0, |r| r.attempts),
@@ -93,6 +95,12 @@ impl Engine {
             promoted_before,
         });
         self.send_current_step(now, out);
+        let description = self
+            .episode
+            .as_ref()
+            .map(|e| self.describe_episode(e, now))
+            .unwrap_or_default();
+        SiteState::new(StateKind::FailingOver, description)
     }
 
     /// Persists the intent, then asks for the current step's call.

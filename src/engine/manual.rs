@@ -5,10 +5,11 @@
 use std::time::{Duration, SystemTime};
 
 use super::action::{Action, PlannedCall, PreflightReport};
+use super::episode::Step;
 use super::episode::describe_plan;
-use super::episode::{Purpose, Step};
 use super::episode_runner::EpisodeStart;
 use super::machine::Engine;
+use super::memory::Purpose;
 use super::memory::Trigger;
 use super::observation::{ManualRequest, Slot};
 use super::policy::Mode;
@@ -146,7 +147,7 @@ pub(super) fn handle(
     } else {
         format!("manual failover by {}: {summary}", request.by)
     };
-    engine.start_episode(
+    let _started = engine.start_episode(
         now,
         EpisodeStart {
             purpose: Purpose::Promote,

@@ -7,7 +7,6 @@ use std::time::{Duration, SystemTime};
 use serde::{Deserialize, Serialize};
 
 use super::clock::since;
-use super::episode::Purpose;
 use crate::api::model::FailoverRequest;
 use crate::api::time::UtcTime;
 
@@ -150,6 +149,16 @@ pub struct EpisodeRecord {
 pub struct RecordedStep {
     pub appliance: String,
     pub request: FailoverRequest,
+}
+
+/// What an episode is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Purpose {
+    /// Make `target` the primary.
+    Promote,
+    /// End a split brain the watchdog caused, by demoting the stale primary.
+    DemoteStale,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -4,9 +4,10 @@
 use std::time::SystemTime;
 
 use super::action::Action;
-use super::episode::{Purpose, Step};
+use super::episode::Step;
 use super::episode_runner::EpisodeStart;
 use super::machine::Engine;
+use super::memory::Purpose;
 use super::memory::Trigger;
 use super::state::{SiteState, StateKind};
 
@@ -51,12 +52,6 @@ impl Engine {
                 overridden: false,
             },
             out,
-        );
-        let episode = self
-            .episode
-            .as_ref()
-            .map(|e| self.describe_episode(e, now))
-            .unwrap_or_default();
-        SiteState::new(StateKind::FailingOver, episode)
+        )
     }
 }
