@@ -141,8 +141,12 @@ fn render_site(out: &mut String, site: &SiteStatus) {
     }
     let data = match site.data_sync_age_seconds {
         Some(s) => format!(
-            "data {} old (max {})",
+            "data {} old{} (max {})",
             age(s),
+            site.data_sync_source
+                .as_deref()
+                .map(|from| format!(" per {from}'s last_data_sync"))
+                .unwrap_or_default(),
             age(site.max_sync_age_seconds)
         ),
         None => "data age unknown".to_string(),

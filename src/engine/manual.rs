@@ -79,12 +79,17 @@ pub(super) fn handle(
             "the watchdog's loop stalled recently; its picture may be out of date".to_string(),
         );
     }
-    match engine.sync_age(now) {
-        Some(age) => notes.push(format!(
-            "the newest data the target can have is {} old",
-            duration(age)
+    match engine.sync_evidence() {
+        Some(report) => notes.push(format!(
+            "the newest data the target can have is {} old (last_data_sync {} reported by {})",
+            duration(report.age_at(now)),
+            report.reported,
+            report.from.as_deref().unwrap_or("the primary")
         )),
-        None => notes.push("the age of the target's data is unknown".to_string()),
+        None => notes.push(
+            "the age of the target's data is unknown (the current primary has not reported last_data_sync)"
+                .to_string(),
+        ),
     }
 
     let plan = manual_plan(engine, target, primary, &request);

@@ -24,7 +24,8 @@ pub struct SiteStatus {
     pub appliances: Vec<ApplianceStatus>,
     /// The `last_data_sync` the data gate uses: the current primary's latest report.
     pub last_data_sync: Option<String>,
-    /// Which appliance reported it.
+    /// Which appliance reported it (absent from watchdogs older than this field).
+    #[serde(default)]
     pub data_sync_source: Option<String>,
     pub data_sync_age_seconds: Option<f64>,
     pub max_sync_age_seconds: f64,
