@@ -5,7 +5,7 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
-use super::memory::{EpisodeRecord, RecordedStep, Trigger};
+use super::memory::{EpisodeRecord, RecordedStep, RetrySeries, Trigger};
 use super::observation::Slot;
 use super::view::ApplianceView;
 use crate::api::model::{FailoverRequest, FailoverRole};
@@ -114,6 +114,19 @@ pub struct Episode {
     pub resumed_step: Option<usize>,
     #[serde(skip)]
     pub started_at: SystemTime,
+    /// What the memory held before this episode's intent, while none of its calls has been
+    /// sent: a first call that could not be sent (its intent was not written) is undone as if
+    /// the episode never started, so that no cooldown or fencing authority outlives it.
+    #[serde(skip)]
+    pub undo: Option<IntentUndo>,
+}
+
+/// The parts of the memory an episode's intent changes before its first call.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IntentUndo {
+    pub cooldown_until: Option<UtcTime>,
+    pub promoted: Option<String>,
+    pub retries: Option<RetrySeries>,
 }
 
 impl Episode {
@@ -178,6 +191,7 @@ impl Episode {
             attempts: record.attempts,
             resumed_step: Some(record.step),
             started_at: record.started_at.to_system_time(),
+            undo: None,
         })
     }
 }
