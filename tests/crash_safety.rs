@@ -532,6 +532,13 @@ fn set_soft_nofile(pid: u32, soft: u64) {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_descriptor_starved_daemon_never_fails_over_a_healthy_pair() {
     let sim = simulator(SimSettings::default()).await;
+    // west (polled second) is the primary: with one descriptor to spare, east's poll usually
+    // takes it and the primary's polls are the ones that fail, the case that looked like a
+    // dead primary next to a healthy backup.
+    sim.with(|p| {
+        p.appliances[0].role = FailoverRole::Backup;
+        p.appliances[1].role = FailoverRole::Primary;
+    });
     let ws = Workspace::new();
     let (config, _) = ws.single_site_config("auto", &sim, "");
     // Started with a low soft limit: it raises it to the hard one itself.
@@ -552,9 +559,9 @@ async fn a_descriptor_starved_daemon_never_fails_over_a_healthy_pair() {
         line.split_whitespace().filter(|w| *w == "4096").count() == 2,
         "the soft limit was raised to the hard one: {line}"
     );
-    // Starve it: no descriptor beyond those already open.
+    // Starve it: one descriptor beyond those already open.
     let open = open_descriptors(pid);
-    set_soft_nofile(pid, open);
+    set_soft_nofile(pid, open + 1);
     let starved = Instant::now() + Duration::from_secs(5);
     while Instant::now() < starved {
         assert!(calls(&sim).is_empty(), "a healthy pair failed over");

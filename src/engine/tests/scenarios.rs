@@ -763,3 +763,30 @@ fn a_manual_failover_without_a_written_intent_is_not_carried_out() {
             .any(|d| d.message.starts_with("manual failover not carried out")),
     );
 }
+
+/// Every poll of the primary fails on the watchdog's own side (out of descriptors, its
+/// resolver) or meets a certificate we refuse, while the backup is healthy: nothing was
+/// learnt about the primary, so no streak moves and nothing is called, however long.
+#[test]
+fn faults_on_our_side_or_a_refused_certificate_never_promote_the_peer() {
+    use crate::api::ErrorKind;
+    for kind in [ErrorKind::Local, ErrorKind::Certificate] {
+        let mut h = settled(Mode::Auto);
+        let end = h.now + 10 * MINUTE;
+        while h.now < end {
+            h.now += h.interval();
+            h.world.tick(h.now);
+            let mut report = h.world.report();
+            report.appliances[EAST].probe = Some(Err(kind));
+            report.appliances[EAST].health = Some(Err(kind));
+            report.appliances[EAST].topology = Some(Err(kind));
+            h.input(Input::Poll(report));
+        }
+        assert!(h.calls.is_empty(), "{kind}: {:?}", h.requests());
+        assert_eq!(
+            h.engine.views()[EAST].no_information.map(|(_, k)| k),
+            Some(kind),
+            "{kind}: these polls observed nothing"
+        );
+    }
+}
