@@ -108,9 +108,7 @@ async fn kill_during_an_automatic_failover(point: KillPoint) {
     sim.set_faults(0, unhealthy());
     match point {
         KillPoint::AfterTheDecision => {
-            first
-                .wait_for_log(LONG, "test hold intent-written")
-                .await;
+            first.wait_for_log(LONG, "test hold intent-written").await;
             assert!(calls(&sim).is_empty(), "held before the call");
         }
         KillPoint::RightAfterTheCall => {
@@ -190,7 +188,11 @@ async fn kill_during_an_automatic_failover(point: KillPoint) {
             said.contains("resumed episode") && said.contains("after restart"),
             "{said}"
         );
-        assert!(second.logs().contains("resumed episode"), "{}", second.logs());
+        assert!(
+            second.logs().contains("resumed episode"),
+            "{}",
+            second.logs()
+        );
     }
     assert_eq!(calls(&sim).len(), made.len());
 }
@@ -221,19 +223,24 @@ async fn kill_during_a_manual_failover(hold: &str) {
     let sim = simulator(SimSettings::default()).await;
     let ws = Workspace::new();
     let (config, _) = ws.single_site_config("observe", &sim, "");
-    let mut first =
-        Watchdog::start_with(&config, &ws.path("first.log"), "info", &[(HOLD, hold)]);
+    let mut first = Watchdog::start_with(&config, &ws.path("first.log"), "info", &[(HOLD, hold)]);
     healthy(&first).await;
     let mut cli = Command::new(BINARY)
-        .args(["failover", "--site", "hq", "--to", "west", "--confirm", "--config"])
+        .args([
+            "failover",
+            "--site",
+            "hq",
+            "--to",
+            "west",
+            "--confirm",
+            "--config",
+        ])
         .arg(&config)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    first
-        .wait_for_log(LONG, &format!("test hold {hold}"))
-        .await;
+    first.wait_for_log(LONG, &format!("test hold {hold}")).await;
     first.kill9();
     // The command follows the failover through the daemon, which is gone.
     let _ = cli.kill();
@@ -286,7 +293,15 @@ impl Mounted {
     fn tmpfs(dir: &Path, size: &str) -> Mounted {
         std::fs::create_dir_all(dir).unwrap();
         let dir_text = dir.to_str().unwrap();
-        Mounted::run(&["mount", "-t", "tmpfs", "-o", &format!("size={size},mode=0700"), "tmpfs", dir_text]);
+        Mounted::run(&[
+            "mount",
+            "-t",
+            "tmpfs",
+            "-o",
+            &format!("size={size},mode=0700"),
+            "tmpfs",
+            dir_text,
+        ]);
         Mounted(dir.to_path_buf())
     }
 
@@ -338,7 +353,10 @@ async fn a_state_directory_that_refuses_writes(
         })
         .await;
     assert!(
-        site["state_write_error"].as_str().unwrap().contains("hq.state.json"),
+        site["state_write_error"]
+            .as_str()
+            .unwrap()
+            .contains("hq.state.json"),
         "{site:#}"
     );
     // Well past failover_after (1s) and retry_backoff (300ms): still no call.
@@ -349,15 +367,24 @@ async fn a_state_directory_that_refuses_writes(
     }
     let (status, text) = watchdog.get("/healthz").await;
     assert_eq!(status, 200, "degraded, not dead: {text}");
-    assert!(text.starts_with("degraded") && text.contains("hq"), "{text}");
+    assert!(
+        text.starts_with("degraded") && text.contains("hq"),
+        "{text}"
+    );
     let metrics = watchdog.metrics().await;
     assert_eq!(
-        metric(&metrics, r#"beyondtrust_watchdog_state_writable{site="hq"}"#),
+        metric(
+            &metrics,
+            r#"beyondtrust_watchdog_state_writable{site="hq"}"#
+        ),
         Some(0.0)
     );
     assert!(
-        metric(&metrics, r#"beyondtrust_watchdog_state_write_errors_total{site="hq"}"#)
-            .unwrap()
+        metric(
+            &metrics,
+            r#"beyondtrust_watchdog_state_write_errors_total{site="hq"}"#
+        )
+        .unwrap()
             >= 1.0
     );
     assert_eq!(
@@ -390,7 +417,10 @@ async fn a_state_directory_that_refuses_writes(
     assert_eq!((status, text.as_str()), (200, "ok\n"));
     let metrics = watchdog.metrics().await;
     assert_eq!(
-        metric(&metrics, r#"beyondtrust_watchdog_state_writable{site="hq"}"#),
+        metric(
+            &metrics,
+            r#"beyondtrust_watchdog_state_writable{site="hq"}"#
+        ),
         Some(1.0)
     );
     let saved: serde_json::Value =
@@ -515,14 +545,22 @@ async fn a_stepped_wall_clock_during_a_failing_streak_does_not_act_early() {
 }
 
 fn open_descriptors(pid: u32) -> u64 {
-    std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap().count() as u64
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count() as u64
 }
 
 /// Sets the daemon's soft RLIMIT_NOFILE, keeping its hard one.
 fn set_soft_nofile(pid: u32, soft: u64) {
     let (mut old_soft, mut hard) = (0, 0);
     let pid = pid as i32;
-    rlimit::prlimit(pid, rlimit::Resource::NOFILE, None, Some((&mut old_soft, &mut hard))).unwrap();
+    rlimit::prlimit(
+        pid,
+        rlimit::Resource::NOFILE,
+        None,
+        Some((&mut old_soft, &mut hard)),
+    )
+    .unwrap();
     rlimit::prlimit(pid, rlimit::Resource::NOFILE, Some((soft, hard)), None).unwrap();
 }
 
@@ -554,7 +592,10 @@ async fn a_descriptor_starved_daemon_never_fails_over_a_healthy_pair() {
     healthy(&watchdog).await;
     let pid = watchdog.pid();
     let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
-    let line = limits.lines().find(|l| l.starts_with("Max open files")).unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
     assert!(
         line.split_whitespace().filter(|w| *w == "4096").count() == 2,
         "the soft limit was raised to the hard one: {line}"
@@ -620,7 +661,10 @@ async fn an_expired_certificate_on_the_primary_alerts_and_never_fails_over() {
     let secret = ws.write_secret(SECRET);
     let site = site_toml("hq", &sim, &secret, "").replace(
         "poll_interval = ",
-        &format!("ca_file = \"{}\"\npoll_interval = ", fixture("expiry-ca.pem").display()),
+        &format!(
+            "ca_file = \"{}\"\npoll_interval = ",
+            fixture("expiry-ca.pem").display()
+        ),
     );
     let config = ws.path("config.toml");
     std::fs::write(&config, config_toml("auto", &ws.path("state"), &site)).unwrap();
@@ -639,11 +683,17 @@ async fn an_expired_certificate_on_the_primary_alerts_and_never_fails_over() {
         })
         .await;
     let fault = site["appliances"][0]["fault"].as_str().unwrap();
-    assert!(fault.contains("expired") && fault.contains("renew"), "{fault}");
+    assert!(
+        fault.contains("expired") && fault.contains("renew"),
+        "{fault}"
+    );
     // Far past failover_after and the poll count: no failover.
     let hold_on = Instant::now() + Duration::from_secs(4);
     while Instant::now() < hold_on {
-        assert!(calls(&sim).is_empty(), "promoted the peer of an expired certificate");
+        assert!(
+            calls(&sim).is_empty(),
+            "promoted the peer of an expired certificate"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let metrics = watchdog.metrics().await;

@@ -322,9 +322,7 @@ fn certificate_advice(problem: &rustls::CertificateError, appliance: &str) -> St
 
 /// A fault of the watchdog's own side in the error's chain: an OS error about this host's
 /// resources or routes, or the resolver.
-fn local_fault(
-    error: &(dyn std::error::Error + 'static),
-) -> Option<(LocalFault, &'static str)> {
+fn local_fault(error: &(dyn std::error::Error + 'static)) -> Option<(LocalFault, &'static str)> {
     // errno values of Linux (and every other Unix for these five but ENOBUFS/ENETUNREACH,
     // which are the same on the BSDs and macOS as well).
     const ENOMEM: i32 = 12;
@@ -370,7 +368,10 @@ fn local_fault(
         // hyper-util's connector says "dns error" for a name that could not be resolved; its
         // error type is private, so its message is the only sign.
         if e.to_string().starts_with("dns error") {
-            return Some((LocalFault::Resolver, "the appliance's name cannot be resolved"));
+            return Some((
+                LocalFault::Resolver,
+                "the appliance's name cannot be resolved",
+            ));
         }
         current = e.source();
     }
@@ -451,7 +452,11 @@ mod tests {
         assert_eq!(local_fault(&os(105)).map(|f| f.0), Some(LocalFault::Memory));
         // Refused, reset, unreachable host: the appliance's side or the path to it.
         for appliance_side in [111, 104, 113, 110] {
-            assert_eq!(local_fault(&os(appliance_side)), None, "errno {appliance_side}");
+            assert_eq!(
+                local_fault(&os(appliance_side)),
+                None,
+                "errno {appliance_side}"
+            );
         }
         // Wrapped the way hyper wraps them.
         let wrapped = std::io::Error::other(os(24));
@@ -463,8 +468,10 @@ mod tests {
         #[error("dns error")]
         struct Dns(#[source] std::io::Error);
         assert_eq!(
-            local_fault(&Dns(std::io::Error::other("failed to lookup address information")))
-                .map(|f| f.0),
+            local_fault(&Dns(std::io::Error::other(
+                "failed to lookup address information"
+            )))
+            .map(|f| f.0),
             Some(LocalFault::Resolver)
         );
     }

@@ -144,7 +144,10 @@ mod tests {
         std::fs::write(&file, "3600").unwrap();
         let after_forward = clock.now();
         let gap = after_forward.duration_since(before).unwrap();
-        assert!(gap < Duration::from_secs(5), "forward step followed: {gap:?}");
+        assert!(
+            gap < Duration::from_secs(5),
+            "forward step followed: {gap:?}"
+        );
         std::fs::write(&file, "-3600").unwrap();
         let after_back = clock.now();
         assert!(after_back >= after_forward, "time never runs back");

@@ -243,7 +243,10 @@ fn raise_descriptor_limit() -> u64 {
     match rlimit::increase_nofile_limit(u64::MAX) {
         Ok(now) => {
             if before.is_some_and(|b| b < now) {
-                tracing::debug!("raised the open-file limit from {} to {now}", before.unwrap_or(0));
+                tracing::debug!(
+                    "raised the open-file limit from {} to {now}",
+                    before.unwrap_or(0)
+                );
             }
             now
         }

@@ -699,8 +699,7 @@ impl SiteLoop {
                         .filter(|((s, _), _)| *s == slot)
                         .map(|(_, text)| text.as_str())
                         .collect();
-                    (!faults.is_empty())
-                        .then(|| faults.into_iter().collect::<Vec<_>>().join("; "))
+                    (!faults.is_empty()).then(|| faults.into_iter().collect::<Vec<_>>().join("; "))
                 },
             });
         }

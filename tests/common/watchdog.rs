@@ -205,7 +205,10 @@ impl Watchdog {
         let until = Instant::now() + deadline;
         while !self.logs().contains(text) {
             if let Some(status) = self.child_exited() {
-                panic!("the watchdog exited with {status} waiting for {text:?}:\n{}", self.logs());
+                panic!(
+                    "the watchdog exited with {status} waiting for {text:?}:\n{}",
+                    self.logs()
+                );
             }
             assert!(
                 Instant::now() < until,
