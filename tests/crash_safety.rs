@@ -394,6 +394,41 @@ async fn a_state_directory_that_refuses_writes(
         ),
         Some(1.0)
     );
+    // A manual failover confirmed through the daemon is not carried out either.
+    let manual = {
+        let config = config.clone();
+        tokio::task::spawn_blocking(move || {
+            Command::new(BINARY)
+                .args([
+                    "failover",
+                    "--site",
+                    "hq",
+                    "--to",
+                    "west",
+                    "--confirm",
+                    "--config",
+                ])
+                .arg(&config)
+                .output()
+                .unwrap()
+        })
+        .await
+        .unwrap()
+    };
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&manual.stdout),
+        String::from_utf8_lossy(&manual.stderr)
+    );
+    assert!(!manual.status.success(), "{said}");
+    assert!(
+        said.contains("not carried out") && said.contains("state directory"),
+        "{said}"
+    );
+    assert!(
+        calls(&sim).is_empty(),
+        "a manual call without a written intent"
+    );
     if let Some(before) = &before {
         assert_eq!(
             &std::fs::read(&file).unwrap(),

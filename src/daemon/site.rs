@@ -373,7 +373,9 @@ impl SiteLoop {
         if let (Some(reason), Some(report)) = (not_sent, self.preflight.as_mut())
             && report.started
         {
+            // Shown as a refusal with this problem: the operator asks again once it is fixed.
             report.started = false;
+            report.passed = false;
             report.problems.push(format!(
                 "not carried out: the intent could not be written to the state directory ({reason}); nothing was sent to the appliances. Free space or make {} writable, then ask again",
                 self.store.dir().display()
