@@ -78,7 +78,7 @@ impl TestHold {
     }
 }
 
-/// The state file cannot be written: since when, how often, and the last error.
+/// The state file cannot be written: how many writes failed in a row, and the last error.
 #[derive(Debug, Clone)]
 struct StoreFault {
     error: String,
