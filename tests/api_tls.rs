@@ -45,14 +45,18 @@ async fn a_private_ca_in_ca_file_is_trusted() {
 }
 
 #[tokio::test]
-async fn an_unknown_ca_is_a_tls_error_that_points_at_ca_file() {
+async fn an_unknown_ca_is_a_certificate_error_that_points_at_ca_file() {
     let sim = tls_simulator().await;
     let east = ApplianceClient::new(settings_for(&sim, 0), Arc::new(Recorder::default())).unwrap();
     let error = east.check_health().await.unwrap_err();
-    assert_eq!(error.kind, ErrorKind::Tls, "{error}");
-    assert!(error.detail.contains("ca_file"), "{error}");
+    // The appliance answered with a certificate we do not trust: not silence.
+    assert_eq!(error.kind, ErrorKind::Certificate, "{error}");
+    assert!(
+        error.detail.contains("ca_file") && error.detail.contains("does not trust"),
+        "{error}"
+    );
     let error = east.health().await.unwrap_err();
-    assert_eq!(error.kind, ErrorKind::Tls, "{error}");
+    assert_eq!(error.kind, ErrorKind::Certificate, "{error}");
     sim.shutdown().await;
 }
 

@@ -112,6 +112,7 @@ fn the_unit_has_what_systemd_needs() {
     for line in [
         "Type=notify",
         "WatchdogSec=",
+        "LimitNOFILE=",
         "Restart=on-failure",
         "ExecReload=/bin/kill -HUP $MAINPID",
         "User=bt-watchdog",

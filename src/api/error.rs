@@ -20,8 +20,16 @@ pub enum ErrorKind {
     Connect,
     /// No complete answer within the request timeout (connect, headers or body).
     Timeout,
-    /// The TLS handshake failed: unknown CA, wrong name, protocol mismatch.
+    /// The TLS handshake failed for another reason than the certificate (protocol mismatch,
+    /// a handshake cut short): the appliance's side did not complete it.
     Tls,
+    /// The appliance presented a certificate the watchdog refuses (expired, signed by a CA it
+    /// does not trust, issued for another name). The appliance answered: this is not silence,
+    /// and never a reason to promote its peer.
+    Certificate,
+    /// A fault on the watchdog's own side (out of file descriptors, the resolver, no local
+    /// address or route, its own TLS setup): nothing was learnt about the appliance.
+    Local,
     /// 401 even after one fresh token, or the token endpoint refused our credentials.
     Unauthorized,
     /// 403: the API account lacks Command API permission.
@@ -45,10 +53,12 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
-    pub const ALL: [ErrorKind; 13] = [
+    pub const ALL: [ErrorKind; 15] = [
         ErrorKind::Connect,
         ErrorKind::Timeout,
         ErrorKind::Tls,
+        ErrorKind::Certificate,
+        ErrorKind::Local,
         ErrorKind::Unauthorized,
         ErrorKind::Forbidden,
         ErrorKind::NotFound,
@@ -67,6 +77,8 @@ impl ErrorKind {
             ErrorKind::Connect => "connect",
             ErrorKind::Timeout => "timeout",
             ErrorKind::Tls => "tls",
+            ErrorKind::Certificate => "certificate",
+            ErrorKind::Local => "local",
             ErrorKind::Unauthorized => "unauthorized",
             ErrorKind::Forbidden => "forbidden",
             ErrorKind::NotFound => "not_found",
@@ -85,12 +97,59 @@ impl ErrorKind {
     pub fn appliance_answered(self) -> bool {
         !matches!(
             self,
-            ErrorKind::Connect | ErrorKind::Timeout | ErrorKind::Tls | ErrorKind::Budget
+            ErrorKind::Connect
+                | ErrorKind::Timeout
+                | ErrorKind::Tls
+                | ErrorKind::Budget
+                | ErrorKind::Local
         )
     }
 }
 
 impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.label())
+    }
+}
+
+/// What went wrong on the watchdog's own side; the `kind` label of
+/// `beyondtrust_watchdog_local_errors_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LocalFault {
+    /// EMFILE/ENFILE: this process or the system is out of file descriptors.
+    Descriptors,
+    /// The appliance's name could not be resolved (the resolver, /etc/hosts, DNS).
+    Resolver,
+    /// No local address or route to the appliance (EADDRNOTAVAIL, ENETUNREACH, EADDRINUSE).
+    LocalAddress,
+    /// The kernel refused memory or buffers (ENOBUFS, ENOMEM).
+    Memory,
+    /// The watchdog's own TLS setup failed (no clock, no randomness, an unusable trust store).
+    TlsSetup,
+}
+
+impl LocalFault {
+    pub const ALL: [LocalFault; 5] = [
+        LocalFault::Descriptors,
+        LocalFault::Resolver,
+        LocalFault::LocalAddress,
+        LocalFault::Memory,
+        LocalFault::TlsSetup,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            LocalFault::Descriptors => "descriptors",
+            LocalFault::Resolver => "resolver",
+            LocalFault::LocalAddress => "local_address",
+            LocalFault::Memory => "memory",
+            LocalFault::TlsSetup => "tls_setup",
+        }
+    }
+}
+
+impl fmt::Display for LocalFault {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.label())
     }
@@ -110,6 +169,8 @@ pub struct ApiError {
     pub errors: Option<ErrorBag>,
     /// How long the appliance asked us to wait (429 `Retry-After`).
     pub retry_after: Option<Duration>,
+    /// Which watchdog-side fault, when `kind` is [`ErrorKind::Local`].
+    pub local: Option<LocalFault>,
 }
 
 impl ApiError {
@@ -127,6 +188,20 @@ impl ApiError {
             status: None,
             errors: None,
             retry_after: None,
+            local: None,
+        }
+    }
+
+    /// A fault on the watchdog's own side.
+    pub fn local(
+        fault: LocalFault,
+        appliance: &str,
+        endpoint: Endpoint,
+        detail: impl Into<String>,
+    ) -> Self {
+        ApiError {
+            local: Some(fault),
+            ..ApiError::new(ErrorKind::Local, appliance, endpoint, detail)
         }
     }
 

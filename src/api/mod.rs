@@ -31,7 +31,7 @@ mod xml_parse;
 
 pub use client::ApplianceClient;
 pub use endpoint::Endpoint;
-pub use error::{ApiError, ErrorKind};
+pub use error::{ApiError, ErrorKind, LocalFault};
 pub use flavor::{ApiChoice, Flavor};
 pub use observer::{ApiObserver, TokenOutcome};
 pub use session::ApplianceSettings;

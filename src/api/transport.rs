@@ -13,7 +13,7 @@ use bytes::{Bytes, BytesMut};
 use reqwest::header::{self, HeaderMap, HeaderValue};
 
 use super::endpoint::Endpoint;
-use super::error::{ApiError, ErrorKind};
+use super::error::{ApiError, ErrorKind, LocalFault};
 
 pub(crate) const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
 
@@ -224,9 +224,50 @@ pub(crate) async fn exchange(
 }
 
 /// Turns a reqwest failure into one of our kinds, with a message that names the cause.
+///
+/// The boundary between the two sides is drawn here: a fault of the watchdog's own (out of
+/// descriptors, the resolver, no local address or route, its own TLS setup) is
+/// [`ErrorKind::Local`] and says nothing about the appliance; a certificate the appliance
+/// presented and we refuse is [`ErrorKind::Certificate`] (it answered); everything else that
+/// prevents an answer (refused, reset, a timeout) is the appliance's side or the path to it.
 fn classify(error: &reqwest::Error, appliance: &str, endpoint: Endpoint) -> ApiError {
     let cause = root_cause(error);
-    let (kind, detail) = if error.is_timeout() {
+    if let Some((fault, detail)) = local_fault(error) {
+        return ApiError::local(
+            fault,
+            appliance,
+            endpoint,
+            format!("{detail}: {cause} (a fault on the watchdog's side, not the appliance's)"),
+        );
+    }
+    let (kind, detail) = if let Some(tls) = find_in_chain::<rustls::Error>(error) {
+        match tls {
+            rustls::Error::InvalidCertificate(problem) => (
+                ErrorKind::Certificate,
+                certificate_advice(problem, appliance),
+            ),
+            // Our own side of TLS: no clock, no randomness, a trust store that cannot be used.
+            rustls::Error::FailedToGetCurrentTime
+            | rustls::Error::FailedToGetRandomBytes
+            | rustls::Error::General(_)
+            | rustls::Error::Other(_) => {
+                return ApiError::local(
+                    LocalFault::TlsSetup,
+                    appliance,
+                    endpoint,
+                    format!(
+                        "the watchdog's own TLS setup failed: {tls} (check ca_file and the host's clock; a fault on the watchdog's side, not the appliance's)"
+                    ),
+                );
+            }
+            other => (
+                ErrorKind::Tls,
+                format!(
+                    "TLS handshake failed: {other} (check ca_file and the appliance certificate)"
+                ),
+            ),
+        }
+    } else if error.is_timeout() {
         (
             ErrorKind::Timeout,
             "no complete answer within the request timeout".to_string(),
@@ -254,6 +295,107 @@ fn classify(error: &reqwest::Error, appliance: &str, endpoint: Endpoint) -> ApiE
     ApiError::new(kind, appliance, endpoint, detail)
 }
 
+/// What to renew or trust, for a certificate the appliance presented and we refuse.
+fn certificate_advice(problem: &rustls::CertificateError, appliance: &str) -> String {
+    use rustls::CertificateError as E;
+    match problem {
+        E::Expired | E::ExpiredContext { .. } => format!(
+            "certificate refused: the certificate of appliance {appliance} has expired; renew it on the appliance (/appliance > Security > Certificates)"
+        ),
+        E::NotValidYet | E::NotValidYetContext { .. } => format!(
+            "certificate refused: the certificate of appliance {appliance} is not valid yet; check the clocks of the watchdog's host and of the appliance"
+        ),
+        E::UnknownIssuer => format!(
+            "certificate refused: the certificate of appliance {appliance} is signed by a CA the watchdog does not trust; put that CA in ca_file, or renew the certificate with a trusted CA"
+        ),
+        E::NotValidForName | E::NotValidForNameContext { .. } => format!(
+            "certificate refused: the certificate of appliance {appliance} is not issued for the host in its url; use the name it was issued for, or reissue it with that name"
+        ),
+        E::Revoked => format!(
+            "certificate refused: the certificate of appliance {appliance} is revoked; renew it on the appliance"
+        ),
+        other => format!(
+            "certificate refused: the certificate of appliance {appliance} is not acceptable ({other:?}); renew it, or check ca_file"
+        ),
+    }
+}
+
+/// A fault of the watchdog's own side in the error's chain: an OS error about this host's
+/// resources or routes, or the resolver.
+fn local_fault(error: &(dyn std::error::Error + 'static)) -> Option<(LocalFault, &'static str)> {
+    // errno values of Linux (and every other Unix for these five but ENOBUFS/ENETUNREACH,
+    // which are the same on the BSDs and macOS as well).
+    const ENOMEM: i32 = 12;
+    const ENFILE: i32 = 23;
+    const EMFILE: i32 = 24;
+    const EADDRINUSE: i32 = 98;
+    const EADDRNOTAVAIL: i32 = 99;
+    const ENETUNREACH: i32 = 101;
+    const ENOBUFS: i32 = 105;
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = current {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            match io.raw_os_error() {
+                Some(EMFILE) => {
+                    return Some((
+                        LocalFault::Descriptors,
+                        "out of file descriptors (EMFILE: raise LimitNOFILE)",
+                    ));
+                }
+                Some(ENFILE) => {
+                    return Some((
+                        LocalFault::Descriptors,
+                        "the system is out of file descriptors (ENFILE)",
+                    ));
+                }
+                Some(EADDRNOTAVAIL | EADDRINUSE) => {
+                    return Some((LocalFault::LocalAddress, "no local address to connect from"));
+                }
+                Some(ENETUNREACH) => {
+                    return Some((LocalFault::LocalAddress, "no route from this host"));
+                }
+                Some(ENOBUFS | ENOMEM) => {
+                    return Some((LocalFault::Memory, "the kernel is out of memory or buffers"));
+                }
+                _ => {}
+            }
+            if let Some(inner) = io.get_ref()
+                && let Some(found) = local_fault(inner)
+            {
+                return Some(found);
+            }
+        }
+        // hyper-util's connector says "dns error" for a name that could not be resolved; its
+        // error type is private, so its message is the only sign.
+        if e.to_string().starts_with("dns error") {
+            return Some((
+                LocalFault::Resolver,
+                "the appliance's name cannot be resolved",
+            ));
+        }
+        current = e.source();
+    }
+    None
+}
+
+/// The first error of type `T` in the chain, looking inside io errors too (hyper-rustls
+/// wraps rustls errors in io errors, whose `source` skips what they wrap).
+fn find_in_chain<'a, T: std::error::Error + 'static>(
+    error: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a T> {
+    if let Some(found) = error.downcast_ref::<T>() {
+        return Some(found);
+    }
+    if let Some(inner) = error
+        .downcast_ref::<std::io::Error>()
+        .and_then(|io| io.get_ref())
+        && let Some(found) = find_in_chain::<T>(inner)
+    {
+        return Some(found);
+    }
+    error.source().and_then(find_in_chain::<T>)
+}
+
 fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
     let mut current = error;
     while let Some(next) = current.source() {
@@ -264,20 +406,7 @@ fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
 }
 
 fn is_tls(error: &(dyn std::error::Error + 'static)) -> bool {
-    if error.downcast_ref::<rustls::Error>().is_some() {
-        return true;
-    }
-    // `io::Error::source` skips the error it wraps, so look inside io errors explicitly:
-    // hyper-rustls reports handshake failures as io errors wrapping io errors wrapping
-    // the rustls error.
-    if let Some(inner) = error
-        .downcast_ref::<std::io::Error>()
-        .and_then(|io| io.get_ref())
-        && is_tls(inner)
-    {
-        return true;
-    }
-    error.source().is_some_and(is_tls)
+    find_in_chain::<rustls::Error>(error).is_some()
 }
 
 #[cfg(test)]
@@ -299,6 +428,52 @@ mod tests {
         ] {
             assert!(parse_base_url(bad).is_err(), "{bad} should be refused");
         }
+    }
+
+    #[test]
+    fn faults_of_this_host_are_told_apart_from_the_appliances() {
+        let os = std::io::Error::from_raw_os_error;
+        assert_eq!(
+            local_fault(&os(24)).map(|f| f.0),
+            Some(LocalFault::Descriptors)
+        );
+        assert_eq!(
+            local_fault(&os(23)).map(|f| f.0),
+            Some(LocalFault::Descriptors)
+        );
+        assert_eq!(
+            local_fault(&os(99)).map(|f| f.0),
+            Some(LocalFault::LocalAddress)
+        );
+        assert_eq!(
+            local_fault(&os(101)).map(|f| f.0),
+            Some(LocalFault::LocalAddress)
+        );
+        assert_eq!(local_fault(&os(105)).map(|f| f.0), Some(LocalFault::Memory));
+        // Refused, reset, unreachable host: the appliance's side or the path to it.
+        for appliance_side in [111, 104, 113, 110] {
+            assert_eq!(
+                local_fault(&os(appliance_side)),
+                None,
+                "errno {appliance_side}"
+            );
+        }
+        // Wrapped the way hyper wraps them.
+        let wrapped = std::io::Error::other(os(24));
+        assert_eq!(
+            local_fault(&wrapped).map(|f| f.0),
+            Some(LocalFault::Descriptors)
+        );
+        #[derive(Debug, thiserror::Error)]
+        #[error("dns error")]
+        struct Dns(#[source] std::io::Error);
+        assert_eq!(
+            local_fault(&Dns(std::io::Error::other(
+                "failed to lookup address information"
+            )))
+            .map(|f| f.0),
+            Some(LocalFault::Resolver)
+        );
     }
 
     #[test]

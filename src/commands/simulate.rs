@@ -136,6 +136,7 @@ fn sim_config(options: SimulateOptions) -> Result<SimConfig, SimulateError> {
         ports: options.ports,
         control_port: options.control_port,
         tls: options.tls,
+        expired_tls: None,
     })
 }
 

@@ -4,8 +4,10 @@
 //! - `dispatch`: the control socket's requests, made into commands for the site loops;
 //! - [`local_site`]: one site run in a command's own process, when no daemon runs;
 //! - [`store`]: the engine's memory on disk, written atomically;
+//! - [`clock`]: the time the engine is given, immune to steps of the wall clock;
 //! - [`notify`]: systemd's READY/WATCHDOG/RELOADING/STOPPING.
 
+pub mod clock;
 mod dispatch;
 pub mod local_site;
 pub mod notify;
@@ -125,6 +127,8 @@ pub async fn start(
     reload: mpsc::Receiver<()>,
 ) -> Result<Daemon, DaemonError> {
     let config = source.load()?;
+    let descriptors = raise_descriptor_limit();
+    let max_exporter_connections = exporter_connection_limit(descriptors, config.sites.len());
     StateStore::new(&config.state_dir, "any").ensure_dir()?;
     // Held for the daemon's lifetime: a `failover --standalone` cannot act meanwhile.
     let state_lock = lock::acquire(&config.state_dir)?;
@@ -183,6 +187,7 @@ pub async fn start(
         exporter,
         web.clone(),
         listener,
+        max_exporter_connections,
         stop_rx.clone(),
     ));
     let scheme = if web.current().tls.is_some() {
@@ -228,6 +233,47 @@ pub async fn start(
         stop,
         task,
     })
+}
+
+/// Raises the soft limit on open files to the hard one (systemd's `LimitNOFILE`, or the
+/// shell's `ulimit -Hn`): every poll is a connection, and running out of descriptors must not
+/// be what makes a healthy appliance look dead. Returns the soft limit in force.
+fn raise_descriptor_limit() -> u64 {
+    let before = rlimit::Resource::NOFILE.get().map(|(soft, _)| soft).ok();
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(now) => {
+            if before.is_some_and(|b| b < now) {
+                tracing::debug!(
+                    "raised the open-file limit from {} to {now}",
+                    before.unwrap_or(0)
+                );
+            }
+            now
+        }
+        Err(error) => {
+            let soft = before.unwrap_or(1024);
+            tracing::warn!("cannot raise the open-file limit (staying at {soft}): {error}");
+            soft
+        }
+    }
+}
+
+/// Descriptors kept for the polls, the state files, the logs and the control socket, however
+/// busy the exporter is: each site polls at most 4 endpoints of 2 appliances at once, plus a
+/// failover call, and the process needs a few dozen of its own.
+fn exporter_connection_limit(descriptors: u64, sites: usize) -> usize {
+    const OWN: u64 = 64;
+    const PER_SITE: u64 = 10;
+    const MOST: u64 = 256;
+    const LEAST: u64 = 4;
+    let polls = OWN.saturating_add(PER_SITE.saturating_mul(sites as u64));
+    let spare = descriptors.saturating_sub(polls);
+    if spare < LEAST {
+        tracing::warn!(
+            "the open-file limit ({descriptors}) is too low for {sites} site(s): polls need about {polls}; raise LimitNOFILE"
+        );
+    }
+    usize::try_from((spare / 2).clamp(LEAST, MOST)).unwrap_or(LEAST as usize)
 }
 
 /// Sends WATCHDOG=1 at half the period systemd asked for, but only while every site loop is

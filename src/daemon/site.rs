@@ -5,13 +5,14 @@
 //! exporter, another site or shutdown. Failover calls run in their own task (the actuator)
 //! and come back as an input; the engine allows one at a time.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
+use super::clock;
 use super::store::StateStore;
 use crate::api::model::{ApiInfo, FailoverRole, Health, Probe};
 use crate::api::{ApiError, ApplianceClient, Endpoint, ErrorKind};
@@ -45,6 +46,45 @@ pub enum SiteCommand {
 /// A failover call's answer, as the actuator hands it back: (call id, result).
 type CallAnswer = (u64, CallResult);
 
+/// Test hook: where a site loop stops dead (until killed), so that the integration tests can
+/// `kill -9` the daemon at an exact point of a failover. Never set in production.
+pub const HOLD_ENV: &str = "BT_WATCHDOG_TEST_HOLD";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TestHold {
+    /// After the intent is on disk, before the call is sent.
+    IntentWritten,
+    /// After the appliance answered the call, before the engine hears of it.
+    CallAnswered,
+}
+
+impl TestHold {
+    fn from_env() -> Option<TestHold> {
+        match std::env::var(HOLD_ENV).ok()?.as_str() {
+            "intent-written" => Some(TestHold::IntentWritten),
+            "call-answered" => Some(TestHold::CallAnswered),
+            _ => None,
+        }
+    }
+
+    /// Says where it stopped (the test waits for this line) and never returns.
+    async fn stop_here(self, site: &str) {
+        let point = match self {
+            TestHold::IntentWritten => "intent-written",
+            TestHold::CallAnswered => "call-answered",
+        };
+        tracing::warn!(site = %site, "test hold {point}: stopping here until killed");
+        std::future::pending::<()>().await;
+    }
+}
+
+/// The state file cannot be written: how many writes failed in a row, and the last error.
+#[derive(Debug, Clone)]
+struct StoreFault {
+    error: String,
+    failures: u64,
+}
+
 pub struct SiteLoop {
     site: SiteConfig,
     mode: Mode,
@@ -65,6 +105,10 @@ pub struct SiteLoop {
     last_poll: Option<SystemTime>,
     ready: Option<oneshot::Sender<()>>,
     preflight: Option<PreflightReport>,
+    store_fault: Option<StoreFault>,
+    /// Faults that are not the appliance's own, per appliance and endpoint, with their text.
+    faults: BTreeMap<(usize, Endpoint), String>,
+    hold: Option<TestHold>,
 }
 
 impl SiteLoop {
@@ -106,6 +150,9 @@ impl SiteLoop {
             last_poll: None,
             ready: Some(ready),
             preflight: None,
+            store_fault: None,
+            faults: BTreeMap::new(),
+            hold: TestHold::from_env(),
         }
     }
 
@@ -121,7 +168,7 @@ impl SiteLoop {
         let allowed_gap = self.site.poll_interval * 3 + self.site.request_timeout * 2;
         self.board
             .heartbeat(&self.site.name, allowed_gap.max(Duration::from_secs(30)));
-        self.publish(SystemTime::now());
+        self.publish(clock::now());
         let mut last_poll_started = Instant::now();
         loop {
             let wakeup = self.engine_wakeup();
@@ -137,7 +184,7 @@ impl SiteLoop {
                 _ = tokio::time::sleep_until(next_poll) => {
                     last_poll_started = Instant::now();
                     let report = self.poll().await;
-                    self.last_poll = Some(SystemTime::now());
+                    self.last_poll = Some(clock::now());
                     self.step(Input::Poll(report)).await;
                     if let Some(ready) = self.ready.take() {
                         let _ = ready.send(());
@@ -178,7 +225,7 @@ impl SiteLoop {
         const NEVER: Duration = Duration::from_secs(24 * 3600);
         let wait = match self.engine.next_wakeup() {
             Some(at) => at
-                .duration_since(SystemTime::now())
+                .duration_since(clock::now())
                 .unwrap_or(Duration::ZERO)
                 .min(NEVER),
             None => NEVER,
@@ -193,7 +240,7 @@ impl SiteLoop {
     /// One poll and one engine step (for `failover --standalone`, which has no loop).
     pub async fn poll_and_step(&mut self) {
         let report = self.poll().await;
-        self.last_poll = Some(SystemTime::now());
+        self.last_poll = Some(clock::now());
         self.step(Input::Poll(report)).await;
     }
 
@@ -262,7 +309,7 @@ impl SiteLoop {
                 self.next_health = Instant::now();
                 self.next_info = Instant::now();
                 self.probe_missing = [false; 2];
-                self.publish(SystemTime::now());
+                self.publish(clock::now());
             }
             SiteCommand::Operator { command, reply } => {
                 self.preflight = None;
@@ -274,50 +321,146 @@ impl SiteLoop {
         }
     }
 
+    /// One engine step and its actions. A failover call goes out only when the `Persist`
+    /// just before it (the intent) reached the disk durably; otherwise the engine is told at
+    /// once that the call was not sent. While the state file cannot be written, every poll
+    /// tries a write again, so that the site recovers by itself.
     async fn step(&mut self, input: Input) {
-        let now = SystemTime::now();
-        let actions = self.engine.step(now, input);
-        for action in actions {
-            self.act(action).await;
+        let now = clock::now();
+        let probe = matches!(input, Input::Poll(_)) && self.store_fault.is_some();
+        let mut persisted = false;
+        let mut not_sent: Option<String> = None;
+        let mut inputs = VecDeque::from([input]);
+        while let Some(input) = inputs.pop_front() {
+            let actions = self.engine.step(now, input);
+            // The engine hands over its intent right before each call; anything else in
+            // between (or no intent at all) means no call.
+            let mut intent: Result<(), String> =
+                Err("no intent was written before the call".to_string());
+            for action in actions {
+                match action {
+                    Action::Persist(memory) => {
+                        persisted = true;
+                        intent = self.persist(memory).await;
+                    }
+                    Action::CallFailover(call) => {
+                        match std::mem::replace(
+                            &mut intent,
+                            Err("no intent was written before the call".to_string()),
+                        ) {
+                            Ok(()) => self.send(call).await,
+                            Err(reason) => {
+                                tracing::error!(site = %self.site.name, appliance = %call.appliance_name,
+                                    "not calling POST /failover-role: the intent could not be written durably first ({reason})");
+                                not_sent = Some(reason.clone());
+                                inputs.push_back(Input::CallResult {
+                                    call_id: call.call_id,
+                                    result: CallResult::NotSent { reason },
+                                });
+                            }
+                        }
+                    }
+                    other => self.act(other).await,
+                }
+            }
+        }
+        if probe && !persisted {
+            let memory = self.engine.memory().clone();
+            let _ = self.persist(memory).await;
+        }
+        // A confirmed manual failover whose call could not be sent is answered as not carried
+        // out, with the reason, rather than as started.
+        if let (Some(reason), Some(report)) = (not_sent, self.preflight.as_mut())
+            && report.started
+        {
+            // Shown as a refusal with this problem: the operator asks again once it is fixed.
+            report.started = false;
+            report.passed = false;
+            report.problems.push(format!(
+                "not carried out: the intent could not be written to the state directory ({reason}); nothing was sent to the appliances. Free space or make {} writable, then ask again",
+                self.store.dir().display()
+            ));
         }
         self.publish(now);
+    }
+
+    /// Writes the memory durably; the error in words when it could not be.
+    async fn persist(&mut self, memory: engine::Memory) -> Result<(), String> {
+        let store = self.store.clone();
+        let saved = tokio::task::spawn_blocking(move || store.save(&memory))
+            .await
+            .map_err(|e| format!("the write did not complete: {e}"))
+            .and_then(|r| r.map_err(|e| e.to_string()));
+        let site = &self.site.name;
+        match &saved {
+            Ok(()) => {
+                if let Some(fault) = self.store_fault.take() {
+                    tracing::info!(site = %site, "the state file can be written again (after {} failed writes); failover calls are possible again", fault.failures);
+                }
+            }
+            Err(error) => {
+                self.metrics.count_state_write_error(site);
+                match &mut self.store_fault {
+                    Some(fault) => {
+                        fault.failures += 1;
+                        if fault.error != *error {
+                            tracing::error!(site = %site, "cannot save the watchdog's memory: {error}");
+                        }
+                        fault.error = error.clone();
+                    }
+                    None => {
+                        tracing::error!(site = %site, "cannot save the watchdog's memory: {error}; no failover call (automatic or manual) is made until it can be written, and writing is tried again at every poll");
+                        self.store_fault = Some(StoreFault {
+                            error: error.clone(),
+                            failures: 1,
+                        });
+                    }
+                }
+            }
+        }
+        saved
+    }
+
+    /// Hands a call whose intent is on disk to the actuator.
+    async fn send(&mut self, call: engine::FailoverCall) {
+        let site = self.site.name.clone();
+        if self.hold == Some(TestHold::IntentWritten) {
+            TestHold::IntentWritten.stop_here(&site).await;
+        }
+        let client = self.clients[call.appliance].clone();
+        let results = self.results.0.clone();
+        let metrics = self.metrics.clone();
+        let hold = self.hold;
+        let r = call.request;
+        tracing::info!(site = %site, appliance = %call.appliance_name, trigger = call.trigger.as_str(),
+            "calling POST /failover-role {{role: {}, data_sync_first: {}, force: {}}} on {}", r.role, r.data_sync_first, r.force, call.appliance_name);
+        self.calls_in_flight += 1;
+        tokio::spawn(async move {
+            let result = match client.set_failover_role(call.request).await {
+                Ok(accepted) => CallResult::Accepted(accepted),
+                Err(error) => {
+                    if let Some(fault) = error.local {
+                        metrics.count_local_error(&site, &call.appliance_name, fault);
+                    }
+                    CallResult::Failed {
+                        kind: error.kind,
+                        message: error.to_string(),
+                    }
+                }
+            };
+            if hold == Some(TestHold::CallAnswered) {
+                TestHold::CallAnswered.stop_here(&site).await;
+            }
+            let _ = results.send((call.call_id, result)).await;
+        });
     }
 
     async fn act(&mut self, action: Action) {
         let site = self.site.name.clone();
         match action {
-            Action::CallFailover(call) => {
-                let client = self.clients[call.appliance].clone();
-                let results = self.results.0.clone();
-                let r = call.request;
-                tracing::info!(site = %site, appliance = %call.appliance_name, trigger = call.trigger.as_str(),
-                    "calling POST /failover-role {{role: {}, data_sync_first: {}, force: {}}} on {}", r.role, r.data_sync_first, r.force, call.appliance_name);
-                self.calls_in_flight += 1;
-                tokio::spawn(async move {
-                    let result = match client.set_failover_role(call.request).await {
-                        Ok(accepted) => CallResult::Accepted(accepted),
-                        Err(error) => CallResult::Failed {
-                            kind: error.kind,
-                            message: error.to_string(),
-                        },
-                    };
-                    let _ = results.send((call.call_id, result)).await;
-                });
-            }
+            // Carried out by `step`, which checks the intent before each call.
+            Action::CallFailover(_) | Action::Persist(_) => {}
             Action::PollSoon => self.urgent = true,
-            Action::Persist(memory) => {
-                let store = self.store.clone();
-                let saved = tokio::task::spawn_blocking(move || store.save(&memory)).await;
-                match saved {
-                    Ok(Ok(())) => {}
-                    Ok(Err(error)) => {
-                        tracing::error!(site = %site, "cannot save the watchdog's memory: {error}")
-                    }
-                    Err(error) => {
-                        tracing::error!(site = %site, "cannot save the watchdog's memory: {error}")
-                    }
-                }
-            }
             Action::Journal(decision) => {
                 tracing::info!(site = %site, state = decision.state.as_str(), "{}", decision.message);
             }
@@ -452,12 +595,23 @@ impl SiteLoop {
     ) -> Result<T, ErrorKind> {
         match result {
             Ok(value) => {
+                self.faults.remove(&(slot, endpoint));
                 if self.logged_errors.remove(&(slot, endpoint)).is_some() {
                     tracing::info!(site = %self.site.name, appliance = %self.name(slot), "{endpoint} answers again");
                 }
                 Ok(value)
             }
             Err(error) => {
+                if let Some(fault) = error.local {
+                    self.metrics
+                        .count_local_error(&self.site.name, self.name(slot), fault);
+                }
+                // Its detail says what to do (raise LimitNOFILE, renew or trust a certificate).
+                if matches!(error.kind, ErrorKind::Local | ErrorKind::Certificate) {
+                    self.faults.insert((slot, endpoint), error.detail.clone());
+                } else {
+                    self.faults.remove(&(slot, endpoint));
+                }
                 if self.logged_errors.insert((slot, endpoint), error.kind) != Some(error.kind) {
                     tracing::warn!(site = %self.site.name, appliance = %self.name(slot), kind = error.kind.label(), "{error}");
                 } else {
@@ -539,6 +693,16 @@ impl SiteLoop {
                 ratelimit_limit: rate.limit,
                 ratelimit_remaining: rate.remaining,
                 topology: self.topology[slot].clone(),
+                fault: {
+                    // The same fault on several endpoints is said once.
+                    let faults: std::collections::BTreeSet<&str> = self
+                        .faults
+                        .iter()
+                        .filter(|((s, _), _)| *s == slot)
+                        .map(|(_, text)| text.as_str())
+                        .collect();
+                    (!faults.is_empty()).then(|| faults.into_iter().collect::<Vec<_>>().join("; "))
+                },
             });
         }
         let cooldown = self.engine.cooldown_remaining(now).as_secs_f64();
@@ -559,6 +723,7 @@ impl SiteLoop {
                 .last_poll
                 .map(|t| crate::api::time::UtcTime::from_system_time(t).unix_seconds_f64())
                 .unwrap_or(0.0),
+            state_writable: self.store_fault.is_none(),
         };
         self.metrics.set_site(site, &sample);
         let decisions: Vec<DecisionStatus> = self
@@ -610,6 +775,12 @@ impl SiteLoop {
             last_poll: self
                 .last_poll
                 .map(|t| crate::api::time::UtcTime::from_system_time(t).to_string()),
+            state_write_error: self.store_fault.as_ref().map(|f| {
+                format!(
+                    "{} ({} failed writes); no failover call is made until it can be written",
+                    f.error, f.failures
+                )
+            }),
         });
     }
 }

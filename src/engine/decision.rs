@@ -320,6 +320,15 @@ impl Engine {
             );
             return Some((Blocker::Stalled, why));
         }
+        if let Some((until, why)) = &self.intent_unwritable
+            && now < *until
+        {
+            let why = format!(
+                "the state directory could not be written ({why}): no call is made without its intent on disk; trying again in {}: would {intent}",
+                duration(since(*until, now))
+            );
+            return Some((Blocker::StateUnwritable, why));
+        }
         if let Some(gave_up) = &self.memory.gave_up {
             let why = format!(
                 "automatic action gave up at {} ({}); waiting for an operator (ack to allow another try)",

@@ -5,7 +5,7 @@ use std::time::SystemTime;
 
 use serde::Serialize;
 
-use super::memory::{EpisodeRecord, Purpose, RecordedStep, Trigger};
+use super::memory::{EpisodeRecord, Purpose, RecordedStep, RetrySeries, Trigger};
 use super::observation::Slot;
 use super::view::ApplianceView;
 use crate::api::model::{FailoverRequest, FailoverRole};
@@ -107,6 +107,19 @@ pub struct Episode {
     /// Who held the authority to fence before this episode took it: handed back if the
     /// episode fails without its target becoming primary.
     pub promoted_before: Option<String>,
+    /// What the memory held before this episode's intent, while none of its calls has been
+    /// sent: a first call that could not be sent (its intent was not written) is undone as if
+    /// the episode never started, so that no cooldown or fencing authority outlives it.
+    #[serde(skip)]
+    pub undo: Option<IntentUndo>,
+}
+
+/// The parts of the memory an episode's intent changes before its first call.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IntentUndo {
+    pub cooldown_until: Option<UtcTime>,
+    pub promoted: Option<String>,
+    pub retries: Option<RetrySeries>,
 }
 
 impl Episode {
@@ -173,6 +186,7 @@ impl Episode {
             resumed_step: Some(record.step),
             started_at: record.started_at.to_system_time(),
             promoted_before: record.promoted_before.clone(),
+            undo: None,
         })
     }
 }

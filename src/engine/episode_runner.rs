@@ -9,7 +9,7 @@ use std::time::SystemTime;
 
 use super::action::{Action, FailoverCall, FailoverSummary};
 use super::clock::{later, since};
-use super::episode::{Episode, Phase, Step, describe_step};
+use super::episode::{Episode, IntentUndo, Phase, Step, describe_step};
 use super::machine::Engine;
 use super::memory::{FailoverRecord, GaveUp, Outcome, Purpose, RetrySeries, Trigger};
 use super::observation::{CallResult, Slot};
@@ -46,6 +46,11 @@ impl Engine {
         let what = match start.purpose {
             Purpose::Promote => "failover",
             Purpose::DemoteStale => "fencing",
+        };
+        let undo = IntentUndo {
+            cooldown_until: self.memory.cooldown_until,
+            promoted: self.memory.promoted.clone(),
+            retries: self.memory.retries.clone(),
         };
         let attempt = if attempts > 0 {
             format!(
@@ -93,6 +98,7 @@ impl Engine {
             resumed_step: None,
             started_at: now,
             promoted_before,
+            undo: Some(undo),
         });
         self.send_current_step(now, out);
         let description = self
@@ -495,6 +501,10 @@ impl Engine {
             );
             return;
         }
+        if !matches!(result, CallResult::NotSent { .. }) {
+            // A call went out: what it may have done cannot be undone any more.
+            episode.undo = None;
+        }
         match result {
             CallResult::Accepted(accepted) => {
                 let timeout = self.config.policy.converge_timeout;
@@ -521,6 +531,64 @@ impl Engine {
             }
             CallResult::Failed { kind, message } => {
                 self.attempt_failed(now, format!("the call failed ({kind}: {message})"), out);
+            }
+            CallResult::NotSent { reason } => self.call_not_sent(now, reason, out),
+        }
+    }
+
+    /// The daemon could not write the intent durably, so it did not send the call. Nothing
+    /// reached an appliance: this is not a failed attempt and starts no cooldown. An episode
+    /// that had sent nothing yet is undone as if it never started; one whose earlier steps
+    /// took effect keeps its place and sends the step again later. Automatic action then
+    /// holds for `retry_backoff`, after which the next write is tried again.
+    fn call_not_sent(&mut self, now: SystemTime, reason: String, out: &mut Vec<Action>) {
+        let Some(mut episode) = self.episode.take() else {
+            return;
+        };
+        let wait = self.config.policy.retry_backoff;
+        let what = match episode.purpose {
+            Purpose::Promote => "failover",
+            Purpose::DemoteStale => "fencing",
+        };
+        let step = episode
+            .current()
+            .map(|s| describe_step(s, &self.config.names))
+            .unwrap_or_default();
+        let trigger = episode.trigger;
+        if trigger == Trigger::Auto {
+            self.intent_unwritable = Some((later(now, wait), reason.clone()));
+        }
+        let retry = match trigger {
+            Trigger::Auto => format!("; trying again in {} at the earliest", duration(wait)),
+            Trigger::Manual => "; ask again once the state directory can be written".to_string(),
+        };
+        match episode.undo.take() {
+            Some(undo) => {
+                self.memory.cooldown_until = undo.cooldown_until;
+                self.memory.promoted = undo.promoted;
+                self.memory.retries = undo.retries;
+                self.memory.episode = None;
+                // Written as soon as the directory can be: an intent that reached the disk
+                // after all must not be resumed as if its call had gone out.
+                out.push(Action::Persist(self.memory.clone()));
+                let message = format!(
+                    "{} {what} not carried out: its intent could not be written ({reason}), so the call ({step}) was not sent; nothing reached the appliances, no cooldown started{retry}",
+                    trigger.as_str()
+                );
+                self.note(now, out, message);
+            }
+            None => {
+                // Earlier steps changed the roles: the episode keeps them and retries its step.
+                episode.phase = Phase::RetryAt {
+                    at: later(now, wait),
+                };
+                self.episode = Some(episode);
+                let message = format!(
+                    "{} {what}: the intent of the next call could not be written ({reason}), so {step} was not sent; again in {}",
+                    trigger.as_str(),
+                    duration(wait)
+                );
+                self.note(now, out, message);
             }
         }
     }

@@ -40,6 +40,9 @@ pub struct Engine {
     pub(super) unresumable: Option<String>,
     pub(super) no_primary_since: Option<SystemTime>,
     pub(super) next_call_id: u64,
+    /// Until when automatic action holds because the last intent could not be written, and
+    /// why (the daemon sends no call without its intent on disk).
+    pub(super) intent_unwritable: Option<(SystemTime, String)>,
     pub(super) state: SiteState,
     pub(super) alerts: BTreeMap<AlertKind, String>,
     pub(super) journal: VecDeque<Decision>,
@@ -83,6 +86,7 @@ impl Engine {
             unresumable,
             no_primary_since: None,
             next_call_id: 1,
+            intent_unwritable: None,
             state: SiteState::new(StateKind::Starting, "waiting for the first poll"),
             alerts: BTreeMap::new(),
             journal: VecDeque::new(),

@@ -24,7 +24,15 @@ pub struct PollReport {
 #[derive(Debug, Clone, PartialEq)]
 pub enum CallResult {
     Accepted(FailoverAccepted),
-    Failed { kind: ErrorKind, message: String },
+    Failed {
+        kind: ErrorKind,
+        message: String,
+    },
+    /// The call was never sent: the daemon could not write its intent durably first (no call
+    /// goes out without one). Not a failed attempt: nothing reached an appliance.
+    NotSent {
+        reason: String,
+    },
 }
 
 /// Operator commands (from the CLI through the daemon).

@@ -85,10 +85,12 @@ pub enum Blocker {
     Starting,
     RetryBackoff,
     RetriesExhausted,
+    /// The last intent could not be written to the state directory.
+    StateUnwritable,
 }
 
 impl Blocker {
-    pub const ALL: [Blocker; 11] = [
+    pub const ALL: [Blocker; 12] = [
         Blocker::ObserveMode,
         Blocker::Paused,
         Blocker::Cooldown,
@@ -100,6 +102,7 @@ impl Blocker {
         Blocker::Starting,
         Blocker::RetryBackoff,
         Blocker::RetriesExhausted,
+        Blocker::StateUnwritable,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -115,6 +118,7 @@ impl Blocker {
             Blocker::Starting => "starting",
             Blocker::RetryBackoff => "retry_backoff",
             Blocker::RetriesExhausted => "retries_exhausted",
+            Blocker::StateUnwritable => "state_unwritable",
         }
     }
 }

@@ -42,6 +42,7 @@ impl Engine {
             .stalled_until_regular_from
             .map(|s| later(s, policy.stall_recovery()));
         let cooldown_end = self.memory.cooldown_until.map(|t| t.to_system_time());
+        let unwritable_end = self.intent_unwritable.as_ref().map(|(until, _)| *until);
         [
             episode_deadline,
             next_attempt,
@@ -49,6 +50,7 @@ impl Engine {
             grace_end,
             settle_end,
             stall_end,
+            unwritable_end,
         ]
         .into_iter()
         .flatten()

@@ -44,6 +44,8 @@ pub fn describe_error(kind: ErrorKind) -> &'static str {
         ErrorKind::Connect => "connect refused",
         ErrorKind::Timeout => "timed out",
         ErrorKind::Tls => "TLS failure",
+        ErrorKind::Certificate => "its certificate is refused",
+        ErrorKind::Local => "a fault on the watchdog's side",
         other => other.label(),
     }
 }
@@ -332,6 +334,12 @@ pub fn meaning(kind: ErrorKind) -> ErrorMeaning {
         | ErrorKind::BadRequest
         | ErrorKind::Unprocessable
         | ErrorKind::RateLimited
-        | ErrorKind::Budget => ErrorMeaning::NoInformation,
+        | ErrorKind::Budget
+        // The appliance answered with a certificate we refuse: it is there, and its peer is
+        // no better for it. What to renew or trust is said in the appliance's status.
+        | ErrorKind::Certificate
+        // A fault on the watchdog's own side (descriptors, resolver, route) says nothing
+        // about the appliance: a healthy appliance must never look dead because of it.
+        | ErrorKind::Local => ErrorMeaning::NoInformation,
     }
 }

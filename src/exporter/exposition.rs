@@ -170,6 +170,7 @@ mod tests {
             max_sync_age_seconds: 900.0,
             backup_data_age_seconds: None,
             last_poll_seconds: 0.0,
+            state_writable: true,
         }
     }
 

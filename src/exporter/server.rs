@@ -105,7 +105,21 @@ impl Exporter {
                         "starting: no site loop has run yet\n",
                     )
                 } else if stuck.is_empty() {
-                    respond(StatusCode::OK, "text/plain; charset=utf-8", "ok\n")
+                    // Degraded is still 200: the loops run and a restart would not fix a
+                    // full or read-only disk; the text and the alerts say what is wrong.
+                    let degraded = self.board.degraded();
+                    if degraded.is_empty() {
+                        respond(StatusCode::OK, "text/plain; charset=utf-8", "ok\n")
+                    } else {
+                        respond(
+                            StatusCode::OK,
+                            "text/plain; charset=utf-8",
+                            format!(
+                                "degraded: no failover call can be made until these are fixed: {}\n",
+                                degraded.join("; ")
+                            ),
+                        )
+                    }
                 } else {
                     respond(
                         StatusCode::SERVICE_UNAVAILABLE,
@@ -133,15 +147,20 @@ pub async fn serve(
     exporter: Arc<Exporter>,
     web: Arc<WebConfig>,
     listener: TcpListener,
+    max_connections: usize,
     shutdown: watch::Receiver<bool>,
 ) {
-    crate::accept::accept_until(
+    let limit = Arc::new(tokio::sync::Semaphore::new(max_connections.max(1)));
+    crate::accept::accept_bounded(
         || listener.accept(),
+        limit,
         shutdown,
-        |stream| {
+        |stream, permit| {
             let exporter = exporter.clone();
             let active = web.current();
             tokio::spawn(async move {
+                // Held until the connection ends.
+                let _permit = permit;
                 let guard = active.clone();
                 let service = hyper::service::service_fn(move |request: Request<Incoming>| {
                     let authorization = request

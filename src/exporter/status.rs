@@ -38,6 +38,10 @@ pub struct SiteStatus {
     /// The most recent decisions, newest last.
     pub decisions: Vec<DecisionStatus>,
     pub last_poll: Option<String>,
+    /// Why the site's state file cannot be written, while it cannot: no failover call is
+    /// made meanwhile (automatic or manual through the daemon).
+    #[serde(default)]
+    pub state_write_error: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -64,6 +68,10 @@ pub struct ApplianceStatus {
     pub ratelimit_remaining: Option<u64>,
     /// `/appliance` as this appliance last answered it, verbatim.
     pub topology: Option<serde_json::Value>,
+    /// A fault that is not the appliance's failure, while it lasts: on the watchdog's own side
+    /// (descriptors, resolver, route), or a certificate the watchdog refuses, with what to do.
+    #[serde(default)]
+    pub fault: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -136,6 +144,20 @@ impl Board {
                     "{site} (last step {}s ago)",
                     now.duration_since(*at).as_secs()
                 )
+            })
+            .collect()
+    }
+
+    /// What keeps the watchdog from acting although its loops run (`/healthz` says
+    /// "degraded", not dead: a restart would not help): state files that cannot be written.
+    pub fn degraded(&self) -> Vec<String> {
+        let sites = self.sites.read().unwrap_or_else(|p| p.into_inner());
+        sites
+            .values()
+            .filter_map(|s| {
+                s.state_write_error
+                    .as_ref()
+                    .map(|e| format!("{}: {e}", s.site))
             })
             .collect()
     }

@@ -36,6 +36,7 @@ GET    /sim/failover-calls                 every POST /failover-role received
 POST   /sim/reset                          back to the start: roles, faults, tokens, counters, logs
 Appliance faults: down hang unhealthy slow_ms malformed endless_body rate_limited retry_after_secs
                   token_failing reject_tokens forbidden no_check_health failover_failing
+                  expired_certificate (TLS, when the simulator was given an expired certificate)
 ";
 
 type Answer = Response<SimBody>;

@@ -38,14 +38,26 @@ async fn rebind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     Err(last_error.unwrap_or_else(|| std::io::Error::other("cannot bind")))
 }
 
+/// The certificates an appliance can present: the valid one, and the one it presents while
+/// its `expired_certificate` fault is set.
+pub(super) struct Certificates {
+    pub valid: Arc<rustls::ServerConfig>,
+    pub expired: Option<Arc<rustls::ServerConfig>>,
+}
+
 pub(super) async fn serve(
     shared: Arc<Shared>,
     index: usize,
     listener: TcpListener,
-    tls: Option<Arc<rustls::ServerConfig>>,
+    tls: Option<Certificates>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
+    let acceptors = tls.map(|c| {
+        (
+            tokio_rustls::TlsAcceptor::from(c.valid),
+            c.expired.map(tokio_rustls::TlsAcceptor::from),
+        )
+    });
     let addr = match listener.local_addr() {
         Ok(addr) => addr,
         Err(e) => {
@@ -81,7 +93,13 @@ pub(super) async fn serve(
                 listener = Some(current);
                 if let Ok((stream, _)) = accepted {
                     let connection = shared.open_connection(index);
-                    tokio::spawn(serve_connection(shared.clone(), index, connection, stream, acceptor.clone()));
+                    let acceptor = acceptors.as_ref().map(|(valid, expired)| {
+                        match expired {
+                            Some(expired) if shared.faults(index).expired_certificate => expired.clone(),
+                            _ => valid.clone(),
+                        }
+                    });
+                    tokio::spawn(serve_connection(shared.clone(), index, connection, stream, acceptor));
                 }
             }
             _ = changes.changed() => { listener = Some(current); }

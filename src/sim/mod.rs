@@ -48,6 +48,9 @@ pub struct SimConfig {
     pub control_port: u16,
     /// Serve the appliances over HTTPS with this certificate (the control API stays HTTP).
     pub tls: Option<tls::TlsFiles>,
+    /// The certificate an appliance presents instead while its `expired_certificate` fault
+    /// is set (an expired one, for the tests of a certificate that ran out).
+    pub expired_tls: Option<tls::TlsFiles>,
 }
 
 impl Default for SimConfig {
@@ -58,6 +61,7 @@ impl Default for SimConfig {
             ports: [0, 0],
             control_port: 0,
             tls: None,
+            expired_tls: None,
         }
     }
 }
@@ -140,6 +144,17 @@ impl Simulator {
             Some(files) => Some(tls::server_config(files).map_err(std::io::Error::other)?),
             None => None,
         };
+        let expired_tls = match (&config.expired_tls, &tls) {
+            (Some(files), Some(_)) => {
+                Some(tls::server_config(files).map_err(std::io::Error::other)?)
+            }
+            (Some(_), None) => {
+                return Err(std::io::Error::other(
+                    "an expired certificate needs the valid one as well (tls)",
+                ));
+            }
+            (None, _) => None,
+        };
         let listeners = [
             listener::bind(SocketAddr::new(config.listen, config.ports[0]))?,
             listener::bind(SocketAddr::new(config.listen, config.ports[1]))?,
@@ -162,7 +177,10 @@ impl Simulator {
                 shared.clone(),
                 index,
                 l,
-                tls.clone(),
+                tls.clone().map(|valid| listener::Certificates {
+                    valid,
+                    expired: expired_tls.clone(),
+                }),
                 shutdown_rx.clone(),
             )));
         }

@@ -128,6 +128,9 @@ pub struct Faults {
     pub no_check_health: bool,
     /// `POST /failover-role` answers 500.
     pub failover_failing: bool,
+    /// New TLS connections get the simulator's expired certificate (`SimConfig::expired_tls`)
+    /// instead of the valid one.
+    pub expired_certificate: bool,
 }
 
 /// A partial update of [`Faults`]: only the fields given change.
@@ -147,6 +150,7 @@ pub struct FaultsPatch {
     pub forbidden: Option<bool>,
     pub no_check_health: Option<bool>,
     pub failover_failing: Option<bool>,
+    pub expired_certificate: Option<bool>,
 }
 
 impl Faults {
@@ -166,7 +170,11 @@ impl Faults {
             forbidden,
             no_check_health,
             failover_failing,
+            expired_certificate,
         } = patch;
+        if let Some(v) = expired_certificate {
+            self.expired_certificate = v;
+        }
         if let Some(v) = down {
             self.down = v;
         }

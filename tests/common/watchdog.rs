@@ -130,11 +130,25 @@ impl Drop for Watchdog {
 impl Watchdog {
     /// Starts `bt-watchdog run` and waits until its exporter answers.
     pub fn start(config: &Path, log: &Path, level: &str) -> Watchdog {
-        let stderr = std::fs::File::create(log).unwrap();
-        let child = Command::new(BINARY)
+        Watchdog::start_with(config, log, level, &[])
+    }
+
+    /// Like [`Watchdog::start`], with extra environment variables (the test hooks).
+    pub fn start_with(config: &Path, log: &Path, level: &str, env: &[(&str, &str)]) -> Watchdog {
+        let mut command = Command::new(BINARY);
+        command
             .args(["run", "--config"])
             .arg(config)
-            .env("BT_WATCHDOG_LOG", level)
+            .envs(env.iter().copied())
+            .env("BT_WATCHDOG_LOG", level);
+        Watchdog::start_command(command, log)
+    }
+
+    /// Starts `command` (the watchdog, or a wrapper that execs it, so that its pid is the
+    /// watchdog's) and waits until the exporter answers.
+    pub fn start_command(mut command: Command, log: &Path) -> Watchdog {
+        let stderr = std::fs::File::create(log).unwrap();
+        let child = command
             .env_remove("NOTIFY_SOCKET")
             .env_remove("WATCHDOG_USEC")
             .stdin(Stdio::null())
@@ -177,6 +191,42 @@ impl Watchdog {
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// SIGKILL: no shutdown, no last write, exactly as a crash or the OOM killer.
+    pub fn kill9(&mut self) {
+        self.child.kill().unwrap();
+        let status = self.child.wait().unwrap();
+        assert!(!status.success(), "killed, not exited: {status}");
+    }
+
+    /// Waits until the log contains `text`.
+    pub async fn wait_for_log(&self, deadline: Duration, text: &str) {
+        let until = Instant::now() + deadline;
+        while !self.logs().contains(text) {
+            if let Some(status) = self.child_exited() {
+                panic!(
+                    "the watchdog exited with {status} waiting for {text:?}:\n{}",
+                    self.logs()
+                );
+            }
+            assert!(
+                Instant::now() < until,
+                "timed out waiting for {text:?} in the log:\n{}",
+                self.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    fn child_exited(&self) -> Option<String> {
+        // `try_wait` needs `&mut`; /proc says whether the process is gone or a zombie.
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).ok()?;
+        stat.split(") ")
+            .nth(1)
+            .and_then(|rest| rest.chars().next())
+            .filter(|state| *state == 'Z')
+            .map(|_| "a crash (zombie)".to_string())
     }
 
     pub fn signal(&self, name: &str) {

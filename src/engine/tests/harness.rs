@@ -168,6 +168,9 @@ pub struct Harness {
     pub actions: Vec<Action>,
     /// Whether calls are answered by the world at once.
     pub answer_calls: bool,
+    /// Whether the daemon can write the intent before a call; when it cannot, the call is
+    /// not sent and the engine is told so, as the daemon does.
+    pub store_writable: bool,
 }
 
 pub fn policy() -> Policy {
@@ -192,6 +195,7 @@ impl Harness {
             calls: Vec::new(),
             actions: Vec::new(),
             answer_calls: true,
+            store_writable: true,
         }
     }
 
@@ -206,6 +210,15 @@ impl Harness {
             let actions = self.engine.step(self.now, input);
             for action in &actions {
                 if let Action::CallFailover(call) = action {
+                    if !self.store_writable {
+                        queue.push(Input::CallResult {
+                            call_id: call.call_id,
+                            result: CallResult::NotSent {
+                                reason: "state file /var/lib/bt-watchdog/x: read-only".into(),
+                            },
+                        });
+                        continue;
+                    }
                     self.calls.push(call.clone());
                     if self.answer_calls {
                         let result = self.world.apply(call, self.now);

@@ -693,3 +693,100 @@ fn timers_end_a_cooldown_on_time() {
     let until = h.engine.memory().cooldown_until.expect("cooldown set");
     assert_eq!(h.engine.next_wakeup(), Some(until.to_system_time()));
 }
+
+/// The daemon could not write the intent, so it sent no call: nothing counts as an attempt,
+/// no cooldown or fencing authority is left behind, automatic action holds with its own
+/// blocker and acts by itself once the state directory can be written again.
+#[test]
+fn an_intent_that_cannot_be_written_sends_nothing_and_counts_nothing() {
+    let mut h = settled(Mode::Auto);
+    let before = h.engine.memory().clone();
+    h.store_writable = false;
+    h.world.up[EAST] = false;
+    h.run_for(10 * MINUTE);
+    assert!(h.calls.is_empty(), "{:?}", h.requests());
+    assert_eq!(
+        h.engine.state().blocker,
+        Some(Blocker::StateUnwritable),
+        "{}",
+        h.reason()
+    );
+    assert!(
+        h.reason().contains("state directory could not be written"),
+        "{}",
+        h.reason()
+    );
+    let memory = h.engine.memory();
+    assert_eq!(memory.cooldown_until, before.cooldown_until, "no cooldown");
+    assert_eq!(memory.promoted, None, "no authority to fence");
+    assert_eq!(memory.retries, None, "not a failed attempt");
+    assert_eq!(memory.gave_up, None);
+    assert!(memory.episode.is_none());
+    assert!(finished(&h).is_empty());
+    assert!(
+        h.engine
+            .journal()
+            .any(|d| d.message.contains("not carried out") && d.message.contains("not sent")),
+        "the journal says the call was not sent"
+    );
+    // Writable again: the next attempt goes out, once.
+    h.store_writable = true;
+    h.run_for(5 * MINUTE);
+    assert_eq!(h.requests(), vec![(WEST, promote(false))]);
+    assert_eq!(h.kind(), StateKind::Cooldown, "{}", h.reason());
+}
+
+/// A manual failover whose intent cannot be written is not carried out and leaves no trace in
+/// the memory; it does not hold automatic action back for anyone else.
+#[test]
+fn a_manual_failover_without_a_written_intent_is_not_carried_out() {
+    let mut h = settled(Mode::Observe);
+    h.store_writable = false;
+    let request = ManualRequest {
+        request_id: 9,
+        target: WEST,
+        data_sync_first: true,
+        force: false,
+        confirmed: true,
+        override_preflight: false,
+        by: "grace".into(),
+    };
+    h.input(Input::Command(Command::Failover(request)));
+    assert!(h.calls.is_empty());
+    assert!(h.engine.episode().is_none());
+    assert_eq!(h.engine.memory().cooldown_until, None);
+    assert_eq!(h.engine.memory().promoted, None);
+    assert!(finished(&h).is_empty());
+    assert!(
+        h.engine
+            .journal()
+            .any(|d| d.message.starts_with("manual failover not carried out")),
+    );
+}
+
+/// Every poll of the primary fails on the watchdog's own side (out of descriptors, its
+/// resolver) or meets a certificate we refuse, while the backup is healthy: nothing was
+/// learnt about the primary, so no streak moves and nothing is called, however long.
+#[test]
+fn faults_on_our_side_or_a_refused_certificate_never_promote_the_peer() {
+    use crate::api::ErrorKind;
+    for kind in [ErrorKind::Local, ErrorKind::Certificate] {
+        let mut h = settled(Mode::Auto);
+        let end = h.now + 10 * MINUTE;
+        while h.now < end {
+            h.now += h.interval();
+            h.world.tick(h.now);
+            let mut report = h.world.report();
+            report.appliances[EAST].probe = Some(Err(kind));
+            report.appliances[EAST].health = Some(Err(kind));
+            report.appliances[EAST].topology = Some(Err(kind));
+            h.input(Input::Poll(report));
+        }
+        assert!(h.calls.is_empty(), "{kind}: {:?}", h.requests());
+        assert_eq!(
+            h.engine.views()[EAST].no_information.map(|(_, k)| k),
+            Some(kind),
+            "{kind}: these polls observed nothing"
+        );
+    }
+}

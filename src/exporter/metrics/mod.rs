@@ -61,6 +61,8 @@ pub struct SiteSample {
     /// The data gate's age of the backup's data, when known.
     pub backup_data_age_seconds: Option<f64>,
     pub last_poll_seconds: f64,
+    /// Whether the last write of the site's state file succeeded.
+    pub state_writable: bool,
 }
 
 /// Every metric, grouped by what it describes. A new metric is one entry in its group's table
@@ -86,7 +88,7 @@ impl Metrics {
 
     /// Creates the series of a site at zero, so that they exist before anything happens.
     pub fn register_site(&self, site: &str, appliances: &[String; 2]) {
-        self.watchdog.register(site);
+        self.watchdog.register(site, appliances);
         for appliance in appliances {
             self.api.register(site, appliance);
         }
@@ -105,13 +107,21 @@ impl Metrics {
         self.watchdog.count_failover(site, trigger, outcome);
     }
 
+    pub fn count_state_write_error(&self, site: &str) {
+        self.watchdog.count_state_write_error(site);
+    }
+
+    pub fn count_local_error(&self, site: &str, appliance: &str, fault: crate::api::LocalFault) {
+        self.watchdog.count_local_error(site, appliance, fault);
+    }
+
     /// Removes every series of a site (it was removed from the configuration).
     pub fn forget_site(&self, site: &str, appliances: &[String; 2]) {
         for appliance in appliances {
             self.appliance.forget(site, appliance);
         }
         self.api.forget(site, appliances);
-        self.watchdog.forget(site);
+        self.watchdog.forget(site, appliances);
     }
 
     /// The text exposition format.
@@ -208,6 +218,7 @@ mod tests {
                 max_sync_age_seconds: 0.0,
                 backup_data_age_seconds: None,
                 last_poll_seconds: 0.0,
+                state_writable: true,
             },
         );
         metrics

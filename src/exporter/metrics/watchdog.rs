@@ -4,6 +4,7 @@ use prometheus::{GaugeVec, IntCounterVec, Opts, Registry};
 
 use super::SiteSample;
 use super::family::{Family, Gauge, Reading, bool_value, register};
+use crate::api::LocalFault;
 use crate::engine::{AlertKind, Blocker, Outcome, StateKind, Trigger};
 
 const ALERTS: [AlertKind; 6] = [
@@ -77,6 +78,11 @@ const GAUGES: &[Gauge<SiteSample>] = &[
         reading: Reading::Value(|s| Some(s.backup_data_age_seconds.unwrap_or(f64::NAN))),
     },
     Gauge {
+        name: "beyondtrust_watchdog_state_writable",
+        help: "1 while the site's state file can be written; 0 after a failed write, until one succeeds (no failover call is made meanwhile).",
+        reading: Reading::Value(|s| Some(bool_value(s.state_writable))),
+    },
+    Gauge {
         name: "beyondtrust_watchdog_last_poll_timestamp_seconds",
         help: "When the site was last polled.",
         reading: Reading::Value(|s| Some(s.last_poll_seconds)),
@@ -85,6 +91,8 @@ const GAUGES: &[Gauge<SiteSample>] = &[
 
 const FAILOVERS: &str = "beyondtrust_watchdog_failovers_total";
 const BUILD_INFO: &str = "beyondtrust_watchdog_build_info";
+const STATE_WRITE_ERRORS: &str = "beyondtrust_watchdog_state_write_errors_total";
+const LOCAL_ERRORS: &str = "beyondtrust_watchdog_local_errors_total";
 
 /// Every (trigger, outcome) label pair of the failover counter.
 fn failover_labels() -> impl Iterator<Item = [&'static str; 2]> {
@@ -98,6 +106,8 @@ fn failover_labels() -> impl Iterator<Item = [&'static str; 2]> {
 pub(super) struct WatchdogMetrics {
     gauges: Family<SiteSample>,
     failovers: IntCounterVec,
+    state_write_errors: IntCounterVec,
+    local_errors: IntCounterVec,
 }
 
 impl WatchdogMetrics {
@@ -113,17 +123,51 @@ impl WatchdogMetrics {
             Opts::new(FAILOVERS, "Failovers carried out, by trigger and outcome."),
             &["site", "trigger", "outcome"],
         );
+        let state_write_errors = IntCounterVec::new(
+            Opts::new(
+                STATE_WRITE_ERRORS,
+                "Writes of the site's state file that failed (a full or read-only state_dir).",
+            ),
+            &["site"],
+        );
+        let local_errors = IntCounterVec::new(
+            Opts::new(
+                LOCAL_ERRORS,
+                "Requests that failed on the watchdog's own side (descriptors, resolver, local address or route, memory, its TLS setup); they never count against an appliance.",
+            ),
+            &["site", "appliance", "kind"],
+        );
         WatchdogMetrics {
             gauges: Family::new(registry, &["site"], GAUGES),
             failovers: register(registry, FAILOVERS, failovers),
+            state_write_errors: register(registry, STATE_WRITE_ERRORS, state_write_errors),
+            local_errors: register(registry, LOCAL_ERRORS, local_errors),
         }
     }
 
-    /// Creates the failover counters at zero, so that they exist before the first failover.
-    pub fn register(&self, site: &str) {
+    /// Creates the counters at zero, so that they exist (and `increase()` works) before the
+    /// first event.
+    pub fn register(&self, site: &str, appliances: &[String; 2]) {
         for [trigger, outcome] in failover_labels() {
             self.failovers.with_label_values(&[site, trigger, outcome]);
         }
+        self.state_write_errors.with_label_values(&[site]);
+        for appliance in appliances {
+            for fault in LocalFault::ALL {
+                self.local_errors
+                    .with_label_values(&[site, appliance, fault.label()]);
+            }
+        }
+    }
+
+    pub fn count_state_write_error(&self, site: &str) {
+        self.state_write_errors.with_label_values(&[site]).inc();
+    }
+
+    pub fn count_local_error(&self, site: &str, appliance: &str, fault: LocalFault) {
+        self.local_errors
+            .with_label_values(&[site, appliance, fault.label()])
+            .inc();
     }
 
     pub fn set(&self, site: &str, sample: &SiteSample) {
@@ -136,8 +180,16 @@ impl WatchdogMetrics {
             .inc();
     }
 
-    pub fn forget(&self, site: &str) {
+    pub fn forget(&self, site: &str, appliances: &[String; 2]) {
         self.gauges.forget(&[site]);
+        let _ = self.state_write_errors.remove_label_values(&[site]);
+        for appliance in appliances {
+            for fault in LocalFault::ALL {
+                let _ = self
+                    .local_errors
+                    .remove_label_values(&[site, appliance, fault.label()]);
+            }
+        }
         for [trigger, outcome] in failover_labels() {
             let _ = self
                 .failovers
