@@ -19,6 +19,22 @@ pub struct Step {
 }
 
 impl Step {
+    /// Whether the roles, reported since `since`, show that this step's call was never
+    /// received: neither its effect nor a swap under way, with both roles freshly known (or the
+    /// peer silent).
+    pub fn not_received(&self, views: &[ApplianceView; 2], since: SystemTime) -> bool {
+        let me = &views[self.appliance];
+        let other = &views[1 - self.appliance];
+        let fresh_role = |v: &ApplianceView| v.role.filter(|r| r.at >= since).map(|r| r.role);
+        let Some(mine) = fresh_role(me) else {
+            return false;
+        };
+        let theirs = fresh_role(other);
+        let swapping = mine == FailoverRole::Backup && theirs == Some(FailoverRole::Backup);
+        let peer_known = theirs.is_some() || !other.answering();
+        mine != self.request.role && !swapping && peer_known
+    }
+
     pub fn promote(appliance: Slot, data_sync_first: bool) -> Self {
         Step {
             appliance,
@@ -80,8 +96,19 @@ pub enum Phase {
         #[serde(skip)]
         at: SystemTime,
     },
-    /// Restored from memory after a restart; becomes `Converging` at the first step.
+    /// Restored from memory after a restart; becomes `Verifying` at the first step.
     Resuming,
+    /// After a restart: the step's call may or may not have left before the crash. The roles
+    /// tell: its effect (or a swap under way) means it was received; roles freshly reported
+    /// at `check_at` that show neither mean it never left, and it is sent then, once.
+    Verifying {
+        #[serde(skip)]
+        since: SystemTime,
+        #[serde(skip)]
+        check_at: SystemTime,
+        #[serde(skip)]
+        deadline: SystemTime,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -143,8 +143,17 @@ impl Engine {
         let timeout = self.config.policy.converge_timeout;
         match episode.phase {
             Phase::Resuming => {
-                episode.phase = Phase::Converging {
+                // Long enough for an accepted call's effect to show in fresh roles: a few polls,
+                // and a quarter of the convergence allowance (at most RESUME_CHECK_MAX).
+                let settle = self
+                    .config
+                    .policy
+                    .poll_interval
+                    .saturating_mul(3)
+                    .max((timeout / 4).min(RESUME_CHECK_MAX));
+                episode.phase = Phase::Verifying {
                     since: now,
+                    check_at: later(now, settle),
                     deadline: later(now, timeout),
                 };
                 let step = episode
@@ -152,11 +161,48 @@ impl Engine {
                     .map(|s| describe_step(s, &self.config.names))
                     .unwrap_or_default();
                 let message = format!(
-                    "resumed episode {} after restart: verifying {step} (its call may have been sent before the restart, so it is not sent again); because {}",
+                    "resumed episode {} after restart: verifying {step}; its call may have left before the restart, so it is sent again only if the roles show it never arrived; because {}",
                     episode.id, episode.reason
                 );
                 self.note(now, out, message);
                 out.push(Action::PollSoon);
+            }
+            Phase::Verifying {
+                since: from,
+                check_at,
+                deadline,
+            } => {
+                let Some(step) = episode.current().copied() else {
+                    return;
+                };
+                if step.converged(&self.views, from) {
+                    // It arrived: carry on as after an accepted call.
+                    episode.phase = Phase::Converging {
+                        since: from,
+                        deadline,
+                    };
+                    self.advance_episode(now, out);
+                } else if now >= check_at && step.not_received(&self.views, from) {
+                    episode.resumed_step = None;
+                    let message = format!(
+                        "resumed episode {}: the roles show the call ({}) never reached {} before the restart; sending it now",
+                        episode.id,
+                        describe_step(&step, &self.config.names),
+                        self.config.names[step.appliance]
+                    );
+                    self.note(now, out, message);
+                    self.send_step_if_still_sound(now, out);
+                } else if now >= deadline {
+                    let why = format!(
+                        "{} did not report {} within {} after the restart",
+                        self.config.names[step.appliance],
+                        step.request.role,
+                        duration(timeout)
+                    );
+                    self.attempt_failed(now, why, out);
+                } else {
+                    out.push(Action::PollSoon);
+                }
             }
             Phase::AwaitingAnswer { sent_at, .. } => {
                 // The actuator bounds every call by its timeout; a missing answer is a bug
@@ -452,6 +498,10 @@ impl Engine {
                 duration(since(at, now))
             ),
             Phase::Resuming => "resuming after a restart".to_string(),
+            Phase::Verifying { since: from, .. } => format!(
+                "resumed after a restart {} ago, verifying whether its call arrived",
+                duration(since(now, from))
+            ),
         };
         let what_kind = match episode.purpose {
             Purpose::Promote => "failover",
@@ -593,6 +643,10 @@ impl Engine {
         }
     }
 }
+
+/// After a restart, the longest the roles are watched before a step whose call shows no sign of
+/// having arrived is sent.
+const RESUME_CHECK_MAX: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// An episode's id: the millisecond it started (one site never starts two in one ms).
 fn episode_id(now: SystemTime) -> u64 {

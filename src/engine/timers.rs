@@ -27,6 +27,13 @@ impl Engine {
             Phase::Converging { deadline, .. } => Some(deadline),
             Phase::RetryAt { at } => Some(at),
             Phase::Resuming => None,
+            Phase::Verifying {
+                check_at, deadline, ..
+            } => Some(if self.last_step.is_some_and(|l| l >= check_at) {
+                deadline
+            } else {
+                check_at
+            }),
         });
         let next_attempt = self
             .memory

@@ -394,3 +394,37 @@ fn w10_a_failed_failover_gives_back_the_authority_to_fence() {
     assert_eq!(h.requests(), vec![(WEST, promote(false))], "{}", h.reason());
     assert_eq!(h.kind(), StateKind::SplitBrain);
 }
+
+/// Case 8, other half: the crash came after the intent was written but before the call left.
+/// The roles show it never arrived, so the resumed episode sends it — once.
+#[test]
+fn w8_a_call_that_never_left_before_the_crash_is_sent_once_after_it() {
+    let mut h = settled(Mode::Auto);
+    h.answer_calls = false;
+    h.world.up[EAST] = false;
+    let mut persisted = None;
+    for _ in 0..20 {
+        let from = h.actions.len();
+        h.cycle();
+        let step = &h.actions[from..];
+        if let Some(call_at) = step
+            .iter()
+            .position(|a| matches!(a, Action::CallFailover(_)))
+        {
+            persisted = step[..call_at].iter().rev().find_map(|a| match a {
+                Action::Persist(m) => Some(m.clone()),
+                _ => None,
+            });
+            break;
+        }
+    }
+    let memory = persisted.expect("memory persisted before the call");
+    // Crash before the call left: the appliance never saw it.
+    h.calls.clear();
+    h.engine = Engine::new(h.engine.config().clone(), memory);
+    h.answer_calls = true;
+    h.run_for(10 * MINUTE);
+    assert_eq!(h.requests(), vec![(WEST, promote(false))], "{}", h.reason());
+    assert_eq!(h.world.role[WEST], FailoverRole::Primary);
+    assert_eq!(h.kind(), StateKind::Cooldown, "{}", h.reason());
+}
