@@ -539,7 +539,7 @@ pub fn events_of(decisions: &[DecisionStatus]) -> Vec<TimelineEvent> {
 
 const TIMELINE_WIDTH: f64 = 1000.0;
 /// The least span drawn, so that two events a second apart are not the whole width.
-const TIMELINE_MIN_SPAN: Duration = Duration::from_secs(60);
+const TIMELINE_MIN_SPAN: Duration = Duration::from_secs(20);
 /// The most: older events are summarised at the left edge.
 const TIMELINE_MAX_SPAN: Duration = Duration::from_secs(24 * 3600);
 

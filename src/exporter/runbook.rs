@@ -100,10 +100,7 @@ fn links(html: &str) -> String {
 fn pairs(html: &str, marker: &str, tag: &str) -> String {
     let mut out = String::new();
     let mut rest = html;
-    loop {
-        let Some(start) = rest.find(marker) else {
-            break;
-        };
+    while let Some(start) = rest.find(marker) {
         let Some(len) = rest[start + marker.len()..].find(marker) else {
             break;
         };
@@ -127,7 +124,7 @@ pub fn to_html(markdown: &str) -> String {
     let mut list: Vec<String> = Vec::new();
     let flush = |out: &mut String, paragraph: &mut Vec<&str>, list: &mut Vec<String>| {
         if !paragraph.is_empty() {
-            let _ = write!(out, "<p>{}</p>\n", inline(&paragraph.join(" ")));
+            let _ = writeln!(out, "<p>{}</p>", inline(&paragraph.join(" ")));
             paragraph.clear();
         }
         if !list.is_empty() {
