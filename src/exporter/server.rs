@@ -79,7 +79,24 @@ impl Exporter {
                 let query = page::PageQuery::parse(request.uri().query());
                 let body =
                     page::render(&self.board.document(), &query, std::time::SystemTime::now());
-                html(body)
+                let accepted = request
+                    .headers()
+                    .get_all(header::ACCEPT_ENCODING)
+                    .iter()
+                    .filter_map(|v| v.to_str().ok());
+                let compressed = (body.len() > page::GZIP_ABOVE && page::accepts_gzip(accepted))
+                    .then(|| page::gzip(body.as_bytes()))
+                    .flatten();
+                match compressed {
+                    Some(gzipped) => {
+                        let mut response = html(gzipped);
+                        let headers = response.headers_mut();
+                        headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+                        headers.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+                        response
+                    }
+                    None => html(body),
+                }
             }
             "/runbook" => html(super::runbook::PAGE.as_str()),
             "/metrics" => {
