@@ -35,6 +35,7 @@ for f in /etc/bt-watchdog/config.toml /lib/systemd/system/bt-watchdog.service \
          /usr/share/man/man1/bt-watchdog.1.gz /usr/share/bash-completion/completions/bt-watchdog \
          /usr/share/zsh/vendor-completions/_bt-watchdog /usr/share/fish/vendor_completions.d/bt-watchdog.fish \
          /usr/share/bt-watchdog/dashboards/bt-watchdog.json /usr/share/bt-watchdog/dashboards/alerts.yml \
+         /usr/share/bt-watchdog/dashboards/runbook.md \
          /usr/share/doc/bt-watchdog/README.md; do
   [ -f "$f" ] || fail "missing $f"
 done

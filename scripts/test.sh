@@ -9,6 +9,10 @@ command -v curl >/dev/null 2>&1 || need_packages+=(curl)
 command -v openssl >/dev/null 2>&1 || need_packages+=(openssl)
 # A real Prometheus and promtool, for the exporter, dashboard and alert rule tests.
 { command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1; } || need_packages+=(prometheus)
+# A real browser for the status page test: Debian's Chromium driven by its chromedriver
+# (nothing is downloaded at test time).
+[ -x /usr/bin/chromium ] || need_packages+=(chromium)
+[ -x /usr/bin/chromedriver ] || need_packages+=(chromium-driver)
 if [ ${#need_packages[@]} -gt 0 ]; then
   echo "==> installing Debian packages: ${need_packages[*]}"
   if [ "$(id -u)" -eq 0 ]; then

@@ -10,7 +10,9 @@ use std::time::Duration;
 use bt_watchdog::commands::exit::Exit;
 use bt_watchdog::commands::operator::{self, local_user};
 use bt_watchdog::commands::simulate::{self, SimulateOptions};
-use bt_watchdog::commands::{check_config, demo, failover, load_config, run, status, stop_signal};
+use bt_watchdog::commands::{
+    alerts, check_config, demo, failover, load_config, run, status, stop_signal,
+};
 use bt_watchdog::control::protocol::{FailoverRequest, Request};
 use bt_watchdog::sim::tls::TlsFiles;
 use bt_watchdog::sim::{SimApis, SimProduct};
@@ -84,6 +86,23 @@ enum Command {
         on: OnSite,
         #[arg(long)]
         reason: String,
+    },
+    /// Print the Prometheus alert rules with absolute runbook and dashboard links.
+    Alerts {
+        /// Where the runbook is: the daemon's own `http://HOST:PORT/runbook`, or a wiki copy
+        /// of dashboards/runbook.md. Each alert links BASE#<alert name in lower case>.
+        #[arg(long, value_parser = |v: &str| alerts::Base::parse("--runbook-base", v))]
+        runbook_base: alerts::Base,
+        /// Grafana's address (the dashboard has uid bt-watchdog); without it the rules carry
+        /// no dashboard_url.
+        #[arg(long, value_parser = |v: &str| alerts::Base::parse("--dashboard-base", v))]
+        dashboard_base: Option<alerts::Base>,
+        /// The rules to fill in (default: the ones built into this binary, as shipped).
+        #[arg(long)]
+        rules: Option<PathBuf>,
+        /// Write to this file (atomically) instead of stdout.
+        #[arg(long)]
+        output: Option<PathBuf>,
     },
     /// Serve a simulated appliance pair with a fault-injection control API.
     Simulate(SimulateArgs),
@@ -249,6 +268,17 @@ fn main() -> ExitCode {
         Command::Run { config } => runtime.block_on(run::run(config)),
         Command::CheckConfig { config } => check_config::run(&config),
         Command::Status { json, url, config } => runtime.block_on(status::run(json, url, &config)),
+        Command::Alerts {
+            runbook_base,
+            dashboard_base,
+            rules,
+            output,
+        } => alerts::run(&alerts::AlertsOptions {
+            runbook_base,
+            dashboard_base,
+            rules,
+            output,
+        }),
         Command::Simulate(args) => {
             Exit::done_or_usage(runtime.block_on(simulate::run(args.into(), stop_signal())))
         }

@@ -1,5 +1,6 @@
-//! The dashboard and alert rules follow their conventions, and promtool accepts and tests the
-//! rules. promtool comes from Debian's `prometheus` package, which the README's test command
+//! The dashboard and alert rules follow their conventions (the Grafana dashboard-linter's
+//! rules, the monitoring-mixin's absolute runbook links), and promtool accepts and tests the
+//! rules as `bt-watchdog alerts` generates them. promtool comes from Debian's `prometheus` package, which the README's test command
 //! installs.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests may fail loudly
 
@@ -27,34 +28,63 @@ pub fn panels(dashboard: &serde_json::Value) -> Vec<serde_json::Value> {
     out
 }
 
-fn promtool(args: &[&str]) -> std::process::Output {
-    Command::new("promtool")
-        .args(args)
-        .current_dir(repo("dashboards"))
+/// The example bases `alerts.test.yml` expects the rules to be generated with.
+const RUNBOOK_BASE: &str = "https://watchdog.example.com:9877/runbook";
+const DASHBOARD_BASE: &str = "https://grafana.example.com";
+const RUNBOOK_PLACEHOLDER: &str = "https://bt-watchdog.invalid/runbook";
+const DASHBOARD_PLACEHOLDER: &str = "https://grafana.invalid";
+
+/// The rules as `bt-watchdog alerts` generates them with the example bases, next to their
+/// unit tests, in a fresh directory.
+fn generated_rules() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_bt-watchdog"))
+        .args(["alerts", "--runbook-base", RUNBOOK_BASE])
+        .args(["--dashboard-base", DASHBOARD_BASE, "--rules"])
+        .arg(repo("dashboards/alerts.yml"))
+        .arg("--output")
+        .arg(dir.path().join("alerts.yml"))
         .output()
-        .expect("promtool is not installed: run ./scripts/test.sh, which installs Debian's prometheus package")
-}
-
-#[test]
-fn promtool_checks_the_rules() {
-    let output = promtool(&["check", "rules", "alerts.yml"]);
+        .unwrap();
     assert!(
         output.status.success(),
-        "{}{}",
+        "bt-watchdog alerts: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    std::fs::copy(
+        repo("dashboards/alerts.test.yml"),
+        dir.path().join("alerts.test.yml"),
+    )
+    .unwrap();
+    dir
+}
+
+fn promtool_in(dir: &std::path::Path, args: &[&str]) {
+    let output = Command::new("promtool")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("promtool is not installed: run ./scripts/test.sh, which installs Debian's prometheus package");
+    assert!(
+        output.status.success(),
+        "promtool {args:?} in {}: {}{}",
+        dir.display(),
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
 }
 
 #[test]
-fn promtool_unit_tests_of_every_alert_pass() {
-    let output = promtool(&["test", "rules", "alerts.test.yml"]);
-    assert!(
-        output.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+fn promtool_checks_the_rules_as_shipped_and_as_generated() {
+    promtool_in(&repo("dashboards"), &["check", "rules", "alerts.yml"]);
+    let generated = generated_rules();
+    promtool_in(generated.path(), &["check", "rules", "alerts.yml"]);
+}
+
+#[test]
+fn promtool_unit_tests_of_every_alert_pass_on_the_generated_rules() {
+    let generated = generated_rules();
+    promtool_in(generated.path(), &["test", "rules", "alerts.test.yml"]);
     // Every alert is tested at least once firing.
     let rules = std::fs::read_to_string(repo("dashboards/alerts.yml")).unwrap();
     let tests = std::fs::read_to_string(repo("dashboards/alerts.test.yml")).unwrap();
@@ -67,14 +97,15 @@ fn promtool_unit_tests_of_every_alert_pass() {
             "{line} has no unit test"
         );
     }
+    // The tests expect absolute links, so they fail if the generator stops filling them in.
+    assert!(tests.contains(&format!("runbook_url: {RUNBOOK_BASE}#")));
+    assert!(tests.contains(&format!("dashboard_url: {DASHBOARD_BASE}/d/bt-watchdog/")));
 }
 
 #[test]
-fn every_alert_has_severity_summary_description_and_a_runbook_in_the_readme() {
+fn every_alert_has_severity_summary_description_and_absolute_links() {
     let rules = std::fs::read_to_string(repo("dashboards/alerts.yml")).unwrap();
-    let readme = std::fs::read_to_string(repo("README.md"))
-        .unwrap()
-        .to_lowercase();
+    let runbook = std::fs::read_to_string(repo("dashboards/runbook.md")).unwrap();
     let blocks: Vec<&str> = rules.split("- alert: ").skip(1).collect();
     assert!(blocks.len() >= 13, "only {} alerts", blocks.len());
     for block in blocks {
@@ -91,19 +122,62 @@ fn every_alert_has_severity_summary_description_and_a_runbook_in_the_readme() {
             ["critical", "warning", "info"].contains(&severity),
             "{name}: severity {severity:?}"
         );
-        for annotation in ["summary: ", "description: ", "runbook_url: "] {
+        for annotation in [
+            "summary: ",
+            "description: ",
+            "runbook_url: ",
+            "dashboard_url: ",
+        ] {
             assert!(block.contains(annotation), "{name} lacks {annotation}");
         }
-        let anchor = block
+        let runbook_url = block
             .lines()
-            .find_map(|l| l.trim().strip_prefix("runbook_url: README.md#"))
+            .find_map(|l| l.trim().strip_prefix("runbook_url: "))
             .unwrap_or_default();
-        assert_eq!(anchor, name.to_lowercase(), "{name}: runbook_url");
+        assert_eq!(
+            runbook_url,
+            format!("{RUNBOOK_PLACEHOLDER}#{}", name.to_lowercase()),
+            "{name}: runbook_url (the placeholder base, the alert's anchor)"
+        );
+        let dashboard_url = block
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("dashboard_url: "))
+            .unwrap_or_default()
+            .trim_matches('\'');
         assert!(
-            readme.contains(&format!("### {anchor}\n")),
-            "the README has no runbook entry ### {name}"
+            dashboard_url.starts_with(&format!(
+                "{DASHBOARD_PLACEHOLDER}/d/bt-watchdog/bt-watchdog?var-"
+            )),
+            "{name}: dashboard_url {dashboard_url}"
+        );
+        assert!(
+            runbook.contains(&format!("\n### {name}\n")),
+            "dashboards/runbook.md has no section ### {name}"
         );
     }
+}
+
+/// The panels the runbook tells an operator to look at exist on the dashboard.
+#[test]
+fn the_runbook_names_only_panels_that_exist() {
+    let titles: Vec<String> = panels(&dashboard())
+        .iter()
+        .filter_map(|p| p["title"].as_str().map(str::to_string))
+        .collect();
+    let runbook = std::fs::read_to_string(repo("dashboards/runbook.md")).unwrap();
+    let mut named = 0;
+    for line in runbook.lines().filter(|l| l.starts_with("- **Confirm:** ")) {
+        let after_label = line.trim_start_matches("- **Confirm:** ");
+        // The odd pieces between single asterisks are panel names.
+        for title in after_label.split('*').skip(1).step_by(2) {
+            named += 1;
+            assert!(
+                titles.iter().any(|t| t == title),
+                "the runbook names a panel the dashboard lacks: {title:?}"
+            );
+        }
+    }
+    assert!(named >= 16, "only {named} panels named");
 }
 
 #[test]
@@ -115,7 +189,7 @@ fn the_dashboard_follows_the_conventions() {
         .find(|v| v["type"] == "datasource")
         .expect("a datasource variable");
     assert_eq!(datasource["query"], "prometheus");
-    for name in ["site", "appliance"] {
+    for name in ["job", "instance", "site", "appliance"] {
         let var = variables
             .iter()
             .find(|v| v["name"] == name)
@@ -153,8 +227,17 @@ fn the_dashboard_follows_the_conventions() {
         for target in panel["targets"].as_array().unwrap() {
             let expr = target["expr"].as_str().unwrap();
             exprs += 1;
+            for variable in ["job", "instance"] {
+                assert!(
+                    expr.contains(&format!("{variable}=~\"${variable}\"")),
+                    "{title}: {expr} ignores ${variable}"
+                );
+            }
+            // The scrape's own `up` and the watchdog's build info have no site.
             assert!(
-                expr.contains("site=~\"$site\""),
+                expr.starts_with("up{")
+                    || expr.starts_with("beyondtrust_watchdog_build_info{")
+                    || expr.contains("site=~\"$site\""),
                 "{title}: {expr} ignores $site"
             );
             if appliance_metrics.iter().any(|m| expr.contains(m)) {
@@ -177,4 +260,44 @@ fn the_dashboard_follows_the_conventions() {
         }
     }
     assert!(exprs >= 15, "{exprs} queries");
+    for row in panels(&dashboard).iter().filter(|p| p["type"] == "row") {
+        assert!(
+            row["title"].as_str().is_some_and(|t| !t.is_empty()),
+            "a row without a title"
+        );
+    }
+}
+
+/// Every metric of the README's reference is drawn somewhere: a feature that adds a metric
+/// adds its panel (the rows "The watchdog itself" and "Data sync per appliance and failover
+/// history" were added this way).
+#[test]
+fn every_metric_of_the_reference_is_on_the_dashboard() {
+    let readme = std::fs::read_to_string(repo("README.md")).unwrap();
+    let reference = readme
+        .split("## Metrics reference")
+        .nth(1)
+        .and_then(|r| r.split("\n## ").next())
+        .unwrap();
+    let queries: String = panels(&dashboard())
+        .iter()
+        .flat_map(|p| p["targets"].as_array().cloned().unwrap_or_default())
+        .filter_map(|t| t["expr"].as_str().map(str::to_string))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let mut metrics = 0;
+    for line in reference
+        .lines()
+        .filter(|l| l.starts_with("| `beyondtrust_"))
+    {
+        let cell = line.split('|').nth(1).unwrap();
+        for metric in cell.split('`').filter(|m| m.starts_with("beyondtrust_")) {
+            metrics += 1;
+            assert!(
+                queries.contains(metric),
+                "{metric} is in the metrics reference but on no dashboard panel"
+            );
+        }
+    }
+    assert!(metrics >= 20, "only {metrics} metrics in the reference");
 }

@@ -5,8 +5,10 @@
 //! - [`failover`]: a manual failover, through the daemon or standalone;
 //! - [`operator`]: `pause`, `resume`, `ack`, and what every command that talks to the daemon
 //!   shares;
+//! - [`alerts`]: the shipped alert rules with the installation's runbook and dashboard links;
 //! - [`check_config`], [`status`], [`simulate`], [`demo`].
 
+pub mod alerts;
 pub mod check_config;
 pub mod demo;
 pub mod exit;

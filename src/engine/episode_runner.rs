@@ -183,7 +183,20 @@ impl Engine {
                     };
                     self.advance_episode(now, out);
                 } else if now >= check_at && step.not_received(&self.views, from) {
+                    // The call before the restart may have been received and refused; the
+                    // resend is counted as an attempt either way, so restarts cannot add calls
+                    // beyond max_attempts.
                     episode.resumed_step = None;
+                    episode.attempts = episode.attempts.saturating_add(1);
+                    if episode.attempts >= self.config.policy.max_attempts.max(1) {
+                        let why = format!(
+                            "after the restart the roles show the call ({}) had no effect, and {} attempts are spent",
+                            describe_step(&step, &self.config.names),
+                            episode.attempts
+                        );
+                        self.finish_episode(now, Outcome::Failure, Some(why), out);
+                        return;
+                    }
                     let message = format!(
                         "resumed episode {}: the roles show the call ({}) never reached {} before the restart; sending it now",
                         episode.id,

@@ -2,6 +2,8 @@
 
 pub mod exposition;
 pub mod metrics;
+pub mod page;
+pub mod runbook;
 pub mod server;
 pub mod status;
 pub mod web_config;

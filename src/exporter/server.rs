@@ -1,4 +1,5 @@
-//! The exporter's HTTP listener: `/`, `/metrics`, `/healthz`, `/status`.
+//! The exporter's HTTP listener: `/` (the status page), `/metrics`, `/healthz`, `/status`,
+//! `/runbook`.
 //!
 //! Every answer is built from memory (the metrics registry and the status board). Nothing
 //! here calls an appliance or runs the engine, so a hanging appliance cannot slow a scrape.
@@ -19,19 +20,9 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use super::exposition::Exposition;
+use super::page;
 use super::status::Board;
 use super::web_config::WebConfig;
-
-const LANDING: &str = r#"<!doctype html>
-<html><head><meta charset="utf-8"><title>bt-watchdog</title></head>
-<body><h1>bt-watchdog</h1>
-<p>Failover watchdog for BeyondTrust RS/PRA appliance pairs.</p>
-<ul>
-<li><a href="metrics">/metrics</a>: Prometheus metrics</li>
-<li><a href="status">/status</a>: every site, both appliances, state, reasons, last decisions (JSON)</li>
-<li><a href="healthz">/healthz</a>: whether the watchdog's loops are alive</li>
-</ul></body></html>
-"#;
 
 pub struct Exporter {
     pub exposition: Arc<Exposition>,
@@ -51,6 +42,25 @@ fn respond(
     response
 }
 
+/// An HTML page: never cached (it is live), nothing loaded from elsewhere.
+fn html(body: impl Into<Bytes>) -> Response<Full<Bytes>> {
+    let mut response = respond(StatusCode::OK, "text/html; charset=utf-8", body);
+    let headers = response.headers_mut();
+    if let Ok(policy) = HeaderValue::from_str(&page::CONTENT_SECURITY_POLICY) {
+        headers.insert(header::CONTENT_SECURITY_POLICY, policy);
+    }
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    response
+}
+
 impl Exporter {
     fn answer(&self, request: &Request<Incoming>) -> Response<Full<Bytes>> {
         if request.method() != Method::GET && request.method() != Method::HEAD {
@@ -65,7 +75,30 @@ impl Exporter {
             return response;
         }
         match request.uri().path() {
-            "/" => respond(StatusCode::OK, "text/html; charset=utf-8", LANDING),
+            "/" => {
+                let query = page::PageQuery::parse(request.uri().query());
+                let body =
+                    page::render(&self.board.document(), &query, std::time::SystemTime::now());
+                let accepted = request
+                    .headers()
+                    .get_all(header::ACCEPT_ENCODING)
+                    .iter()
+                    .filter_map(|v| v.to_str().ok());
+                let compressed = (body.len() > page::GZIP_ABOVE && page::accepts_gzip(accepted))
+                    .then(|| page::gzip(body.as_bytes()))
+                    .flatten();
+                match compressed {
+                    Some(gzipped) => {
+                        let mut response = html(gzipped);
+                        let headers = response.headers_mut();
+                        headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+                        headers.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+                        response
+                    }
+                    None => html(body),
+                }
+            }
+            "/runbook" => html(super::runbook::PAGE.as_str()),
             "/metrics" => {
                 let accepts_gzip = request
                     .headers()
