@@ -131,6 +131,29 @@ fn s03_stale_data_blocks_the_promotion() {
 }
 
 #[test]
+fn s03_stale_data_with_a_healthy_primary_is_degraded_before_any_failure() {
+    // The sync stops while the primary is healthy: the operator must learn of it now, while
+    // there is time to fix it, not when a failover is refused.
+    let mut h = settled(Mode::Auto);
+    h.world.sync_frozen_at = Some(h.now);
+    h.run_for(10 * MINUTE);
+    assert_eq!(h.kind(), StateKind::Healthy, "{}", h.reason());
+    h.run_for(6 * MINUTE);
+    assert_eq!(h.kind(), StateKind::Degraded, "{}", h.reason());
+    assert!(
+        h.reason().contains("more than max_sync_age 15m")
+            && h.reason().contains("a failover would be refused"),
+        "{}",
+        h.reason()
+    );
+    assert!(h.calls.is_empty());
+    // The sync resumes: healthy again.
+    h.world.sync_frozen_at = None;
+    h.run_for(MINUTE);
+    assert_eq!(h.kind(), StateKind::Healthy, "{}", h.reason());
+}
+
+#[test]
 fn s03_unknown_data_age_blocks_the_promotion() {
     let mut h = Harness::new(Mode::Auto);
     h.world.reports_sync = false;
