@@ -486,11 +486,14 @@ impl SiteLoop {
                 .as_ref()
                 .and_then(|i| i.product.as_ref())
                 .map(|p| p.as_str().to_string());
-            let is_primary = view.role() == Some(FailoverRole::Primary);
+            let role_now = self.engine.role_now(slot);
+            let role_age = self.engine.role_age(slot, now).map(|d| d.as_secs_f64());
+            let is_primary = role_now == Some(FailoverRole::Primary);
             let sample = ApplianceSample {
                 up: view.answering(),
                 healthy: view.healthy(),
-                failover_role: view.role(),
+                failover_role: role_now,
+                failover_role_age_seconds: role_age,
                 cluster_role: view.cluster_role,
                 info: Some(ApplianceInfoLabels {
                     version: view.version.clone().unwrap_or_default(),
@@ -524,8 +527,9 @@ impl SiteLoop {
                 up: view.answering(),
                 healthy: view.healthy(),
                 condition: view.condition.describe(),
-                failover_role: view.role().map(|r| r.to_string()),
+                failover_role: role_now.map(|r| r.to_string()),
                 role_source: view.role.map(|r| format!("{:?}", r.source).to_lowercase()),
+                failover_role_age_seconds: role_age,
                 cluster_role: view.cluster_role.map(|r| r.to_string()),
                 version: view.version.clone(),
                 build: view.build.clone(),

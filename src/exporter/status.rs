@@ -48,6 +48,8 @@ pub struct ApplianceStatus {
     pub condition: String,
     pub failover_role: Option<String>,
     pub role_source: Option<String>,
+    /// How long ago the role was last seen.
+    pub failover_role_age_seconds: Option<f64>,
     pub cluster_role: Option<String>,
     pub version: Option<String>,
     pub build: Option<String>,

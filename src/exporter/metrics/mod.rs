@@ -27,7 +27,9 @@ mod watchdog;
 pub struct ApplianceSample {
     pub up: bool,
     pub healthy: bool,
+    /// The role it holds now as far as the engine knows (None: unknown).
     pub failover_role: Option<FailoverRole>,
+    pub failover_role_age_seconds: Option<f64>,
     pub cluster_role: Option<ClusterRole>,
     pub info: Option<ApplianceInfoLabels>,
     pub last_data_sync_seconds: Option<f64>,
