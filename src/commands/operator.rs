@@ -8,8 +8,9 @@ use crate::config::Config;
 use crate::control::client::{self, ClientError};
 use crate::control::protocol::{Answer, Request};
 
-/// How long the CLI waits for the daemon's answer to one request.
-pub(crate) const ANSWER_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long the CLI waits for the daemon's answer to one request: longer than the daemon
+/// waits for a site loop (twice 10 s), so that the daemon, not the CLI, says what happened.
+pub(crate) const ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The login name of whoever runs the CLI (through sudo: the one who ran sudo).
 pub fn local_user() -> String {

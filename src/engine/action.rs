@@ -29,6 +29,9 @@ pub enum Action {
     FailoverFinished(FailoverSummary),
     /// The answer to a manual failover request.
     Preflight(PreflightReport),
+    /// The answer to a pause, resume or acknowledge: what it did (or why it did nothing), in
+    /// words for the operator who asked.
+    CommandDone(String),
     /// A line for the decision journal: every state change and every decision, with its reason.
     Journal(Decision),
 }

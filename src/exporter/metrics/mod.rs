@@ -116,6 +116,13 @@ impl Metrics {
         self.watchdog.forget(site);
     }
 
+    /// An appliance renamed or replaced within a site: its own series go, the site's
+    /// (failover counters, state) stay.
+    pub fn forget_appliance(&self, site: &str, appliance: &str) {
+        self.appliance.forget(site, appliance);
+        self.api.forget(site, &[appliance.to_string()]);
+    }
+
     /// The text exposition format.
     pub fn encode(&self) -> Vec<u8> {
         let mut buffer = Vec::with_capacity(16 * 1024);
