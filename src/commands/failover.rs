@@ -147,13 +147,13 @@ async fn carry_out(
 /// The site and the target appliance, checked against the configuration before anything is
 /// asked of a daemon or an appliance.
 fn check_names(config: &Config, request: &FailoverRequest) -> Result<(), String> {
+    operator::check_site(config, &request.site)?;
+    if request.force && request.data_sync_first {
+        // The engine would drop one of them; the operator must choose.
+        return Err("--force and --data-sync-first contradict each other: a forced demotion cannot sync data first".to_string());
+    }
     let Some(site) = config.sites.iter().find(|s| s.name == request.site) else {
-        let names: Vec<&str> = config.sites.iter().map(|s| s.name.as_str()).collect();
-        return Err(format!(
-            "no site named {:?} in the configuration (it has: {})",
-            request.site,
-            names.join(", ")
-        ));
+        return Ok(());
     };
     if site.appliances.iter().any(|a| a.name == request.to) {
         return Ok(());

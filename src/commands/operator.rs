@@ -68,3 +68,15 @@ pub async fn simple(config: &Config, request: Request) -> Exit {
         Err(exit) => exit,
     }
 }
+
+/// The site a command names, checked against the configuration before a daemon is asked.
+pub fn check_site(config: &Config, site: &str) -> Result<(), String> {
+    if config.sites.iter().any(|s| s.name == site) {
+        return Ok(());
+    }
+    let names: Vec<&str> = config.sites.iter().map(|s| s.name.as_str()).collect();
+    Err(format!(
+        "no site named {site:?} in the configuration (it has: {})",
+        names.join(", ")
+    ))
+}

@@ -68,6 +68,12 @@ pub(crate) fn manual_failover(
     request_id: u64,
     by: String,
 ) -> Result<ManualRequest, String> {
+    if request.force && request.data_sync_first {
+        return Err(
+            "force and data_sync_first contradict each other: a forced demotion cannot sync data first"
+                .to_string(),
+        );
+    }
     let Some(target) = names.iter().position(|n| *n == request.to) else {
         return Err(format!(
             "site {} has no appliance {:?} (it has {} and {})",
