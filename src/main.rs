@@ -145,6 +145,7 @@ impl FailoverArgs {
             confirm: self.confirm,
             override_preflight: self.override_preflight,
             user: local_user(),
+            shown_plan: None,
         }
     }
 }

@@ -86,24 +86,67 @@ async fn carry(route: &mut impl Route, request: FailoverRequest) -> Exit {
     }
     let may_go = report.passed || request.override_preflight;
     if interactive && may_go {
-        if !ask_for_site_name(&request.site) {
-            println!("Cancelled: nothing was changed.");
-            route.record(&request, audit::preflight_outcome(&report));
-            return Exit::NotDone;
-        }
-        let request = request.confirmed();
-        return match route.submit(&request).await {
-            Ok((report, _)) => carry_out(route, &request, &report).await,
-            Err(exit) => exit,
-        };
+        return confirm_interactively(route, request, report).await;
     }
-    println!("Dry run: nothing was changed. Add --confirm to carry this out.");
+    if may_go {
+        println!("Dry run: nothing was changed. Add --confirm to carry this out.");
+    } else {
+        println!(
+            "Refused: nothing was changed (--override-preflight carries it out anyway, if you are sure)."
+        );
+    }
     route.record(&request, audit::preflight_outcome(&report));
     if report.passed {
         Exit::Done
     } else {
         Exit::Refused
     }
+}
+
+/// How many times a plan that changed between showing and confirming is shown again before
+/// giving up on a pair that will not hold still.
+const MAX_RESHOWN: usize = 3;
+
+/// At a terminal: the operator confirms the plan that was shown, and only that one. If the
+/// engine's plan changed meanwhile, nothing is done; the new plan is shown and needs its own
+/// confirmation.
+async fn confirm_interactively(
+    route: &mut impl Route,
+    request: FailoverRequest,
+    mut report: PreflightReport,
+) -> Exit {
+    for _ in 0..MAX_RESHOWN {
+        if !ask_for_site_name(&request.site) {
+            println!("Cancelled: nothing was changed.");
+            route.record(&request, audit::preflight_outcome(&report));
+            return Exit::NotDone;
+        }
+        let confirmed = request.confirmed(report.shown());
+        let (next, mode) = match route.submit(&confirmed).await {
+            Ok(answer) => answer,
+            Err(exit) => return exit,
+        };
+        if !next.plan_changed {
+            return carry_out(route, &confirmed, &next).await;
+        }
+        println!(
+            "The plan changed since it was shown (the appliances' state moved): nothing was done. The plan now:"
+        );
+        let now = route.status().await;
+        print!(
+            "{}",
+            render_preflight(&request.site, &mode, now.as_ref(), &next)
+        );
+        if !(next.passed || request.override_preflight) {
+            println!("Refused: nothing was changed.");
+            route.record(&request, audit::preflight_outcome(&next));
+            return Exit::Refused;
+        }
+        report = next;
+    }
+    println!("The plan kept changing; nothing was done. Try again once the pair holds still.");
+    route.record(&request, "not done: the plan kept changing".to_string());
+    Exit::NotDone
 }
 
 /// After a confirmed request: whether it started, then its end.

@@ -88,6 +88,7 @@ pub(crate) fn manual_failover(
         confirmed: request.confirm,
         override_preflight: request.override_preflight,
         by,
+        shown_plan: request.shown_plan.clone(),
     })
 }
 

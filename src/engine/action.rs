@@ -91,6 +91,30 @@ pub struct PreflightReport {
     pub plan: Vec<PlannedCall>,
     /// Whether the plan was started (confirmed, and passed or overridden).
     pub started: bool,
+    /// The confirmation named a plan that is no longer the plan (the picture changed after it
+    /// was shown): nothing was started, and this report's plan is to be shown again.
+    #[serde(default)]
+    pub plan_changed: bool,
+}
+
+impl PreflightReport {
+    /// The plan as the operator sees it, for a confirmation to name.
+    pub fn shown(&self) -> Vec<ShownCall> {
+        self.plan
+            .iter()
+            .map(|call| ShownCall {
+                appliance: call.appliance.clone(),
+                request: call.request,
+            })
+            .collect()
+    }
+}
+
+/// One call of a plan as the operator was shown it: what a confirmation agrees to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShownCall {
+    pub appliance: String,
+    pub request: FailoverRequest,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -39,7 +39,7 @@ mod words;
 #[cfg(test)]
 mod tests;
 
-pub use action::{Action, AlertKind, FailoverSummary, PreflightReport};
+pub use action::{Action, AlertKind, FailoverSummary, PreflightReport, ShownCall};
 pub use machine::{Engine, SiteConfig};
 pub use memory::{MEMORY_VERSION, Memory, Outcome, Trigger};
 pub use observation::{ApplianceReport, CallResult, Command, Input, ManualRequest, PollReport};

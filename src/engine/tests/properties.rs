@@ -515,6 +515,7 @@ fn run(mode: Mode, events: &[(Clock, Event)], check: bool) -> Result<Vec<Action>
                     confirmed: *confirmed,
                     override_preflight: *override_preflight,
                     by: "prop".into(),
+                    shown_plan: None,
                 }))
             }
         };

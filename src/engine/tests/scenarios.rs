@@ -513,6 +513,7 @@ fn s16_manual_failover_preflight_then_confirmed_even_in_observe_mode() {
         confirmed,
         override_preflight: false,
         by: "dave".into(),
+        shown_plan: None,
     };
     h.input(Input::Command(Command::Failover(request(false, 1))));
     let report = h
@@ -548,6 +549,60 @@ fn s16_manual_failover_preflight_then_confirmed_even_in_observe_mode() {
 }
 
 #[test]
+fn s16_a_confirmation_carries_out_only_the_plan_that_was_shown() {
+    let mut h = settled(Mode::Observe);
+    h.world.up[EAST] = false;
+    h.run_for(MINUTE);
+    let preflight = |h: &Harness| {
+        h.actions
+            .iter()
+            .rev()
+            .find_map(|a| match a {
+                Action::Preflight(r) => Some(r.clone()),
+                _ => None,
+            })
+            .unwrap()
+    };
+    let request = |confirmed, request_id, shown_plan| ManualRequest {
+        request_id,
+        target: WEST,
+        data_sync_first: false,
+        force: true,
+        confirmed,
+        override_preflight: false,
+        by: "gina".into(),
+        shown_plan,
+    };
+    // Shown while east is down: promote west, nothing to demote.
+    h.input(Input::Command(Command::Failover(request(false, 1, None))));
+    let shown = preflight(&h);
+    assert_eq!(shown.plan.len(), 1, "{shown:?}");
+    // East answers again before the operator confirms: --force now means demoting it first.
+    h.world.up[EAST] = true;
+    h.run_for(MINUTE);
+    h.input(Input::Command(Command::Failover(request(
+        true,
+        2,
+        Some(shown.shown()),
+    ))));
+    let answer = preflight(&h);
+    assert!(answer.plan_changed && !answer.started, "{answer:?}");
+    assert_eq!(answer.plan.len(), 2, "the new plan is returned to be shown");
+    h.run_for(MINUTE);
+    assert!(h.calls.is_empty(), "a plan nobody saw was carried out");
+    // Confirming the new plan, as shown, carries it out.
+    h.input(Input::Command(Command::Failover(request(
+        true,
+        3,
+        Some(answer.shown()),
+    ))));
+    assert!(preflight(&h).started);
+    h.run_for(MINUTE);
+    // The plan that was shown and confirmed is the one carried out: east demoted first.
+    assert_eq!(h.requests().first(), Some(&(EAST, demote(true))));
+}
+
+#[test]
 fn s16_a_failing_preflight_refuses_unless_overridden() {
     let mut h = Harness::new(Mode::Auto);
     h.world.sync_frozen_at = Some(h.now - HOUR);
@@ -560,6 +615,7 @@ fn s16_a_failing_preflight_refuses_unless_overridden() {
         confirmed: true,
         override_preflight: false,
         by: "erin".into(),
+        shown_plan: None,
     };
     h.input(Input::Command(Command::Failover(request.clone())));
     let report = h
@@ -606,6 +662,7 @@ fn s16_manual_failover_is_refused_while_one_is_in_flight() {
         confirmed: true,
         override_preflight: true,
         by: "frank".into(),
+        shown_plan: None,
     };
     h.input(Input::Command(Command::Failover(request)));
     let report = h
