@@ -204,3 +204,62 @@ async fn one_exit_code_for_one_outcome_in_every_command() {
     assert!(sim.with(|p| p.failover_calls.is_empty()));
     sim.shutdown().await;
 }
+
+/// A followed failover whose daemon stops: the CLI says so and gives up with exit 69, instead
+/// of retrying silently for 15 minutes.
+#[tokio::test(flavor = "multi_thread")]
+async fn following_a_failover_says_when_the_daemon_is_gone() {
+    let sim = simulator(SimSettings {
+        // A graceful swap that takes long enough to stop the daemon in the middle of it.
+        swap_duration: Duration::from_secs(60),
+        ..SimSettings::default()
+    })
+    .await;
+    let ws = Workspace::new();
+    let (config, _) = ws.single_site_config("auto", &sim, "converge_timeout = \"90s\"");
+    let watchdog = Watchdog::start(&config, &ws.path("watchdog.log"), "info");
+    watchdog
+        .wait_for_site(LONG, "a healthy pair", |s| s["state"] == "healthy")
+        .await;
+    let mut child = Command::new(BINARY)
+        .args([
+            "failover",
+            "--site",
+            "hq",
+            "--to",
+            "west",
+            "--data-sync-first",
+            "--confirm",
+            "--config",
+        ])
+        .arg(&config)
+        .env("USER", "alice")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    watchdog
+        .wait_for_site(LONG, "the swap in progress", |s| {
+            s["failover_in_progress_id"].is_u64()
+        })
+        .await;
+    watchdog.signal("KILL");
+    let until = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > until {
+            let _ = child.kill();
+            panic!("the CLI still follows a failover whose daemon is gone");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let output = child.wait_with_output().unwrap();
+    let out = text(&output);
+    assert_eq!(status.code(), Some(69), "{out}");
+    assert!(out.contains("The daemon stopped answering"), "{out}");
+    assert!(!out.contains("Done:"), "{out}");
+    sim.shutdown().await;
+}

@@ -12,17 +12,22 @@ use tokio::time::Instant;
 
 use super::exit::Exit;
 use super::operator::{self, ANSWER_TIMEOUT};
+use crate::api::time::UtcTime;
 use crate::config::Config;
 use crate::control::audit;
 use crate::control::client::{self, ClientError};
 use crate::control::protocol::{Answer, FailoverRequest, Request};
 use crate::daemon::local_site::{LocalSite, LocalSiteError, Settled};
-use crate::engine::PreflightReport;
+use crate::engine::{PreflightReport, say_duration};
 use crate::exporter::status::SiteStatus;
 
 /// How long the CLI follows a failover it started through the daemon before leaving it to
 /// the daemon.
 const FOLLOW_LIMIT: Duration = Duration::from_secs(15 * 60);
+
+/// How long the daemon may not answer before a followed failover is reported as lost sight of
+/// (a restart takes a few seconds; a stopped daemon must not keep the CLI for 15 minutes).
+const DAEMON_GONE_AFTER: Duration = Duration::from_secs(10);
 
 pub async fn failover(config: &Config, request: FailoverRequest, standalone: bool) -> Exit {
     if let Err(message) = check_names(config, &request) {
@@ -48,6 +53,18 @@ enum Ending {
     Unknown {
         advice: String,
     },
+    /// The daemon carrying it out stopped answering.
+    DaemonGone {
+        advice: String,
+    },
+}
+
+/// Which failover to follow: the episode the engine started for this request, the appliance
+/// it promotes, and when it was asked for (a record older than that is another failover's).
+struct Followed<'a> {
+    episode: Option<u64>,
+    to: &'a str,
+    asked_at: String,
 }
 
 /// The way to a site's engine.
@@ -63,7 +80,7 @@ trait Route {
     /// What the operator reads once the plan has started.
     fn started(&self) -> &'static str;
     /// Waits for a started failover to end.
-    async fn follow(&mut self) -> Ending;
+    async fn follow(&mut self, followed: Followed<'_>) -> Ending;
     /// The request's outcome is known. A daemon writes its audit entries itself as it acts;
     /// a route without one writes it here.
     fn record(&self, request: &FailoverRequest, outcome: String);
@@ -73,6 +90,7 @@ async fn carry(route: &mut impl Route, request: FailoverRequest) -> Exit {
     let interactive =
         !request.confirm && std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
     let before = route.status().await;
+    let asked_at = UtcTime::from_system_time(std::time::SystemTime::now());
     let (report, mode) = match route.submit(&request).await {
         Ok(answer) => answer,
         Err(exit) => return exit,
@@ -82,7 +100,7 @@ async fn carry(route: &mut impl Route, request: FailoverRequest) -> Exit {
         render_preflight(&request.site, &mode, before.as_ref(), &report)
     );
     if request.confirm {
-        return carry_out(route, &request, &report).await;
+        return carry_out(route, &request, &report, &asked_at).await;
     }
     let may_go = report.passed || request.override_preflight;
     if interactive && may_go {
@@ -122,12 +140,13 @@ async fn confirm_interactively(
             return Exit::NotDone;
         }
         let confirmed = request.confirmed(report.shown());
+        let asked_at = UtcTime::from_system_time(std::time::SystemTime::now());
         let (next, mode) = match route.submit(&confirmed).await {
             Ok(answer) => answer,
             Err(exit) => return exit,
         };
         if !next.plan_changed {
-            return carry_out(route, &confirmed, &next).await;
+            return carry_out(route, &confirmed, &next, &asked_at).await;
         }
         println!(
             "The plan changed since it was shown (the appliances' state moved): nothing was done. The plan now:"
@@ -154,6 +173,7 @@ async fn carry_out(
     route: &mut impl Route,
     request: &FailoverRequest,
     report: &PreflightReport,
+    asked_at: &UtcTime,
 ) -> Exit {
     if !report.started {
         println!(
@@ -166,7 +186,12 @@ async fn carry_out(
         println!("Carrying it out with the preflight OVERRIDDEN; this is recorded.");
     }
     println!("{}", route.started());
-    let (exit, outcome) = match route.follow().await {
+    let followed = Followed {
+        episode: report.episode,
+        to: &request.to,
+        asked_at: asked_at.to_string(),
+    };
+    let (exit, outcome) = match route.follow(followed).await {
         Ending::Success => {
             println!("Done: {} is primary; cooldown started.", request.to);
             (Exit::Done, "success".to_string())
@@ -180,6 +205,13 @@ async fn carry_out(
             (
                 Exit::NotDone,
                 "unknown: the roles did not settle in time".to_string(),
+            )
+        }
+        Ending::DaemonGone { advice } => {
+            println!("{advice}");
+            (
+                Exit::Unavailable,
+                "unknown: the daemon stopped answering".to_string(),
             )
         }
     };
@@ -235,14 +267,15 @@ fn render_preflight(
                 a.condition
             );
         }
+        let seconds = |s: f64| say_duration(Duration::from_secs_f64(s.max(0.0)));
         let data = status
             .data_sync_age_seconds
-            .map(|s| format!("data {}s old", s as u64))
+            .map(|s| format!("data {} old", seconds(s)))
             .unwrap_or_else(|| "data age unknown".to_string());
         let cooldown = if status.cooldown_remaining_seconds > 0.0 {
             format!(
-                "cooldown {}s left",
-                status.cooldown_remaining_seconds as u64
+                "cooldown {} left",
+                seconds(status.cooldown_remaining_seconds)
             )
         } else {
             "no cooldown".to_string()
@@ -254,8 +287,8 @@ fn render_preflight(
             .unwrap_or_else(|| "not paused".to_string());
         let _ = writeln!(
             out,
-            "  {data} (max {}s) · {cooldown} · {pause}",
-            status.max_sync_age_seconds as u64
+            "  {data} (max {}) · {cooldown} · {pause}",
+            seconds(status.max_sync_age_seconds)
         );
     }
     let _ = writeln!(out, "Plan:");
@@ -323,26 +356,52 @@ impl Route for ThroughDaemon<'_> {
         "Started: the daemon is carrying out the plan and verifying the roles."
     }
 
-    async fn follow(&mut self) -> Ending {
+    async fn follow(&mut self, followed: Followed<'_>) -> Ending {
         let until = Instant::now() + FOLLOW_LIMIT;
+        let mut silent_since: Option<Instant> = None;
         loop {
             tokio::time::sleep(Duration::from_millis(300)).await;
             let Some(status) = self.status().await else {
+                let since = *silent_since.get_or_insert_with(Instant::now);
+                if since.elapsed() >= DAEMON_GONE_AFTER {
+                    return Ending::DaemonGone {
+                        advice: format!(
+                            "The daemon stopped answering on {} for {}: the failover's outcome is unknown. Check the appliances' roles, and `bt-watchdog status` once the daemon is back (it resumes or verifies the failover when it starts).",
+                            self.config.control_socket.display(),
+                            say_duration(DAEMON_GONE_AFTER)
+                        ),
+                    };
+                }
                 continue;
             };
-            if status.failover_in_progress.is_none() {
+            silent_since = None;
+            let ours_in_progress =
+                followed.episode.is_some() && status.failover_in_progress_id == followed.episode;
+            if !ours_in_progress {
+                // Only the record of this very failover counts: a manual failover to the same
+                // appliance that ended after it was asked for.
                 let last = status.last_failover.as_ref();
                 let field = |name: &str| last.and_then(|f| f[name].as_str()).unwrap_or_default();
-                return match field("outcome") {
-                    "success" => Ending::Success,
-                    _ => Ending::Failed(field("reason").to_string()),
-                };
+                let ours = field("trigger") == "manual"
+                    && field("to") == followed.to
+                    && field("at") >= followed.asked_at.as_str();
+                if ours {
+                    return match field("outcome") {
+                        "success" => Ending::Success,
+                        _ => Ending::Failed(field("reason").to_string()),
+                    };
+                }
+                if status.failover_in_progress_id.is_none() {
+                    return Ending::Unknown {
+                        advice: "The failover is no longer in progress, but the daemon has no record of its end (it may have been restarted and lost it): check the roles with `bt-watchdog status`.".to_string(),
+                    };
+                }
             }
             if Instant::now() > until {
                 return Ending::Unknown {
                     advice: format!(
-                        "Still in progress after {} minutes; the daemon carries on. Follow it with `bt-watchdog status`.",
-                        FOLLOW_LIMIT.as_secs() / 60
+                        "Still in progress after {}; the daemon carries on. Follow it with `bt-watchdog status`.",
+                        say_duration(FOLLOW_LIMIT)
                     ),
                 };
             }
@@ -413,7 +472,7 @@ impl Route for InProcess {
         "Started (standalone): carrying out the plan and verifying the roles."
     }
 
-    async fn follow(&mut self) -> Ending {
+    async fn follow(&mut self, _followed: Followed<'_>) -> Ending {
         match self.site.settle().await {
             Settled::Success => Ending::Success,
             Settled::Failed { reason } => Ending::Failed(reason),

@@ -314,7 +314,7 @@ impl SiteLoop {
             return;
         }
         let limit = self.site.request_timeout + Duration::from_secs(5);
-        tracing::info!(site = %self.site.name, "stopping: waiting up to {}s for the failover call in flight", limit.as_secs());
+        tracing::info!(site = %self.site.name, "stopping: waiting up to {} for the failover call in flight", crate::engine::say_duration(limit));
         match tokio::time::timeout(limit, self.results.1.recv()).await {
             Ok(Some((call_id, result))) => {
                 self.calls_in_flight -= 1;
@@ -751,6 +751,7 @@ impl SiteLoop {
                 .as_ref()
                 .and_then(|f| serde_json::to_value(f).ok()),
             failover_in_progress: self.engine.episode().map(|e| e.reason.clone()),
+            failover_in_progress_id: self.engine.episode().map(|e| e.id),
             alerts: self
                 .engine
                 .alerts()

@@ -95,6 +95,9 @@ pub struct PreflightReport {
     /// was shown): nothing was started, and this report's plan is to be shown again.
     #[serde(default)]
     pub plan_changed: bool,
+    /// The episode that carries the plan out, when it started: how to follow it.
+    #[serde(default)]
+    pub episode: Option<u64>,
 }
 
 impl PreflightReport {

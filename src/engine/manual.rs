@@ -104,6 +104,7 @@ pub(super) fn handle(
         plan: planned,
         started: false,
         plan_changed: false,
+        episode: None,
     };
     // A confirmation agrees to the plan it was shown, not to whatever the picture makes of
     // the request by now.
@@ -120,9 +121,11 @@ pub(super) fn handle(
         && (passed || request.override_preflight);
     report.started = may_start;
     report.plan_changed = plan_changed;
-    out.push(Action::Preflight(report));
 
     let summary = describe_plan(&plan, &names);
+    if !may_start {
+        out.push(Action::Preflight(report.clone()));
+    }
     if !request.confirmed {
         engine.note(
             now,
@@ -182,6 +185,8 @@ pub(super) fn handle(
         },
         out,
     );
+    report.episode = engine.episode().map(|e| e.id);
+    out.push(Action::Preflight(report));
 }
 
 fn manual_plan(

@@ -33,6 +33,9 @@ pub struct SiteStatus {
     pub promoted: Option<String>,
     pub last_failover: Option<serde_json::Value>,
     pub failover_in_progress: Option<String>,
+    /// The episode in progress, by the id a manual failover's preflight gave its operator.
+    #[serde(default)]
+    pub failover_in_progress_id: Option<u64>,
     pub alerts: Vec<AlertStatus>,
     /// The most recent decisions, newest last.
     pub decisions: Vec<DecisionStatus>,
