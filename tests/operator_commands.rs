@@ -263,3 +263,76 @@ async fn following_a_failover_says_when_the_daemon_is_gone() {
     assert!(!out.contains("Done:"), "{out}");
     sim.shutdown().await;
 }
+
+/// A request that is not UTF-8 is answered with what was wrong with it (it used to be told
+/// "no request within 10s").
+#[tokio::test(flavor = "multi_thread")]
+async fn a_non_utf8_control_request_is_told_what_is_wrong() {
+    use std::io::{BufRead as _, Write as _};
+    let sim = simulator(SimSettings::default()).await;
+    let ws = Workspace::new();
+    let (config, _) = ws.single_site_config("observe", &sim, "");
+    let watchdog = Watchdog::start(&config, &ws.path("watchdog.log"), "info");
+    watchdog
+        .wait_for_site(LONG, "a healthy pair", |s| s["state"] == "healthy")
+        .await;
+    let socket = ws.path("state/control.sock");
+    let answer = tokio::task::spawn_blocking(move || {
+        let mut stream = std::os::unix::net::UnixStream::connect(socket).unwrap();
+        stream.write_all(b"{\"command\":\"pause\xff\"}\n").unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(stream)
+            .read_line(&mut line)
+            .unwrap();
+        line
+    })
+    .await
+    .unwrap();
+    assert!(
+        answer.contains("not UTF-8") && answer.contains("offset 17"),
+        "{answer}"
+    );
+    sim.shutdown().await;
+}
+
+/// `status` shows an appliance's current API errors (a 403 hides nothing behind HEALTHY), and
+/// stops showing them once the appliance answers again.
+#[tokio::test(flavor = "multi_thread")]
+async fn status_shows_current_api_errors_per_appliance() {
+    let sim = simulator(SimSettings::default()).await;
+    let ws = Workspace::new();
+    let (config, _) = ws.single_site_config("observe", &sim, "");
+    let watchdog = Watchdog::start(&config, &ws.path("watchdog.log"), "info");
+    watchdog
+        .wait_for_site(LONG, "a healthy pair", |s| s["state"] == "healthy")
+        .await;
+    let forbidden = |on| FaultsPatch {
+        forbidden: Some(on),
+        ..Default::default()
+    };
+    sim.set_faults(1, forbidden(true));
+    watchdog
+        .wait_for_site(LONG, "west's 403", |s| {
+            s["appliances"][1]["last_error"] == "forbidden"
+        })
+        .await;
+    let url = watchdog.base.clone();
+    let shown = cli(&config, &["status", "--url", &url]).await;
+    assert!(
+        text(&shown).contains("API ERROR on") && text(&shown).contains("403"),
+        "{}",
+        text(&shown)
+    );
+    sim.set_faults(1, forbidden(false));
+    let site = watchdog
+        .wait_for_site(LONG, "west answering again", |s| {
+            s["appliances"][1]["api_errors"]
+                .as_array()
+                .is_some_and(|e| e.is_empty())
+        })
+        .await;
+    assert!(site["appliances"][1]["last_error"].is_null(), "{site:#}");
+    let shown = cli(&config, &["status", "--url", &url]).await;
+    assert!(!text(&shown).contains("API ERROR"), "{}", text(&shown));
+    sim.shutdown().await;
+}

@@ -9,8 +9,9 @@ use crate::control::client::{self, ClientError};
 use crate::control::protocol::{Answer, Request};
 
 /// How long the CLI waits for the daemon's answer to one request: longer than the daemon
-/// waits for a site loop (twice 10 s), so that the daemon, not the CLI, says what happened.
-pub(crate) const ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
+/// waits for a site loop (twice 10 s) and than the control socket waits for the daemon (30 s),
+/// so that the daemon, not the CLI, says what happened.
+pub(crate) const ANSWER_TIMEOUT: Duration = Duration::from_secs(35);
 
 /// The login name of whoever runs the CLI (through sudo: the one who ran sudo).
 pub fn local_user() -> String {

@@ -23,7 +23,7 @@ use crate::engine::{
 };
 use crate::exporter::metrics::{ApplianceInfoLabels, ApplianceSample, Metrics, SiteSample};
 use crate::exporter::status::{
-    AlertStatus, ApplianceStatus, Board, DecisionStatus, PauseStatus, SiteStatus,
+    AlertStatus, ApiErrorStatus, ApplianceStatus, Board, DecisionStatus, PauseStatus, SiteStatus,
 };
 
 /// How often `/info` is asked again (product, permissions).
@@ -119,7 +119,9 @@ pub struct SiteLoop {
     info: [Option<ApiInfo>; 2],
     next_info: Instant,
     topology: [Option<serde_json::Value>; 2],
-    logged_errors: BTreeMap<(usize, Endpoint), ErrorKind>,
+    /// Each endpoint's current error (removed when it answers again): logged when its kind
+    /// changes, and shown in `/status` until then.
+    logged_errors: BTreeMap<(usize, Endpoint), (ErrorKind, String)>,
     last_poll: Option<SystemTime>,
     ready: Option<oneshot::Sender<()>>,
     preflight: Option<PreflightReport>,
@@ -464,8 +466,13 @@ impl SiteLoop {
                 if summary.trigger == crate::engine::Trigger::Manual {
                     self.audit_manual_outcome(&summary);
                 }
-                tracing::info!(site = %site, trigger = summary.trigger.as_str(), outcome = summary.outcome.as_str(),
-                    "failover to {} finished: {}", summary.to, summary.outcome.as_str());
+                if summary.outcome == crate::engine::Outcome::Success {
+                    tracing::info!(site = %site, trigger = summary.trigger.as_str(), outcome = summary.outcome.as_str(),
+                        "failover to {} finished: {}", summary.to, summary.outcome.as_str());
+                } else {
+                    tracing::warn!(site = %site, trigger = summary.trigger.as_str(), outcome = summary.outcome.as_str(),
+                        "failover to {} finished: {}", summary.to, summary.outcome.as_str());
+                }
             }
             Action::Preflight(report) => self.preflight = Some(report),
             Action::CommandDone(answer) => self.command_done = Some(answer),
@@ -608,7 +615,11 @@ impl SiteLoop {
                 Ok(value)
             }
             Err(error) => {
-                if self.logged_errors.insert((slot, endpoint), error.kind) != Some(error.kind) {
+                let previous = self
+                    .logged_errors
+                    .insert((slot, endpoint), (error.kind, error.to_string()))
+                    .map(|(kind, _)| kind);
+                if previous != Some(error.kind) {
                     tracing::warn!(site = %self.site.name, appliance = %self.name(slot), kind = error.kind.label(), "{error}");
                 } else {
                     tracing::debug!(site = %self.site.name, appliance = %self.name(slot), kind = error.kind.label(), "{error}");
@@ -636,6 +647,16 @@ impl SiteLoop {
                 .as_ref()
                 .and_then(|i| i.product.as_ref())
                 .map(|p| p.as_str().to_string());
+            let current_errors: Vec<ApiErrorStatus> = self
+                .logged_errors
+                .iter()
+                .filter(|((s, _), _)| *s == slot)
+                .map(|((_, endpoint), (kind, message))| ApiErrorStatus {
+                    endpoint: endpoint.to_string(),
+                    kind: kind.label().to_string(),
+                    message: message.clone(),
+                })
+                .collect();
             let role_now = self.engine.role_now(slot);
             let role_age = self.engine.role_age(slot, now).map(|d| d.as_secs_f64());
             let is_primary = role_now == Some(FailoverRole::Primary);
@@ -687,7 +708,8 @@ impl SiteLoop {
                 appliance_id: view.appliance_id.clone(),
                 product,
                 api: self.clients[slot].flavor().map(|f| f.as_str().to_string()),
-                last_error: view.last_error.map(|k| k.label().to_string()),
+                last_error: current_errors.first().map(|e| e.kind.clone()),
+                api_errors: current_errors,
                 last_data_sync: view.last_data_sync.map(|t| t.to_string()),
                 last_data_sync_status: view.last_data_sync_status.clone(),
                 ratelimit_limit: rate.limit,

@@ -61,13 +61,24 @@ pub struct ApplianceStatus {
     pub product: Option<String>,
     /// The command API it speaks (`v2`, `xml`; absent while `auto` has not detected it yet).
     pub api: Option<String>,
+    /// The kind of its first current API error (none once every endpoint answers again).
     pub last_error: Option<String>,
+    /// Every endpoint that fails now (401, 403, a token refused…), with what it answered.
+    #[serde(default)]
+    pub api_errors: Vec<ApiErrorStatus>,
     pub last_data_sync: Option<String>,
     pub last_data_sync_status: Option<String>,
     pub ratelimit_limit: Option<u64>,
     pub ratelimit_remaining: Option<u64>,
     /// `/appliance` as this appliance last answered it, verbatim.
     pub topology: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ApiErrorStatus {
+    pub endpoint: String,
+    pub kind: String,
+    pub message: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
