@@ -345,7 +345,7 @@ impl Route for ThroughDaemon<'_> {
             &Request::Failover(request.clone()),
             |error| no_daemon_hint(self.config, error),
             |answer| match answer {
-                Answer::Preflight { report, mode } => Ok((report, mode)),
+                Answer::Preflight { report, mode } => Ok((*report, mode)),
                 other => Err(other),
             },
         )

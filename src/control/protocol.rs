@@ -88,7 +88,8 @@ impl Request {
 pub enum Answer {
     /// The preflight and whether the plan was started.
     Preflight {
-        report: PreflightReport,
+        /// Boxed: the other answers are small (the wire form is the same).
+        report: Box<PreflightReport>,
         mode: String,
     },
     /// A pause, resume or ack was applied.

@@ -251,7 +251,13 @@ impl Dispatcher {
                 let mode = site_status(&self.board, site)
                     .map(|s| s.mode)
                     .unwrap_or_default();
-                (Answer::Preflight { report, mode }, outcome)
+                (
+                    Answer::Preflight {
+                        report: Box::new(report),
+                        mode,
+                    },
+                    outcome,
+                )
             }
             Ok(OperatorAnswer::Done(message)) => (
                 Answer::Done {
