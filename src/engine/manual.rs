@@ -123,9 +123,8 @@ pub(super) fn handle(
     report.plan_changed = plan_changed;
 
     let summary = describe_plan(&plan, &names);
-    if !may_start {
-        out.push(Action::Preflight(report.clone()));
-    }
+    // The answer comes before the calls it announces; the episode's id is added once started.
+    out.push(Action::Preflight(report));
     if !request.confirmed {
         engine.note(
             now,
@@ -185,8 +184,14 @@ pub(super) fn handle(
         },
         out,
     );
-    report.episode = engine.episode().map(|e| e.id);
-    out.push(Action::Preflight(report));
+    let episode = engine.episode().map(|e| e.id);
+    for action in out.iter_mut() {
+        if let Action::Preflight(report) = action
+            && report.request_id == request.request_id
+        {
+            report.episode = episode;
+        }
+    }
 }
 
 fn manual_plan(
