@@ -241,7 +241,7 @@ async fn following_a_failover_says_when_the_daemon_is_gone() {
         .unwrap();
     watchdog
         .wait_for_site(LONG, "the swap in progress", |s| {
-            s["failover_in_progress_id"].is_u64()
+            s["failover_in_progress"].is_string()
         })
         .await;
     watchdog.signal("KILL");
