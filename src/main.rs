@@ -26,7 +26,8 @@ const DEFAULT_CONFIG: &str = "/etc/bt-watchdog/config.toml";
 #[command(
     name = "bt-watchdog",
     version,
-    about = "Failover watchdog and health monitor for BeyondTrust RS/PRA appliance pairs"
+    about = "Failover watchdog and health monitor for BeyondTrust RS/PRA appliance pairs",
+    after_help = Exit::TABLE
 )]
 struct Cli {
     /// Log format: human-readable or one JSON object per line.
@@ -133,9 +134,10 @@ struct FailoverArgs {
     #[arg(long)]
     to: String,
     /// Sync the data from the current primary first (disconnects every user on it).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "force")]
     data_sync_first: bool,
-    /// Demote the current primary with force first, even if it cannot reach its peer.
+    /// Demote the current primary with force first, even if it cannot reach its peer (no
+    /// data sync is possible then: not with --data-sync-first).
     #[arg(long)]
     force: bool,
     /// Carry the plan out (without it: a dry run).
@@ -162,6 +164,7 @@ impl FailoverArgs {
             confirm: self.confirm,
             override_preflight: self.override_preflight,
             user: local_user(),
+            shown_plan: None,
         }
     }
 }
@@ -252,7 +255,19 @@ enum ProductArg {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // A command line that cannot be used is EX_USAGE (64), as everywhere else in the table;
+    // clap's own code for it would be 2.
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            let _ = error.print();
+            return if error.use_stderr() {
+                Exit::Usage.into()
+            } else {
+                Exit::Done.into()
+            };
+        }
+    };
     init_logging(cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -346,7 +361,13 @@ fn operator(
     request: impl FnOnce(String, String) -> Request,
 ) -> Exit {
     match load_config(&on.config) {
-        Ok(config) => runtime.block_on(operator::simple(&config, request(on.site, local_user()))),
+        Ok(config) => match operator::check_site(&config, &on.site) {
+            Ok(()) => runtime.block_on(operator::simple(&config, request(on.site, local_user()))),
+            Err(message) => {
+                eprintln!("bt-watchdog: {message}");
+                Exit::Usage
+            }
+        },
         Err(exit) => exit,
     }
 }

@@ -212,7 +212,19 @@ async fn s03_stale_data_blocks_the_failover() {
     let ws = Workspace::new();
     let (config, _) = ws.single_site_config("auto", &sim, "");
     let watchdog = Watchdog::start(&config, &ws.path("watchdog.log"), "info");
-    healthy(&watchdog).await;
+    // While the primary is healthy, the stale data already shows: degraded, not healthy.
+    let site = watchdog
+        .wait_for_site(LONG, "a pair degraded by stale data", |s| {
+            s["state"] == "degraded"
+        })
+        .await;
+    assert!(
+        site["reason"]
+            .as_str()
+            .unwrap()
+            .contains("a failover would be refused"),
+        "{site:#}"
+    );
     sim.set_faults(0, down(true));
     let site = watchdog
         .wait_for_site(LONG, "a blocked failover", |s| s["blocker"] == "sync_stale")

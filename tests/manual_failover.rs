@@ -306,7 +306,8 @@ async fn pause_stops_an_automatic_failover_resume_allows_it_and_ack_ends_the_coo
         .collect();
     assert_eq!(actions, vec!["pause", "resume", "ack"]);
     assert!(
-        watchdog.logs().contains("cooldown ended early by alice"),
+        watchdog.logs().contains("acknowledged by alice")
+            && watchdog.logs().contains("left) ended early"),
         "{}",
         watchdog.logs()
     );

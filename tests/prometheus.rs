@@ -138,34 +138,18 @@ where
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_real_prometheus_sees_every_metric_every_panel_and_the_alerts() {
-    let sim = simulator(SimSettings::default()).await;
-    // The backup's data is an hour old (its sync stopped long ago).
-    sim.with(|p| p.set_sync_stale(Some(3600), std::time::SystemTime::now()));
-    let ws = Workspace::new();
-    let secret = ws.write_secret(SECRET);
-    std::fs::write(
-        ws.path("config.toml"),
-        config_toml(
-            "observe",
-            &ws.path("state"),
-            &site_toml("hq", &sim, &secret, ""),
-        ),
-    )
-    .unwrap();
-    let watchdog = Watchdog::start(&ws.path("config.toml"), &ws.path("watchdog.log"), "info");
-    watchdog
-        .wait_for_site(Duration::from_secs(30), "a healthy pair", |s| {
-            s["state"] == "healthy"
-        })
-        .await;
-
+/// Starts a real Prometheus scraping `watchdog` every second with the rules in `rules`, and
+/// waits until it is ready.
+async fn start_prometheus(
+    ws: &Workspace,
+    watchdog: &Watchdog,
+    rules: &std::path::Path,
+) -> Prometheus {
     let target = watchdog.base.trim_start_matches("http://").to_string();
     let port = free_port();
     let config = format!(
         "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n  - {}\nscrape_configs:\n  - job_name: bt-watchdog\n    static_configs:\n      - targets: [\"{target}\"]\n",
-        repo("dashboards/alerts.yml").display()
+        rules.display()
     );
     std::fs::write(ws.path("prometheus.yml"), config).unwrap();
     let child = Command::new("prometheus")
@@ -193,6 +177,36 @@ async fn a_real_prometheus_sees_every_metric_every_panel_and_the_alerts() {
         }
     })
     .await;
+    prometheus
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_real_prometheus_sees_every_metric_every_panel_and_the_alerts() {
+    let sim = simulator(SimSettings::default()).await;
+    // The backup's data is an hour old (its sync stopped long ago).
+    sim.with(|p| p.set_sync_stale(Some(3600), std::time::SystemTime::now()));
+    let ws = Workspace::new();
+    let secret = ws.write_secret(SECRET);
+    std::fs::write(
+        ws.path("config.toml"),
+        config_toml(
+            "observe",
+            &ws.path("state"),
+            &site_toml("hq", &sim, &secret, ""),
+        ),
+    )
+    .unwrap();
+    let watchdog = Watchdog::start(&ws.path("config.toml"), &ws.path("watchdog.log"), "info");
+    watchdog
+        .wait_for_site(
+            Duration::from_secs(30),
+            "a pair degraded by its stale data",
+            |s| s["state"] == "degraded",
+        )
+        .await;
+
+    let prometheus = start_prometheus(&ws, &watchdog, &repo("dashboards/alerts.yml")).await;
+    let base = prometheus.base.clone();
 
     // The fault: the primary dies, and with data an hour old the failover is blocked.
     sim.set_faults(
@@ -328,6 +342,153 @@ async fn a_real_prometheus_sees_every_metric_every_panel_and_the_alerts() {
     assert_eq!(blocked["labels"]["blocker"], "sync_stale", "{blocked}");
     // A healthy watchdog does not look down.
     assert!(!alerts.to_string().contains("BtWatchdogDown"), "{alerts}");
+    drop(prometheus);
+    sim.shutdown().await;
+}
+
+/// The active (pending or firing) alerts: (name, severity).
+async fn active_alerts(base: &str) -> BTreeSet<(String, String)> {
+    let alerts = api(base, "/api/v1/alerts", &[]).await;
+    alerts["data"]["alerts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|a| a["state"] == "pending" || a["state"] == "firing")
+        .map(|a| {
+            let label = |name: &str| a["labels"][name].as_str().unwrap_or_default().to_string();
+            (label("alertname"), label("severity"))
+        })
+        .collect()
+}
+
+async fn wait_for_alert(base: &str, name: &str, severity: &str, firing: bool) {
+    wait_until(Duration::from_secs(60), name, || {
+        let base = base.to_string();
+        async move {
+            let alerts = api(&base, "/api/v1/alerts", &[]).await;
+            let found = alerts["data"]["alerts"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|a| {
+                    a["labels"]["alertname"] == name
+                        && a["labels"]["severity"] == severity
+                        && (!firing || a["state"] == "firing")
+                });
+            if found {
+                Ok(())
+            } else {
+                Err(format!("{alerts}"))
+            }
+        }
+    })
+    .await;
+}
+
+/// After every real failover the old primary stays dead for a while. Its last word was
+/// "primary", but that is not what it is now: the shipped rules must not page anyone with a
+/// split brain or an unreachable primary while the watchdog (rightly) says cooldown. Each of
+/// those alerts still fires when it is real. The rules are the shipped ones with their `for:`
+/// shortened to 3 s, so that "fires" is seen within the test.
+#[tokio::test(flavor = "multi_thread")]
+async fn after_a_real_failover_with_the_old_primary_dead_no_false_critical_alert_fires() {
+    let sim = simulator(SimSettings::default()).await;
+    let ws = Workspace::new();
+    // The primary's failure lasts 15 s before the failover: long enough for its alert to fire.
+    let (config, _) = ws.single_site_config("auto", &sim, "failover_after = \"15s\"");
+    let watchdog = Watchdog::start(&config, &ws.path("watchdog.log"), "info");
+    watchdog
+        .wait_for_site(Duration::from_secs(30), "a healthy pair", |s| {
+            s["state"] == "healthy"
+        })
+        .await;
+    let shipped = std::fs::read_to_string(repo("dashboards/alerts.yml")).unwrap();
+    let fast: String = shipped
+        .lines()
+        .map(|line| match line.trim_start().strip_prefix("for: ") {
+            Some(_) => format!("{}for: 3s", &line[..line.len() - line.trim_start().len()]),
+            None => line.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(ws.path("alerts.yml"), fast).unwrap();
+    let prometheus = start_prometheus(&ws, &watchdog, &ws.path("alerts.yml")).await;
+    let base = prometheus.base.clone();
+
+    // Real: the primary east dies; until the failover it is an unreachable primary.
+    sim.set_faults(
+        0,
+        FaultsPatch {
+            down: Some(true),
+            ..Default::default()
+        },
+    );
+    wait_for_alert(&base, "BtWatchdogApplianceUnreachable", "critical", true).await;
+    watchdog
+        .wait_for_site(Duration::from_secs(60), "the promotion verified", |s| {
+            s["state"] == "cooldown"
+        })
+        .await;
+
+    // Not real: west is primary and verified, east is dead. Once Prometheus has scraped and
+    // evaluated the new picture (every second), the critical alert resolves; then over 12 s no
+    // split brain and no unreachable *primary* may even be pending (east is an unreachable
+    // non-primary: the warning is right).
+    wait_until(
+        Duration::from_secs(10),
+        "the unreachable primary to resolve",
+        || {
+            let base = base.clone();
+            async move {
+                let active = active_alerts(&base).await;
+                let critical = (
+                    "BtWatchdogApplianceUnreachable".to_string(),
+                    "critical".to_string(),
+                );
+                if active.contains(&critical) {
+                    Err(format!("{active:?}"))
+                } else {
+                    Ok(())
+                }
+            }
+        },
+    )
+    .await;
+    let until = Instant::now() + Duration::from_secs(12);
+    let mut saw_backup_warning = false;
+    while Instant::now() < until {
+        for (name, severity) in active_alerts(&base).await {
+            assert_ne!(
+                name, "BtWatchdogSplitBrain",
+                "split brain after a verified failover"
+            );
+            if name == "BtWatchdogApplianceUnreachable" {
+                assert_eq!(severity, "warning", "east is no longer the primary");
+                saw_backup_warning = true;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(saw_backup_warning, "east does not answer: a warning is due");
+    let metrics = watchdog.metrics().await;
+    assert!(
+        metrics.contains(
+            r#"beyondtrust_appliance_failover_role{appliance="east",role="primary",site="hq"} 0"#
+        ),
+        "{metrics}"
+    );
+
+    // Real: east comes back still believing it is primary, and cannot be demoted.
+    sim.set_faults(
+        0,
+        FaultsPatch {
+            down: Some(false),
+            failover_failing: Some(true),
+            ..Default::default()
+        },
+    );
+    sim.with(|p| p.appliances[0].role = bt_watchdog::api::model::FailoverRole::Primary);
+    wait_for_alert(&base, "BtWatchdogSplitBrain", "critical", true).await;
     drop(prometheus);
     sim.shutdown().await;
 }

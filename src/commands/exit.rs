@@ -19,6 +19,15 @@ pub enum Exit {
 }
 
 impl Exit {
+    /// Every exit code with its meaning, as `--help`, the man page and the README show it.
+    pub const TABLE: &'static str = "Exit codes:
+  0  done (a dry run whose preflight passed, a command carried out, a failover verified)
+  1  not done or not known to be done (an error, a cancel, a failover still in progress)
+  3  refused (by the preflight or the daemon); nothing was changed
+  4  a failover was carried out and failed
+  64 usage: a command line or configuration that cannot be used (an unknown site, contradictory options)
+  69 unavailable: no daemon answers, or it went away while a failover was followed";
+
     /// For the commands whose only failures are in what they were given (`simulate`, `demo`):
     /// the error is printed and is a usage error.
     pub fn done_or_usage<E: std::fmt::Display>(result: Result<(), E>) -> Exit {

@@ -12,17 +12,22 @@ use tokio::time::Instant;
 
 use super::exit::Exit;
 use super::operator::{self, ANSWER_TIMEOUT};
+use crate::api::time::UtcTime;
 use crate::config::Config;
 use crate::control::audit;
 use crate::control::client::{self, ClientError};
 use crate::control::protocol::{Answer, FailoverRequest, Request};
 use crate::daemon::local_site::{LocalSite, LocalSiteError, Settled};
-use crate::engine::PreflightReport;
+use crate::engine::{PreflightReport, say_duration};
 use crate::exporter::status::SiteStatus;
 
 /// How long the CLI follows a failover it started through the daemon before leaving it to
 /// the daemon.
 const FOLLOW_LIMIT: Duration = Duration::from_secs(15 * 60);
+
+/// How long the daemon may not answer before a followed failover is reported as lost sight of
+/// (a restart takes a few seconds; a stopped daemon must not keep the CLI for 15 minutes).
+const DAEMON_GONE_AFTER: Duration = Duration::from_secs(10);
 
 pub async fn failover(config: &Config, request: FailoverRequest, standalone: bool) -> Exit {
     if let Err(message) = check_names(config, &request) {
@@ -48,6 +53,18 @@ enum Ending {
     Unknown {
         advice: String,
     },
+    /// The daemon carrying it out stopped answering.
+    DaemonGone {
+        advice: String,
+    },
+}
+
+/// Which failover to follow: the episode the engine started for this request, the appliance
+/// it promotes, and when it was asked for (a record older than that is another failover's).
+struct Followed<'a> {
+    episode: Option<u64>,
+    to: &'a str,
+    asked_at: String,
 }
 
 /// The way to a site's engine.
@@ -63,7 +80,7 @@ trait Route {
     /// What the operator reads once the plan has started.
     fn started(&self) -> &'static str;
     /// Waits for a started failover to end.
-    async fn follow(&mut self) -> Ending;
+    async fn follow(&mut self, followed: Followed<'_>) -> Ending;
     /// The request's outcome is known. A daemon writes its audit entries itself as it acts;
     /// a route without one writes it here.
     fn record(&self, request: &FailoverRequest, outcome: String);
@@ -73,6 +90,7 @@ async fn carry(route: &mut impl Route, request: FailoverRequest) -> Exit {
     let interactive =
         !request.confirm && std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
     let before = route.status().await;
+    let asked_at = UtcTime::from_system_time(std::time::SystemTime::now());
     let (report, mode) = match route.submit(&request).await {
         Ok(answer) => answer,
         Err(exit) => return exit,
@@ -82,22 +100,19 @@ async fn carry(route: &mut impl Route, request: FailoverRequest) -> Exit {
         render_preflight(&request.site, &mode, before.as_ref(), &report)
     );
     if request.confirm {
-        return carry_out(route, &request, &report).await;
+        return carry_out(route, &request, &report, &asked_at).await;
     }
     let may_go = report.passed || request.override_preflight;
     if interactive && may_go {
-        if !ask_for_site_name(&request.site) {
-            println!("Cancelled: nothing was changed.");
-            route.record(&request, audit::preflight_outcome(&report));
-            return Exit::NotDone;
-        }
-        let request = request.confirmed();
-        return match route.submit(&request).await {
-            Ok((report, _)) => carry_out(route, &request, &report).await,
-            Err(exit) => exit,
-        };
+        return confirm_interactively(route, request, report).await;
     }
-    println!("Dry run: nothing was changed. Add --confirm to carry this out.");
+    if may_go {
+        println!("Dry run: nothing was changed. Add --confirm to carry this out.");
+    } else {
+        println!(
+            "Refused: nothing was changed (--override-preflight carries it out anyway, if you are sure)."
+        );
+    }
     route.record(&request, audit::preflight_outcome(&report));
     if report.passed {
         Exit::Done
@@ -106,11 +121,59 @@ async fn carry(route: &mut impl Route, request: FailoverRequest) -> Exit {
     }
 }
 
+/// How many times a plan that changed between showing and confirming is shown again before
+/// giving up on a pair that will not hold still.
+const MAX_RESHOWN: usize = 3;
+
+/// At a terminal: the operator confirms the plan that was shown, and only that one. If the
+/// engine's plan changed meanwhile, nothing is done; the new plan is shown and needs its own
+/// confirmation.
+async fn confirm_interactively(
+    route: &mut impl Route,
+    request: FailoverRequest,
+    mut report: PreflightReport,
+) -> Exit {
+    for _ in 0..MAX_RESHOWN {
+        if !ask_for_site_name(&request.site) {
+            println!("Cancelled: nothing was changed.");
+            route.record(&request, audit::preflight_outcome(&report));
+            return Exit::NotDone;
+        }
+        let confirmed = request.confirmed(report.shown());
+        let asked_at = UtcTime::from_system_time(std::time::SystemTime::now());
+        let (next, mode) = match route.submit(&confirmed).await {
+            Ok(answer) => answer,
+            Err(exit) => return exit,
+        };
+        if !next.plan_changed {
+            return carry_out(route, &confirmed, &next, &asked_at).await;
+        }
+        println!(
+            "The plan changed since it was shown (the appliances' state moved): nothing was done. The plan now:"
+        );
+        let now = route.status().await;
+        print!(
+            "{}",
+            render_preflight(&request.site, &mode, now.as_ref(), &next)
+        );
+        if !(next.passed || request.override_preflight) {
+            println!("Refused: nothing was changed.");
+            route.record(&request, audit::preflight_outcome(&next));
+            return Exit::Refused;
+        }
+        report = next;
+    }
+    println!("The plan kept changing; nothing was done. Try again once the pair holds still.");
+    route.record(&request, "not done: the plan kept changing".to_string());
+    Exit::NotDone
+}
+
 /// After a confirmed request: whether it started, then its end.
 async fn carry_out(
     route: &mut impl Route,
     request: &FailoverRequest,
     report: &PreflightReport,
+    asked_at: &UtcTime,
 ) -> Exit {
     if !report.started {
         println!(
@@ -123,7 +186,12 @@ async fn carry_out(
         println!("Carrying it out with the preflight OVERRIDDEN; this is recorded.");
     }
     println!("{}", route.started());
-    let (exit, outcome) = match route.follow().await {
+    let followed = Followed {
+        episode: report.episode,
+        to: &request.to,
+        asked_at: asked_at.to_string(),
+    };
+    let (exit, outcome) = match route.follow(followed).await {
         Ending::Success => {
             println!("Done: {} is primary; cooldown started.", request.to);
             (Exit::Done, "success".to_string())
@@ -139,6 +207,13 @@ async fn carry_out(
                 "unknown: the roles did not settle in time".to_string(),
             )
         }
+        Ending::DaemonGone { advice } => {
+            println!("{advice}");
+            (
+                Exit::Unavailable,
+                "unknown: the daemon stopped answering".to_string(),
+            )
+        }
     };
     route.record(request, outcome);
     exit
@@ -147,13 +222,13 @@ async fn carry_out(
 /// The site and the target appliance, checked against the configuration before anything is
 /// asked of a daemon or an appliance.
 fn check_names(config: &Config, request: &FailoverRequest) -> Result<(), String> {
+    operator::check_site(config, &request.site)?;
+    if request.force && request.data_sync_first {
+        // The engine would drop one of them; the operator must choose.
+        return Err("--force and --data-sync-first contradict each other: a forced demotion cannot sync data first".to_string());
+    }
     let Some(site) = config.sites.iter().find(|s| s.name == request.site) else {
-        let names: Vec<&str> = config.sites.iter().map(|s| s.name.as_str()).collect();
-        return Err(format!(
-            "no site named {:?} in the configuration (it has: {})",
-            request.site,
-            names.join(", ")
-        ));
+        return Ok(());
     };
     if site.appliances.iter().any(|a| a.name == request.to) {
         return Ok(());
@@ -192,14 +267,15 @@ fn render_preflight(
                 a.condition
             );
         }
+        let seconds = |s: f64| say_duration(Duration::from_secs_f64(s.max(0.0)));
         let data = status
             .data_sync_age_seconds
-            .map(|s| format!("data {}s old", s as u64))
+            .map(|s| format!("data {} old", seconds(s)))
             .unwrap_or_else(|| "data age unknown".to_string());
         let cooldown = if status.cooldown_remaining_seconds > 0.0 {
             format!(
-                "cooldown {}s left",
-                status.cooldown_remaining_seconds as u64
+                "cooldown {} left",
+                seconds(status.cooldown_remaining_seconds)
             )
         } else {
             "no cooldown".to_string()
@@ -211,8 +287,8 @@ fn render_preflight(
             .unwrap_or_else(|| "not paused".to_string());
         let _ = writeln!(
             out,
-            "  {data} (max {}s) · {cooldown} · {pause}",
-            status.max_sync_age_seconds as u64
+            "  {data} (max {}) · {cooldown} · {pause}",
+            seconds(status.max_sync_age_seconds)
         );
     }
     let _ = writeln!(out, "Plan:");
@@ -269,7 +345,7 @@ impl Route for ThroughDaemon<'_> {
             &Request::Failover(request.clone()),
             |error| no_daemon_hint(self.config, error),
             |answer| match answer {
-                Answer::Preflight { report, mode } => Ok((report, mode)),
+                Answer::Preflight { report, mode } => Ok((*report, mode)),
                 other => Err(other),
             },
         )
@@ -280,26 +356,52 @@ impl Route for ThroughDaemon<'_> {
         "Started: the daemon is carrying out the plan and verifying the roles."
     }
 
-    async fn follow(&mut self) -> Ending {
+    async fn follow(&mut self, followed: Followed<'_>) -> Ending {
         let until = Instant::now() + FOLLOW_LIMIT;
+        let mut silent_since: Option<Instant> = None;
         loop {
             tokio::time::sleep(Duration::from_millis(300)).await;
             let Some(status) = self.status().await else {
+                let since = *silent_since.get_or_insert_with(Instant::now);
+                if since.elapsed() >= DAEMON_GONE_AFTER {
+                    return Ending::DaemonGone {
+                        advice: format!(
+                            "The daemon stopped answering on {} for {}: the failover's outcome is unknown. Check the appliances' roles, and `bt-watchdog status` once the daemon is back (it resumes or verifies the failover when it starts).",
+                            self.config.control_socket.display(),
+                            say_duration(DAEMON_GONE_AFTER)
+                        ),
+                    };
+                }
                 continue;
             };
-            if status.failover_in_progress.is_none() {
+            silent_since = None;
+            let ours_in_progress =
+                followed.episode.is_some() && status.failover_in_progress_id == followed.episode;
+            if !ours_in_progress {
+                // Only the record of this very failover counts: a manual failover to the same
+                // appliance that ended after it was asked for.
                 let last = status.last_failover.as_ref();
                 let field = |name: &str| last.and_then(|f| f[name].as_str()).unwrap_or_default();
-                return match field("outcome") {
-                    "success" => Ending::Success,
-                    _ => Ending::Failed(field("reason").to_string()),
-                };
+                let ours = field("trigger") == "manual"
+                    && field("to") == followed.to
+                    && field("at") >= followed.asked_at.as_str();
+                if ours {
+                    return match field("outcome") {
+                        "success" => Ending::Success,
+                        _ => Ending::Failed(field("reason").to_string()),
+                    };
+                }
+                if status.failover_in_progress_id.is_none() {
+                    return Ending::Unknown {
+                        advice: "The failover is no longer in progress, but the daemon has no record of its end (it may have been restarted and lost it): check the roles with `bt-watchdog status`.".to_string(),
+                    };
+                }
             }
             if Instant::now() > until {
                 return Ending::Unknown {
                     advice: format!(
-                        "Still in progress after {} minutes; the daemon carries on. Follow it with `bt-watchdog status`.",
-                        FOLLOW_LIMIT.as_secs() / 60
+                        "Still in progress after {}; the daemon carries on. Follow it with `bt-watchdog status`.",
+                        say_duration(FOLLOW_LIMIT)
                     ),
                 };
             }
@@ -370,7 +472,7 @@ impl Route for InProcess {
         "Started (standalone): carrying out the plan and verifying the roles."
     }
 
-    async fn follow(&mut self) -> Ending {
+    async fn follow(&mut self, _followed: Followed<'_>) -> Ending {
         match self.site.settle().await {
             Settled::Success => Ending::Success,
             Settled::Failed { reason } => Ending::Failed(reason),

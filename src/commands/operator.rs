@@ -8,8 +8,10 @@ use crate::config::Config;
 use crate::control::client::{self, ClientError};
 use crate::control::protocol::{Answer, Request};
 
-/// How long the CLI waits for the daemon's answer to one request.
-pub(crate) const ANSWER_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long the CLI waits for the daemon's answer to one request: longer than the daemon
+/// waits for a site loop (twice 10 s) and than the control socket waits for the daemon (30 s),
+/// so that the daemon, not the CLI, says what happened.
+pub(crate) const ANSWER_TIMEOUT: Duration = Duration::from_secs(35);
 
 /// The login name of whoever runs the CLI (through sudo: the one who ran sudo).
 pub fn local_user() -> String {
@@ -66,4 +68,16 @@ pub async fn simple(config: &Config, request: Request) -> Exit {
         }
         Err(exit) => exit,
     }
+}
+
+/// The site a command names, checked against the configuration before a daemon is asked.
+pub fn check_site(config: &Config, site: &str) -> Result<(), String> {
+    if config.sites.iter().any(|s| s.name == site) {
+        return Ok(());
+    }
+    let names: Vec<&str> = config.sites.iter().map(|s| s.name.as_str()).collect();
+    Err(format!(
+        "no site named {site:?} in the configuration (it has: {})",
+        names.join(", ")
+    ))
 }

@@ -138,6 +138,15 @@ fn render_site(out: &mut String, site: &SiteStatus) {
             "  {:<width$}  {:<7}  {}{version}{rate}  {}",
             a.name, role, a.condition, a.url
         );
+        // API problems do not make an appliance unhealthy, but they blind the watchdog to
+        // it (or keep it from failing over): never hidden behind the site's state.
+        for error in &a.api_errors {
+            let _ = writeln!(
+                out,
+                "  {:<width$}  API ERROR on {}: {}",
+                "", error.endpoint, error.message
+            );
+        }
     }
     let data = match site.data_sync_age_seconds {
         Some(s) => format!(

@@ -20,13 +20,18 @@ pub struct FailoverRequest {
     pub override_preflight: bool,
     /// The login name the CLI saw (`SUDO_USER` or `USER`); the daemon adds the uid it sees.
     pub user: String,
+    /// With `confirm`: the plan the operator was shown and agreed to; the engine starts
+    /// nothing if its plan is now a different one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shown_plan: Option<Vec<crate::engine::ShownCall>>,
 }
 
 impl FailoverRequest {
-    /// The same request, carried out (after the operator typed the site name).
-    pub fn confirmed(&self) -> FailoverRequest {
+    /// The same request, carried out as `shown` (after the operator typed the site name).
+    pub fn confirmed(&self, shown: Vec<crate::engine::ShownCall>) -> FailoverRequest {
         FailoverRequest {
             confirm: true,
+            shown_plan: Some(shown),
             ..self.clone()
         }
     }
@@ -83,7 +88,8 @@ impl Request {
 pub enum Answer {
     /// The preflight and whether the plan was started.
     Preflight {
-        report: PreflightReport,
+        /// Boxed: the other answers are small (the wire form is the same).
+        report: Box<PreflightReport>,
         mode: String,
     },
     /// A pause, resume or ack was applied.

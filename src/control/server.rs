@@ -88,8 +88,8 @@ async fn connection(stream: UnixStream, owner: u32, requests: mpsc::Sender<Incom
     // The request is read even from a caller that will be refused, so that it gets the
     // refusal instead of a broken pipe.
     let mut reader = BufReader::new(tokio::io::AsyncReadExt::take(read, REQUEST_LIMIT));
-    let mut line = String::new();
-    let received = tokio::time::timeout(REQUEST_TIMEOUT, reader.read_line(&mut line)).await;
+    let mut line = Vec::new();
+    let received = tokio::time::timeout(REQUEST_TIMEOUT, reader.read_until(b'\n', &mut line)).await;
     let answer = if uid != owner && uid != 0 {
         tracing::warn!("control socket: refused a connection from uid {uid}");
         refused(format!(
@@ -97,11 +97,23 @@ async fn connection(stream: UnixStream, owner: u32, requests: mpsc::Sender<Incom
         ))
     } else {
         match received {
-            Ok(Ok(_)) => match serde_json::from_str::<Request>(&line) {
-                Ok(request) => handed_on(request, uid, &requests).await,
-                Err(error) => refused(format!("not a request this daemon understands: {error}")),
+            Ok(Ok(_)) => match std::str::from_utf8(&line) {
+                Ok(text) => match serde_json::from_str::<Request>(text) {
+                    Ok(request) => handed_on(request, uid, &requests).await,
+                    Err(error) => {
+                        refused(format!("not a request this daemon understands: {error}"))
+                    }
+                },
+                Err(error) => refused(format!(
+                    "the request is not UTF-8 text (an invalid byte at offset {}); send one line of JSON",
+                    error.valid_up_to()
+                )),
             },
-            _ => refused("no request within 10s".to_string()),
+            Ok(Err(error)) => refused(format!("the request could not be read: {error}")),
+            Err(_) => refused(format!(
+                "no request within {}",
+                crate::engine::say_duration(REQUEST_TIMEOUT)
+            )),
         }
     };
     let mut text = serde_json::to_vec(&answer).unwrap_or_default();

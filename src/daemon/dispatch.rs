@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::site::SiteCommand;
+use super::site::{OperatorAnswer, SiteCommand, Ticket};
 use crate::control::audit::{self, AuditRecord};
 use crate::control::protocol::{Answer, FailoverRequest, Request};
 use crate::control::server::Incoming;
@@ -68,6 +68,12 @@ pub(crate) fn manual_failover(
     request_id: u64,
     by: String,
 ) -> Result<ManualRequest, String> {
+    if request.force && request.data_sync_first {
+        return Err(
+            "force and data_sync_first contradict each other: a forced demotion cannot sync data first"
+                .to_string(),
+        );
+    }
     let Some(target) = names.iter().position(|n| *n == request.to) else {
         return Err(format!(
             "site {} has no appliance {:?} (it has {} and {})",
@@ -82,6 +88,7 @@ pub(crate) fn manual_failover(
         confirmed: request.confirm,
         override_preflight: request.override_preflight,
         by,
+        shown_plan: request.shown_plan.clone(),
     })
 }
 
@@ -120,87 +127,159 @@ impl Dispatcher {
         }
     }
 
+    /// Every outcome of a command is audited: carried out, refused, or given up on (then it
+    /// is never carried out: see [`Ticket`]).
     async fn answer(&self, request: Request, uid: u32) -> Answer {
         let site = request.site().to_string();
-        let (commands, names) = match self.directory.get(&site) {
-            Ok(found) => found,
-            Err(message) => return Answer::Refused { message },
-        };
-        let who = audit::describe_caller(uid, request.user());
-        let (command, record) = match &request {
-            Request::Status { .. } => {
-                return match site_status(&self.board, &site) {
+        if let Request::Status { .. } = &request {
+            return match self.directory.get(&site) {
+                Err(message) => Answer::Refused { message },
+                Ok(_) => match site_status(&self.board, &site) {
                     Some(status) => Answer::Status {
                         status: Box::new(status),
                     },
                     None => Answer::Refused {
                         message: format!("site {site} has not been polled yet"),
                     },
-                };
-            }
-            Request::Pause { reason, .. } => (
-                Command::Pause {
-                    reason: reason.clone(),
-                    by: who.clone(),
                 },
-                AuditRecord::now(who, &site, "pause", reason_details(reason), String::new()),
-            ),
-            Request::Resume { .. } => (
-                Command::Resume { by: who.clone() },
-                AuditRecord::now(who, &site, "resume", serde_json::json!({}), String::new()),
-            ),
-            Request::Ack { reason, .. } => (
-                Command::Acknowledge {
-                    reason: reason.clone(),
-                    by: who.clone(),
-                },
-                AuditRecord::now(who, &site, "ack", reason_details(reason), String::new()),
-            ),
-            Request::Failover(failover) => {
-                let id = self.next_request.fetch_add(1, Ordering::Relaxed);
-                match manual_failover(failover, &names, id, who.clone()) {
-                    Ok(manual) => (
-                        Command::Failover(manual),
-                        AuditRecord::failover(who, failover, false, String::new()),
-                    ),
-                    Err(message) => return Answer::Refused { message },
-                }
-            }
-        };
-        let (reply, answer) = oneshot::channel();
-        let sent = commands.send(SiteCommand::Operator {
-            command,
-            reply: Some(reply),
-        });
-        if sent.await.is_err() {
-            return Answer::Refused {
-                message: format!("site {site} is shutting down"),
             };
         }
-        let Ok(Ok(report)) = tokio::time::timeout(SITE_TIMEOUT, answer).await else {
-            return Answer::Refused {
-                message: format!("site {site} did not answer"),
-            };
-        };
-        let (answer, outcome) = match report {
-            Some(report) => {
-                let outcome = audit::preflight_outcome(&report);
-                let mode = site_status(&self.board, &site)
-                    .map(|s| s.mode)
-                    .unwrap_or_default();
-                (Answer::Preflight { report, mode }, outcome)
-            }
-            None => (
-                Answer::Done {
-                    message: format!("{} applied to {site}", record.action),
-                },
-                "applied".to_string(),
+        let who = audit::describe_caller(uid, request.user());
+        let record = match &request {
+            Request::Pause { reason, .. } => AuditRecord::now(
+                who.clone(),
+                &site,
+                "pause",
+                reason_details(reason),
+                String::new(),
             ),
+            Request::Resume { .. } => AuditRecord::now(
+                who.clone(),
+                &site,
+                "resume",
+                serde_json::json!({}),
+                String::new(),
+            ),
+            Request::Ack { reason, .. } => AuditRecord::now(
+                who.clone(),
+                &site,
+                "ack",
+                reason_details(reason),
+                String::new(),
+            ),
+            Request::Failover(failover) => {
+                AuditRecord::failover(who.clone(), failover, false, String::new())
+            }
+            Request::Status { .. } => {
+                return Answer::Refused {
+                    message: "status is not a command".to_string(),
+                };
+            }
         };
+        let (answer, outcome) = self.carry(&request, &site, who).await;
         let record = AuditRecord { outcome, ..record };
         audit::record(&self.state_dir, &record);
         tracing::info!(site = %site, "manual {} by {}: {}", record.action, record.who, record.outcome);
         answer
+    }
+
+    /// Hands a command to its site loop and waits for the answer: (answer, audit outcome).
+    async fn carry(&self, request: &Request, site: &str, who: String) -> (Answer, String) {
+        let refused = |message: String| {
+            let outcome = format!("refused: {message}");
+            (Answer::Refused { message }, outcome)
+        };
+        let (commands, names) = match self.directory.get(site) {
+            Ok(found) => found,
+            Err(message) => return refused(message),
+        };
+        let command = match request {
+            Request::Pause { reason, .. } => Command::Pause {
+                reason: reason.clone(),
+                by: who,
+            },
+            Request::Resume { .. } => Command::Resume { by: who },
+            Request::Ack { reason, .. } => Command::Acknowledge {
+                reason: reason.clone(),
+                by: who,
+            },
+            Request::Failover(failover) => {
+                let id = self.next_request.fetch_add(1, Ordering::Relaxed);
+                match manual_failover(failover, &names, id, who) {
+                    Ok(manual) => Command::Failover(manual),
+                    Err(message) => return refused(message),
+                }
+            }
+            Request::Status { .. } => return refused("status is not a command".to_string()),
+        };
+        let ticket = Ticket::default();
+        let (reply, mut answer) = oneshot::channel();
+        let sent = commands.send(SiteCommand::Operator {
+            command,
+            reply,
+            ticket: ticket.clone(),
+        });
+        // The queue itself is short and served promptly; a full one counts against the same
+        // limit as the answer.
+        let given_up = |why: &str| {
+            let message = format!(
+                "site {site} {why} within {}s; the command was NOT carried out and will not be",
+                SITE_TIMEOUT.as_secs()
+            );
+            (
+                Answer::Refused {
+                    message: message.clone(),
+                },
+                format!("not carried out: {message}"),
+            )
+        };
+        match tokio::time::timeout(SITE_TIMEOUT, sent).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => return refused(format!("site {site} is shutting down")),
+            Err(_) => return given_up("did not take the command"),
+        }
+        let reply = match tokio::time::timeout(SITE_TIMEOUT, &mut answer).await {
+            Ok(reply) => reply,
+            // Too late unless the loop took it already: then it is being carried out, and its
+            // answer is the truth to give.
+            Err(_) if ticket.abandon() => return given_up("did not take the command up"),
+            Err(_) => answer.await,
+        };
+        match reply {
+            Ok(OperatorAnswer::Preflight(report)) => {
+                let outcome = audit::preflight_outcome(&report);
+                let mode = site_status(&self.board, site)
+                    .map(|s| s.mode)
+                    .unwrap_or_default();
+                (
+                    Answer::Preflight {
+                        report: Box::new(report),
+                        mode,
+                    },
+                    outcome,
+                )
+            }
+            Ok(OperatorAnswer::Done(message)) => (
+                Answer::Done {
+                    message: format!("{site}: {message}"),
+                },
+                message,
+            ),
+            Err(_) if ticket.abandon() => refused(format!(
+                "site {site} stopped before taking the command; it was not carried out"
+            )),
+            Err(_) => {
+                let message = format!(
+                    "site {site} stopped while carrying out the command: its outcome is unknown; check `bt-watchdog status`"
+                );
+                (
+                    Answer::Refused {
+                        message: message.clone(),
+                    },
+                    format!("unknown: {message}"),
+                )
+            }
+        }
     }
 }
 

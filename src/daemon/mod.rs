@@ -32,6 +32,7 @@ use crate::exporter::metrics::{Metrics, SiteObserver};
 use crate::exporter::server::{self, Exporter};
 use crate::exporter::status::Board;
 use crate::exporter::web_config::WebConfig;
+use crate::secret::Secret;
 use dispatch::{Directory, Dispatcher};
 use site::{SiteCommand, SiteLoop};
 use store::{StateStore, StoreError};
@@ -78,6 +79,7 @@ impl ConfigSource {
 
 pub struct RunningSite {
     config: SiteConfig,
+    clients: SiteClients,
     commands: mpsc::Sender<SiteCommand>,
     shutdown: watch::Sender<bool>,
     task: JoinHandle<()>,
@@ -331,6 +333,9 @@ async fn supervise(
     Ok(())
 }
 
+/// A reload is validated and prepared whole (configuration, secrets, clients, the memory of
+/// every new site) before anything changes; only then is it applied, and applying cannot
+/// fail. A reload that is rejected therefore changes nothing.
 async fn apply_reload(
     source: &ConfigSource,
     config: &mut Config,
@@ -340,15 +345,26 @@ async fn apply_reload(
     directory: &Directory,
 ) -> Result<String, DaemonError> {
     let new = source.load()?;
-    // Build every new client first, so that a bad secret rejects the whole reload.
-    let mut prepared = Vec::new();
+    let mut changed = Vec::new();
+    let mut added = Vec::new();
     for site in &new.sites {
-        let unchanged = sites
-            .get(&site.name)
-            .is_some_and(|running| running.config == *site)
-            && new.mode == config.mode;
-        if !unchanged {
-            prepared.push((site.clone(), build_clients(site, metrics)?));
+        match sites.get(&site.name) {
+            Some(running) => {
+                let clients = prepare_clients(site, metrics, Some(&running.clients))?;
+                let same_clients = clients
+                    .clients
+                    .iter()
+                    .zip(&running.clients.clients)
+                    .all(|(a, b)| Arc::ptr_eq(a, b));
+                if running.config != *site || new.mode != config.mode || !same_clients {
+                    changed.push((site.clone(), clients));
+                }
+            }
+            None => {
+                let clients = prepare_clients(site, metrics, None)?;
+                let (store, memory) = open_memory(site, &config.state_dir)?;
+                added.push((site.clone(), clients, store, memory));
+            }
         }
     }
     if new.state_dir != config.state_dir || new.exporter != config.exporter {
@@ -356,6 +372,8 @@ async fn apply_reload(
             "state_dir and exporter.listen only change on a restart; keeping the current ones"
         );
     }
+
+    // Everything is ready: from here on nothing can fail.
     let mut summary = Vec::new();
     let wanted: Vec<String> = new.sites.iter().map(|s| s.name.clone()).collect();
     let removed: Vec<String> = sites
@@ -373,42 +391,52 @@ async fn apply_reload(
             summary.push(format!("removed {name}"));
         }
     }
-    for (site, clients) in prepared {
-        match sites.get_mut(&site.name) {
-            Some(running) => {
-                if running
-                    .config
-                    .appliances
+    for (site, clients) in changed {
+        let Some(running) = sites.get_mut(&site.name) else {
+            continue;
+        };
+        let rebuilt: Vec<&str> = clients
+            .clients
+            .iter()
+            .zip(&site.appliances)
+            .filter(|(client, _)| {
+                !running
+                    .clients
+                    .clients
                     .iter()
-                    .map(|a| &a.name)
-                    .ne(site.appliances.iter().map(|a| &a.name))
-                {
-                    metrics.forget_site(&site.name, &appliance_names(&running.config));
-                }
-                let command = SiteCommand::Reconfigure {
-                    site: Box::new(site.clone()),
-                    mode: new.mode,
-                    clients,
-                };
-                let _ = running.commands.send(command).await;
-                directory.insert(&site.name, running.commands.clone(), appliance_names(&site));
-                running.config = site.clone();
-                summary.push(format!("changed {}", site.name));
-            }
-            None => {
-                let (running, _ready) = spawn_site_with(
-                    site.clone(),
-                    new.mode,
-                    &config.state_dir,
-                    metrics,
-                    board,
-                    clients,
-                )?;
-                directory.insert(&site.name, running.commands.clone(), appliance_names(&site));
-                summary.push(format!("added {}", site.name));
-                sites.insert(site.name.clone(), running);
-            }
-        }
+                    .any(|old| Arc::ptr_eq(old, client))
+            })
+            .map(|(_, appliance)| appliance.name.as_str())
+            .collect();
+        let detail = if rebuilt.is_empty() {
+            "clients kept".to_string()
+        } else {
+            format!("new client for {}", rebuilt.join(" and "))
+        };
+        let command = SiteCommand::Reconfigure {
+            site: Box::new(site.clone()),
+            mode: new.mode,
+            clients: clients.clients.clone(),
+        };
+        let _ = running.commands.send(command).await;
+        directory.insert(&site.name, running.commands.clone(), appliance_names(&site));
+        running.config = site.clone();
+        running.clients = clients;
+        summary.push(format!("changed {} ({detail})", site.name));
+    }
+    for (site, clients, store, memory) in added {
+        let (running, _ready) = spawn_prepared(
+            site.clone(),
+            new.mode,
+            metrics,
+            board,
+            clients,
+            store,
+            memory,
+        );
+        directory.insert(&site.name, running.commands.clone(), appliance_names(&site));
+        summary.push(format!("added {}", site.name));
+        sites.insert(site.name.clone(), running);
     }
     config.mode = new.mode;
     config.sites = new.sites;
@@ -425,20 +453,87 @@ fn appliance_names(site: &SiteConfig) -> [String; 2] {
     ]
 }
 
-pub fn build_clients(
+/// Everything an appliance's client is built from. Two equal identities make the same
+/// client, so a reload keeps the running one with its token, rate state and flavour.
+struct ClientIdentity {
+    name: String,
+    url: String,
+    client_id: String,
+    secret: Secret,
+    ca_file: Option<PathBuf>,
+    /// The CA bundle's content: a rotated bundle under the same path is a TLS change.
+    ca_bundle: Option<Vec<u8>>,
+    request_timeout: Duration,
+    budget: crate::api::budget::BudgetSettings,
+    api: crate::api::ApiChoice,
+}
+
+impl PartialEq for ClientIdentity {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+            && self.url == other.url
+            && self.client_id == other.client_id
+            && self.secret.expose() == other.secret.expose()
+            && self.ca_file == other.ca_file
+            && self.ca_bundle == other.ca_bundle
+            && self.request_timeout == other.request_timeout
+            && self.budget == other.budget
+            && self.api == other.api
+    }
+}
+
+/// A site's two clients and what each was built from.
+pub struct SiteClients {
+    clients: [Arc<ApplianceClient>; 2],
+    identities: [ClientIdentity; 2],
+}
+
+impl SiteClients {
+    pub fn clients(&self) -> [Arc<ApplianceClient>; 2] {
+        self.clients.clone()
+    }
+}
+
+/// The clients `site` needs: the running ones (`running`) where nothing they were built from
+/// changed, new ones where something did. Reads the secret, so a bad one fails here.
+fn prepare_clients(
     site: &SiteConfig,
     metrics: &Arc<Metrics>,
-) -> Result<[Arc<ApplianceClient>; 2], DaemonError> {
+    running: Option<&SiteClients>,
+) -> Result<SiteClients, DaemonError> {
     let secret = config::read_secret(&site.client_secret).map_err(|message| DaemonError::Site {
         site: site.name.clone(),
         message,
     })?;
+    let ca_bundle = match &site.ca_file {
+        Some(path) => Some(std::fs::read(path).map_err(|e| DaemonError::Site {
+            site: site.name.clone(),
+            message: format!("ca_file {}: {e}", path.display()),
+        })?),
+        None => None,
+    };
     let observer = Arc::new(SiteObserver {
         metrics: metrics.clone(),
         site: site.name.clone(),
     });
-    let build = |index: usize| {
+    let prepare = |index: usize| -> Result<(Arc<ApplianceClient>, ClientIdentity), DaemonError> {
         let appliance = &site.appliances[index];
+        let identity = ClientIdentity {
+            name: appliance.name.clone(),
+            url: appliance.url.clone(),
+            client_id: site.client_id.clone(),
+            secret: secret.clone(),
+            ca_file: site.ca_file.clone(),
+            ca_bundle: ca_bundle.clone(),
+            request_timeout: site.request_timeout,
+            budget: site.budget.clone(),
+            api: appliance.api.unwrap_or(site.api),
+        };
+        if let Some(running) = running
+            && let Some(slot) = running.identities.iter().position(|i| *i == identity)
+        {
+            return Ok((running.clients[slot].clone(), identity));
+        }
         let mut settings = ApplianceSettings::new(
             &appliance.name,
             &appliance.url,
@@ -448,15 +543,39 @@ pub fn build_clients(
         settings.ca_file = site.ca_file.clone();
         settings.request_timeout = site.request_timeout;
         settings.budget = site.budget.clone();
-        settings.api = appliance.api.unwrap_or(site.api);
-        ApplianceClient::new(settings, observer.clone())
+        settings.api = identity.api;
+        let client = ApplianceClient::new(settings, observer.clone())
             .map(Arc::new)
             .map_err(|e| DaemonError::Site {
                 site: site.name.clone(),
                 message: format!("appliance {}: {e}", appliance.name),
-            })
+            })?;
+        Ok((client, identity))
     };
-    Ok([build(0)?, build(1)?])
+    let (first, first_identity) = prepare(0)?;
+    let (second, second_identity) = prepare(1)?;
+    Ok(SiteClients {
+        clients: [first, second],
+        identities: [first_identity, second_identity],
+    })
+}
+
+pub fn build_clients(
+    site: &SiteConfig,
+    metrics: &Arc<Metrics>,
+) -> Result<[Arc<ApplianceClient>; 2], DaemonError> {
+    prepare_clients(site, metrics, None).map(|c| c.clients)
+}
+
+/// A site's memory from its state file, read before anything is started with it.
+fn open_memory(
+    site: &SiteConfig,
+    state_dir: &Path,
+) -> Result<(StateStore, crate::engine::Memory), DaemonError> {
+    let store = StateStore::new(state_dir, &site.name);
+    store.ensure_dir()?;
+    let memory = store.load()?;
+    Ok((store, memory))
 }
 
 fn spawn_site(
@@ -466,21 +585,23 @@ fn spawn_site(
     metrics: &Arc<Metrics>,
     board: &Arc<Board>,
 ) -> Result<(RunningSite, oneshot::Receiver<()>), DaemonError> {
-    let clients = build_clients(&site, metrics)?;
-    spawn_site_with(site, mode, state_dir, metrics, board, clients)
+    let clients = prepare_clients(&site, metrics, None)?;
+    let (store, memory) = open_memory(&site, state_dir)?;
+    Ok(spawn_prepared(
+        site, mode, metrics, board, clients, store, memory,
+    ))
 }
 
-pub fn spawn_site_with(
+/// Starts a site whose clients and memory are ready; cannot fail.
+fn spawn_prepared(
     site: SiteConfig,
     mode: Mode,
-    state_dir: &Path,
     metrics: &Arc<Metrics>,
     board: &Arc<Board>,
-    clients: [Arc<ApplianceClient>; 2],
-) -> Result<(RunningSite, oneshot::Receiver<()>), DaemonError> {
-    let store = StateStore::new(state_dir, &site.name);
-    store.ensure_dir()?;
-    let memory = store.load()?;
+    clients: SiteClients,
+    store: StateStore,
+    memory: crate::engine::Memory,
+) -> (RunningSite, oneshot::Receiver<()>) {
     if let Some(until) = memory.cooldown_until {
         tracing::info!(site = %site.name, "remembered: cooldown until {until}");
     }
@@ -490,7 +611,7 @@ pub fn spawn_site_with(
     let runner = SiteLoop::new(
         site.clone(),
         mode,
-        clients,
+        clients.clients(),
         memory,
         store,
         metrics.clone(),
@@ -498,13 +619,14 @@ pub fn spawn_site_with(
         ready_tx,
     );
     let task = tokio::spawn(runner.run(commands_rx, shutdown_rx));
-    Ok((
+    (
         RunningSite {
             config: site,
+            clients,
             commands: commands_tx,
             shutdown: shutdown_tx,
             task,
         },
         ready_rx,
-    ))
+    )
 }

@@ -7,9 +7,11 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, SystemTime};
 
 use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::clock;
@@ -22,7 +24,7 @@ use crate::engine::{
 };
 use crate::exporter::metrics::{ApplianceInfoLabels, ApplianceSample, Metrics, SiteSample};
 use crate::exporter::status::{
-    AlertStatus, ApplianceStatus, Board, DecisionStatus, PauseStatus, SiteStatus,
+    AlertStatus, ApiErrorStatus, ApplianceStatus, Board, DecisionStatus, PauseStatus, SiteStatus,
 };
 
 /// How often `/info` is asked again (product, permissions).
@@ -37,11 +39,67 @@ pub enum SiteCommand {
         clients: [Arc<ApplianceClient>; 2],
     },
     /// An operator command; the engine's answer (a preflight report, if any) is sent back.
+    /// The loop carries it out only if it takes the `ticket` before the sender gives up.
     Operator {
         command: engine::Command,
-        reply: Option<oneshot::Sender<Option<PreflightReport>>>,
+        reply: oneshot::Sender<OperatorAnswer>,
+        ticket: Ticket,
     },
 }
+
+/// What the site loop answers an operator command.
+#[derive(Debug)]
+pub enum OperatorAnswer {
+    /// A manual failover's preflight (and whether it started).
+    Preflight(PreflightReport),
+    /// A pause, resume or ack: what it did and what the site does now.
+    Done(String),
+}
+
+/// Decides, once, whether an operator command is carried out: the site loop takes it, or the
+/// one who sent it gives up on it first (then the loop drops it). So a command answered
+/// "timed out" can never be carried out later.
+#[derive(Debug, Clone, Default)]
+pub struct Ticket(Arc<AtomicU8>);
+
+impl Ticket {
+    const PENDING: u8 = 0;
+    const TAKEN: u8 = 1;
+    const ABANDONED: u8 = 2;
+
+    /// The loop's side: true if the command is to be carried out.
+    pub fn take(&self) -> bool {
+        self.0
+            .compare_exchange(
+                Self::PENDING,
+                Self::TAKEN,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .is_ok()
+    }
+
+    /// The sender's side: true if the command will never be carried out; false if the loop
+    /// took it already (its answer is coming).
+    pub fn abandon(&self) -> bool {
+        self.0
+            .compare_exchange(
+                Self::PENDING,
+                Self::ABANDONED,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .is_ok()
+    }
+}
+
+/// What one poll of one appliance brought back, before the loop takes it in.
+type Observed = (
+    Option<Result<Probe, ApiError>>,
+    Option<Result<Health, ApiError>>,
+    Option<Result<Vec<crate::api::model::ApplianceRecord>, ApiError>>,
+    Option<Result<ApiInfo, ApiError>>,
+);
 
 /// A failover call's answer, as the actuator hands it back: (call id, result).
 type CallAnswer = (u64, CallResult);
@@ -101,7 +159,9 @@ pub struct SiteLoop {
     info: [Option<ApiInfo>; 2],
     next_info: Instant,
     topology: [Option<serde_json::Value>; 2],
-    logged_errors: BTreeMap<(usize, Endpoint), ErrorKind>,
+    /// Each endpoint's current error (removed when it answers again): logged when its kind
+    /// changes, and shown in `/status` until then.
+    logged_errors: BTreeMap<(usize, Endpoint), (ErrorKind, String)>,
     last_poll: Option<SystemTime>,
     ready: Option<oneshot::Sender<()>>,
     preflight: Option<PreflightReport>,
@@ -109,6 +169,12 @@ pub struct SiteLoop {
     /// Faults that are not the appliance's own, per appliance and endpoint, with their text.
     faults: BTreeMap<(usize, Endpoint), String>,
     hold: Option<TestHold>,
+    command_done: Option<String>,
+    /// The poll in flight: its requests run in their own task, so that operator commands,
+    /// call results and a stop are taken up while it waits on the appliances.
+    polling: Option<JoinHandle<[Observed; 2]>>,
+    /// Old names of renamed appliances whose series go once no call of theirs is in flight.
+    renamed_away: Vec<String>,
 }
 
 impl SiteLoop {
@@ -153,6 +219,9 @@ impl SiteLoop {
             store_fault: None,
             faults: BTreeMap::new(),
             hold: TestHold::from_env(),
+            command_done: None,
+            polling: None,
+            renamed_away: Vec::new(),
         }
     }
 
@@ -180,15 +249,24 @@ impl SiteLoop {
                 Some((call_id, result)) = self.results.1.recv() => {
                     self.calls_in_flight = self.calls_in_flight.saturating_sub(1);
                     self.step(Input::CallResult { call_id, result }).await;
+                    self.forget_renamed();
                 }
-                _ = tokio::time::sleep_until(next_poll) => {
-                    last_poll_started = Instant::now();
-                    let report = self.poll().await;
-                    self.last_poll = Some(clock::now());
-                    self.step(Input::Poll(report)).await;
-                    if let Some(ready) = self.ready.take() {
-                        let _ = ready.send(());
+                observed = poll_in_flight(&mut self.polling) => {
+                    self.polling = None;
+                    // A poll cancelled by a reload brings nothing back; the next one follows.
+                    if let Ok(observed) = observed {
+                        let report = self.absorb_poll(observed);
+                        self.last_poll = Some(clock::now());
+                        next_poll = last_poll_started + self.site.poll_interval;
+                        self.step(Input::Poll(report)).await;
+                        if let Some(ready) = self.ready.take() {
+                            let _ = ready.send(());
+                        }
                     }
+                }
+                _ = tokio::time::sleep_until(next_poll), if self.polling.is_none() => {
+                    last_poll_started = Instant::now();
+                    self.polling = Some(tokio::spawn(self.start_poll()));
                     next_poll = last_poll_started + self.site.poll_interval;
                 }
                 _ = tokio::time::sleep_until(wakeup) => self.step(Input::Tick).await,
@@ -201,6 +279,9 @@ impl SiteLoop {
             }
             self.board
                 .heartbeat(&self.site.name, allowed_gap.max(Duration::from_secs(30)));
+        }
+        if let Some(poll) = self.polling.take() {
+            poll.abort();
         }
         self.finish_in_flight().await;
     }
@@ -282,7 +363,7 @@ impl SiteLoop {
             return;
         }
         let limit = self.site.request_timeout + Duration::from_secs(5);
-        tracing::info!(site = %self.site.name, "stopping: waiting up to {}s for the failover call in flight", limit.as_secs());
+        tracing::info!(site = %self.site.name, "stopping: waiting up to {} for the failover call in flight", crate::engine::say_duration(limit));
         match tokio::time::timeout(limit, self.results.1.recv()).await {
             Ok(Some((call_id, result))) => {
                 self.calls_in_flight -= 1;
@@ -302,21 +383,68 @@ impl SiteLoop {
                 clients,
             } => {
                 tracing::info!(site = %site.name, "configuration reloaded");
+                // A poll in flight belongs to the old configuration (names, clients): it is
+                // cancelled and waited for, so nothing it reports lands after the change.
+                if let Some(poll) = self.polling.take() {
+                    poll.abort();
+                    let _ = poll.await;
+                    self.urgent = true;
+                }
+                let old_names = engine_config(&self.site, self.mode).names;
                 self.engine.reconfigure(engine_config(&site, mode));
+                let mut any_new = false;
+                for (slot, client) in clients.into_iter().enumerate() {
+                    // A kept client keeps its token, rate state and flavour; what was learnt
+                    // through a replaced one is learnt afresh.
+                    if !Arc::ptr_eq(&self.clients[slot], &client) {
+                        any_new = true;
+                        self.probe_missing[slot] = false;
+                        self.info[slot] = None;
+                        self.topology[slot] = None;
+                        self.logged_errors.retain(|(s, _), _| *s != slot);
+                        self.clients[slot] = client;
+                    }
+                }
+                let names = engine_config(&site, mode).names;
+                if names != old_names {
+                    self.renamed_away
+                        .extend(old_names.into_iter().filter(|n| !names.contains(n)));
+                    self.metrics.register_site(&site.name, &names);
+                }
                 self.site = *site;
                 self.mode = mode;
-                self.clients = clients;
-                self.next_health = Instant::now();
-                self.next_info = Instant::now();
-                self.probe_missing = [false; 2];
+                if any_new {
+                    self.next_health = Instant::now();
+                    self.next_info = Instant::now();
+                }
+                self.forget_renamed();
                 self.publish(clock::now());
             }
-            SiteCommand::Operator { command, reply } => {
-                self.preflight = None;
-                self.step(Input::Command(command)).await;
-                if let Some(reply) = reply {
-                    let _ = reply.send(self.preflight.take());
+            SiteCommand::Operator {
+                command,
+                reply,
+                ticket,
+            } => {
+                if !ticket.take() {
+                    tracing::info!(site = %self.site.name, "an operator command came after its sender gave up on it: not carried out");
+                    return;
                 }
+                self.preflight = None;
+                self.command_done = None;
+                self.step(Input::Command(command)).await;
+                let answer = match (self.preflight.take(), self.command_done.take()) {
+                    (Some(report), _) => OperatorAnswer::Preflight(report),
+                    (None, done) => {
+                        let state = self.engine.state();
+                        OperatorAnswer::Done(format!(
+                            "{}. Now {}: {}",
+                            done.unwrap_or_else(|| "done".to_string()),
+                            state.kind.as_str(),
+                            state.reason
+                        ))
+                    }
+                };
+                let _ = reply.send(answer);
             }
         }
     }
@@ -481,14 +609,26 @@ impl SiteLoop {
                 if summary.trigger == crate::engine::Trigger::Manual {
                     self.audit_manual_outcome(&summary);
                 }
-                tracing::info!(site = %site, trigger = summary.trigger.as_str(), outcome = summary.outcome.as_str(),
-                    "failover to {} finished: {}", summary.to, summary.outcome.as_str());
+                if summary.outcome == crate::engine::Outcome::Success {
+                    tracing::info!(site = %site, trigger = summary.trigger.as_str(), outcome = summary.outcome.as_str(),
+                        "failover to {} finished: {}", summary.to, summary.outcome.as_str());
+                } else {
+                    tracing::warn!(site = %site, trigger = summary.trigger.as_str(), outcome = summary.outcome.as_str(),
+                        "failover to {} finished: {}", summary.to, summary.outcome.as_str());
+                }
             }
             Action::Preflight(report) => self.preflight = Some(report),
+            Action::CommandDone(answer) => self.command_done = Some(answer),
         }
     }
 
     async fn poll(&mut self) -> PollReport {
+        let observed = self.start_poll().await;
+        self.absorb_poll(observed)
+    }
+
+    /// Decides what this poll asks and returns its requests, to run without the loop.
+    fn start_poll(&mut self) -> impl Future<Output = [Observed; 2]> + Send + 'static {
         let now = Instant::now();
         let health_due =
             now >= self.next_health || self.urgent || self.probe_missing.iter().any(|m| *m);
@@ -534,12 +674,29 @@ impl SiteLoop {
                 tokio::join!(probe, health, topology, info)
             }
         };
-        let (first, second) = tokio::join!(observe(0), observe(1));
+        let (first, second) = (observe(0), observe(1));
+        async move {
+            let (first, second) = tokio::join!(first, second);
+            [first, second]
+        }
+    }
+
+    fn absorb_poll(&mut self, observed: [Observed; 2]) -> PollReport {
         let mut report = PollReport::default();
-        for (slot, (probe, health, topology, info)) in [first, second].into_iter().enumerate() {
+        for (slot, (probe, health, topology, info)) in observed.into_iter().enumerate() {
             report.appliances[slot] = self.absorb(slot, probe, health, topology, info);
         }
         report
+    }
+
+    /// The series of renamed appliances go once nothing of theirs can report any more.
+    fn forget_renamed(&mut self) {
+        if self.calls_in_flight > 0 {
+            return;
+        }
+        for name in std::mem::take(&mut self.renamed_away) {
+            self.metrics.forget_appliance(&self.site.name, &name);
+        }
     }
 
     #[allow(clippy::type_complexity)]
@@ -612,7 +769,11 @@ impl SiteLoop {
                 } else {
                     self.faults.remove(&(slot, endpoint));
                 }
-                if self.logged_errors.insert((slot, endpoint), error.kind) != Some(error.kind) {
+                let previous = self
+                    .logged_errors
+                    .insert((slot, endpoint), (error.kind, error.to_string()))
+                    .map(|(kind, _)| kind);
+                if previous != Some(error.kind) {
                     tracing::warn!(site = %self.site.name, appliance = %self.name(slot), kind = error.kind.label(), "{error}");
                 } else {
                     tracing::debug!(site = %self.site.name, appliance = %self.name(slot), kind = error.kind.label(), "{error}");
@@ -640,11 +801,24 @@ impl SiteLoop {
                 .as_ref()
                 .and_then(|i| i.product.as_ref())
                 .map(|p| p.as_str().to_string());
-            let is_primary = view.role() == Some(FailoverRole::Primary);
+            let current_errors: Vec<ApiErrorStatus> = self
+                .logged_errors
+                .iter()
+                .filter(|((s, _), _)| *s == slot)
+                .map(|((_, endpoint), (kind, message))| ApiErrorStatus {
+                    endpoint: endpoint.to_string(),
+                    kind: kind.label().to_string(),
+                    message: message.clone(),
+                })
+                .collect();
+            let role_now = self.engine.role_now(slot);
+            let role_age = self.engine.role_age(slot, now).map(|d| d.as_secs_f64());
+            let is_primary = role_now == Some(FailoverRole::Primary);
             let sample = ApplianceSample {
                 up: view.answering(),
                 healthy: view.healthy(),
-                failover_role: view.role(),
+                failover_role: role_now,
+                failover_role_age_seconds: role_age,
                 cluster_role: view.cluster_role,
                 info: Some(ApplianceInfoLabels {
                     version: view.version.clone().unwrap_or_default(),
@@ -678,8 +852,9 @@ impl SiteLoop {
                 up: view.answering(),
                 healthy: view.healthy(),
                 condition: view.condition.describe(),
-                failover_role: view.role().map(|r| r.to_string()),
+                failover_role: role_now.map(|r| r.to_string()),
                 role_source: view.role.map(|r| format!("{:?}", r.source).to_lowercase()),
+                failover_role_age_seconds: role_age,
                 cluster_role: view.cluster_role.map(|r| r.to_string()),
                 version: view.version.clone(),
                 build: view.build.clone(),
@@ -687,7 +862,8 @@ impl SiteLoop {
                 appliance_id: view.appliance_id.clone(),
                 product,
                 api: self.clients[slot].flavor().map(|f| f.as_str().to_string()),
-                last_error: view.last_error.map(|k| k.label().to_string()),
+                last_error: current_errors.first().map(|e| e.kind.clone()),
+                api_errors: current_errors,
                 last_data_sync: view.last_data_sync.map(|t| t.to_string()),
                 last_data_sync_status: view.last_data_sync_status.clone(),
                 ratelimit_limit: rate.limit,
@@ -762,6 +938,7 @@ impl SiteLoop {
                 .as_ref()
                 .and_then(|f| serde_json::to_value(f).ok()),
             failover_in_progress: self.engine.episode().map(|e| e.reason.clone()),
+            failover_in_progress_id: self.engine.episode().map(|e| e.id),
             alerts: self
                 .engine
                 .alerts()
@@ -782,6 +959,16 @@ impl SiteLoop {
                 )
             }),
         });
+    }
+}
+
+/// The poll in flight's result; never ready when none is.
+async fn poll_in_flight(
+    polling: &mut Option<JoinHandle<[Observed; 2]>>,
+) -> Result<[Observed; 2], tokio::task::JoinError> {
+    match polling {
+        Some(poll) => poll.await,
+        None => std::future::pending().await,
     }
 }
 

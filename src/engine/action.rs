@@ -29,6 +29,9 @@ pub enum Action {
     FailoverFinished(FailoverSummary),
     /// The answer to a manual failover request.
     Preflight(PreflightReport),
+    /// The answer to a pause, resume or acknowledge: what it did (or why it did nothing), in
+    /// words for the operator who asked.
+    CommandDone(String),
     /// A line for the decision journal: every state change and every decision, with its reason.
     Journal(Decision),
 }
@@ -88,6 +91,33 @@ pub struct PreflightReport {
     pub plan: Vec<PlannedCall>,
     /// Whether the plan was started (confirmed, and passed or overridden).
     pub started: bool,
+    /// The confirmation named a plan that is no longer the plan (the picture changed after it
+    /// was shown): nothing was started, and this report's plan is to be shown again.
+    #[serde(default)]
+    pub plan_changed: bool,
+    /// The episode that carries the plan out, when it started: how to follow it.
+    #[serde(default)]
+    pub episode: Option<u64>,
+}
+
+impl PreflightReport {
+    /// The plan as the operator sees it, for a confirmation to name.
+    pub fn shown(&self) -> Vec<ShownCall> {
+        self.plan
+            .iter()
+            .map(|call| ShownCall {
+                appliance: call.appliance.clone(),
+                request: call.request,
+            })
+            .collect()
+    }
+}
+
+/// One call of a plan as the operator was shown it: what a confirmation agrees to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShownCall {
+    pub appliance: String,
+    pub request: FailoverRequest,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -174,9 +174,20 @@ impl Engine {
                     ),
                 );
             }
-            return match backup_problem {
-                None => SiteState::new(StateKind::Healthy, base),
-                Some(_) => SiteState::new(StateKind::Degraded, base),
+            if backup_problem.is_some() {
+                return SiteState::new(StateKind::Degraded, base);
+            }
+            // Stale data with a healthy primary breaks nothing yet, but the next failure could
+            // not be failed over: said now, while there is time to fix the sync.
+            return match self.sync_problem(now) {
+                Some((Blocker::SyncStale, problem)) => SiteState::new(
+                    StateKind::Degraded,
+                    format!(
+                        "primary {} healthy; backup {} healthy; {problem}: a failover would be refused until the data syncs again",
+                        p.name, b.name
+                    ),
+                ),
+                _ => SiteState::new(StateKind::Healthy, base),
             };
         }
 

@@ -135,6 +135,34 @@ impl Engine {
         Situation::RolesUnknown
     }
 
+    /// The role an appliance holds now, as far as the engine knows: what the operator and the
+    /// alert rules are shown. An answering appliance's role counts once it has reported it
+    /// since it came back. One that does not answer keeps its last known role, except that a
+    /// `primary` it reported before an answering peer took over is history, not its role now
+    /// (else every failover whose old primary stays dead looks like a split brain).
+    pub fn role_now(&self, slot: Slot) -> Option<FailoverRole> {
+        let view = &self.views[slot];
+        if view.answering() {
+            return if view.role_is_current() {
+                view.role()
+            } else {
+                None
+            };
+        }
+        let role = view.role()?;
+        let peer = &self.views[1 - slot];
+        let superseded = role == FailoverRole::Primary
+            && peer.answering()
+            && peer.role_is_current()
+            && peer.role() == Some(FailoverRole::Primary);
+        (!superseded).then_some(role)
+    }
+
+    /// How old the last role seen for an appliance is (from itself or its peer's list).
+    pub fn role_age(&self, slot: Slot, now: SystemTime) -> Option<std::time::Duration> {
+        self.views[slot].role.map(|seen| since(now, seen.at))
+    }
+
     /// The primary of a whole pair, when there is one.
     pub(super) fn current_primary(&self) -> Option<Slot> {
         match self.situation() {

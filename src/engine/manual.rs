@@ -102,21 +102,35 @@ pub(super) fn handle(
         })
         .collect();
     let passed = problems.is_empty();
-    // Nothing overrides these two: a second call in flight, or acting on a picture that is
-    // entirely out of date.
-    let may_start =
-        request.confirmed && !in_flight && !blind && (passed || request.override_preflight);
-    let report = PreflightReport {
+    let mut report = PreflightReport {
         request_id: request.request_id,
         passed,
         problems: problems.clone(),
         notes,
         plan: planned,
-        started: may_start,
+        started: false,
+        plan_changed: false,
+        episode: None,
     };
-    out.push(Action::Preflight(report));
+    // A confirmation agrees to the plan it was shown, not to whatever the picture makes of
+    // the request by now.
+    let plan_changed = request
+        .shown_plan
+        .as_ref()
+        .is_some_and(|shown| *shown != report.shown());
+    // Nothing overrides these three: a second call in flight, acting on a picture that is
+    // entirely out of date, or a plan nobody saw.
+    let may_start = request.confirmed
+        && !in_flight
+        && !blind
+        && !plan_changed
+        && (passed || request.override_preflight);
+    report.started = may_start;
+    report.plan_changed = plan_changed;
 
     let summary = describe_plan(&plan, &names);
+    // The answer comes before the calls it announces; the episode's id is added once started.
+    out.push(Action::Preflight(report));
     if !request.confirmed {
         engine.note(
             now,
@@ -126,6 +140,17 @@ pub(super) fn handle(
                 request.by,
                 if passed { "passed" } else { "refused" },
                 summary
+            ),
+        );
+        return;
+    }
+    if plan_changed {
+        engine.note(
+            now,
+            out,
+            format!(
+                "manual failover by {} not started: the plan changed since it was shown; it is now: {summary}",
+                request.by
             ),
         );
         return;
@@ -165,6 +190,14 @@ pub(super) fn handle(
         },
         out,
     );
+    let episode = engine.episode().map(|e| e.id);
+    for action in out.iter_mut() {
+        if let Action::Preflight(report) = action
+            && report.request_id == request.request_id
+        {
+            report.episode = episode;
+        }
+    }
 }
 
 fn manual_plan(

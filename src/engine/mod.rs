@@ -39,9 +39,11 @@ mod words;
 #[cfg(test)]
 mod tests;
 
-pub use action::{Action, AlertKind, FailoverCall, FailoverSummary, PreflightReport};
+pub use action::{Action, AlertKind, FailoverCall, FailoverSummary, PreflightReport, ShownCall};
 pub use machine::{Engine, SiteConfig};
 pub use memory::{MEMORY_VERSION, Memory, Outcome, Trigger};
 pub use observation::{ApplianceReport, CallResult, Command, Input, ManualRequest, PollReport};
 pub use policy::{Mode, Policy};
 pub use state::{Blocker, StateKind};
+/// Durations in every message read the same way ("3m 8s").
+pub use words::duration as say_duration;

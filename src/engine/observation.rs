@@ -64,6 +64,9 @@ pub struct ManualRequest {
     pub confirmed: bool,
     pub override_preflight: bool,
     pub by: String,
+    /// The plan the operator confirmed, when one was shown: a confirmation is for exactly
+    /// that plan, and a different one is not started.
+    pub shown_plan: Option<Vec<super::action::ShownCall>>,
 }
 
 // One input per poll or command: its size does not matter, boxing would only add noise.

@@ -34,6 +34,9 @@ pub struct SiteStatus {
     pub promoted: Option<String>,
     pub last_failover: Option<serde_json::Value>,
     pub failover_in_progress: Option<String>,
+    /// The episode in progress, by the id a manual failover's preflight gave its operator.
+    #[serde(default)]
+    pub failover_in_progress_id: Option<u64>,
     pub alerts: Vec<AlertStatus>,
     /// The most recent decisions, newest last.
     pub decisions: Vec<DecisionStatus>,
@@ -53,6 +56,8 @@ pub struct ApplianceStatus {
     pub condition: String,
     pub failover_role: Option<String>,
     pub role_source: Option<String>,
+    /// How long ago the role was last seen.
+    pub failover_role_age_seconds: Option<f64>,
     pub cluster_role: Option<String>,
     pub version: Option<String>,
     pub build: Option<String>,
@@ -61,7 +66,11 @@ pub struct ApplianceStatus {
     pub product: Option<String>,
     /// The command API it speaks (`v2`, `xml`; absent while `auto` has not detected it yet).
     pub api: Option<String>,
+    /// The kind of its first current API error (none once every endpoint answers again).
     pub last_error: Option<String>,
+    /// Every endpoint that fails now (401, 403, a token refused…), with what it answered.
+    #[serde(default)]
+    pub api_errors: Vec<ApiErrorStatus>,
     pub last_data_sync: Option<String>,
     pub last_data_sync_status: Option<String>,
     pub ratelimit_limit: Option<u64>,
@@ -72,6 +81,13 @@ pub struct ApplianceStatus {
     /// (descriptors, resolver, route), or a certificate the watchdog refuses, with what to do.
     #[serde(default)]
     pub fault: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ApiErrorStatus {
+    pub endpoint: String,
+    pub kind: String,
+    pub message: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

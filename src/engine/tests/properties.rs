@@ -661,6 +661,9 @@ fn run(
             Clock::Forward(s) | Clock::Stall(s) => now + Duration::from_secs(*s),
             Clock::Back(s) => now - Duration::from_secs(*s),
         };
+        // Time first, as the engine does: a stall drops evidence gathered before it, not the
+        // observation that arrives with it.
+        checker.time(now);
         let input = match event {
             Event::Poll(arbitrary) => {
                 checker.saw(arbitrary, now);
@@ -736,6 +739,7 @@ fn run(
                     confirmed: *confirmed,
                     override_preflight: *override_preflight,
                     by: "prop".into(),
+                    shown_plan: None,
                 }))
             }
             Event::Restart => {
@@ -749,7 +753,6 @@ fn run(
                 Input::Tick
             }
         };
-        checker.time(now);
         let actions = engine.step(now, input);
         if let Some(memory) = actions.iter().rev().find_map(|a| match a {
             Action::Persist(m) => Some(m.clone()),

@@ -131,6 +131,29 @@ fn s03_stale_data_blocks_the_promotion() {
 }
 
 #[test]
+fn s03_stale_data_with_a_healthy_primary_is_degraded_before_any_failure() {
+    // The sync stops while the primary is healthy: the operator must learn of it now, while
+    // there is time to fix it, not when a failover is refused.
+    let mut h = settled(Mode::Auto);
+    h.world.sync_frozen_at = Some(h.now);
+    h.run_for(10 * MINUTE);
+    assert_eq!(h.kind(), StateKind::Healthy, "{}", h.reason());
+    h.run_for(6 * MINUTE);
+    assert_eq!(h.kind(), StateKind::Degraded, "{}", h.reason());
+    assert!(
+        h.reason().contains("more than max_sync_age 15m")
+            && h.reason().contains("a failover would be refused"),
+        "{}",
+        h.reason()
+    );
+    assert!(h.calls.is_empty());
+    // The sync resumes: healthy again.
+    h.world.sync_frozen_at = None;
+    h.run_for(MINUTE);
+    assert_eq!(h.kind(), StateKind::Healthy, "{}", h.reason());
+}
+
+#[test]
 fn s03_unknown_data_age_blocks_the_promotion() {
     let mut h = Harness::new(Mode::Auto);
     h.world.reports_sync = false;
@@ -490,6 +513,7 @@ fn s16_manual_failover_preflight_then_confirmed_even_in_observe_mode() {
         confirmed,
         override_preflight: false,
         by: "dave".into(),
+        shown_plan: None,
     };
     h.input(Input::Command(Command::Failover(request(false, 1))));
     let report = h
@@ -525,6 +549,60 @@ fn s16_manual_failover_preflight_then_confirmed_even_in_observe_mode() {
 }
 
 #[test]
+fn s16_a_confirmation_carries_out_only_the_plan_that_was_shown() {
+    let mut h = settled(Mode::Observe);
+    h.world.up[EAST] = false;
+    h.run_for(MINUTE);
+    let preflight = |h: &Harness| {
+        h.actions
+            .iter()
+            .rev()
+            .find_map(|a| match a {
+                Action::Preflight(r) => Some(r.clone()),
+                _ => None,
+            })
+            .unwrap()
+    };
+    let request = |confirmed, request_id, shown_plan| ManualRequest {
+        request_id,
+        target: WEST,
+        data_sync_first: false,
+        force: true,
+        confirmed,
+        override_preflight: false,
+        by: "gina".into(),
+        shown_plan,
+    };
+    // Shown while east is down: promote west, nothing to demote.
+    h.input(Input::Command(Command::Failover(request(false, 1, None))));
+    let shown = preflight(&h);
+    assert_eq!(shown.plan.len(), 1, "{shown:?}");
+    // East answers again before the operator confirms: --force now means demoting it first.
+    h.world.up[EAST] = true;
+    h.run_for(MINUTE);
+    h.input(Input::Command(Command::Failover(request(
+        true,
+        2,
+        Some(shown.shown()),
+    ))));
+    let answer = preflight(&h);
+    assert!(answer.plan_changed && !answer.started, "{answer:?}");
+    assert_eq!(answer.plan.len(), 2, "the new plan is returned to be shown");
+    h.run_for(MINUTE);
+    assert!(h.calls.is_empty(), "a plan nobody saw was carried out");
+    // Confirming the new plan, as shown, carries it out.
+    h.input(Input::Command(Command::Failover(request(
+        true,
+        3,
+        Some(answer.shown()),
+    ))));
+    assert!(preflight(&h).started);
+    h.run_for(MINUTE);
+    // The plan that was shown and confirmed is the one carried out: east demoted first.
+    assert_eq!(h.requests().first(), Some(&(EAST, demote(true))));
+}
+
+#[test]
 fn s16_a_failing_preflight_refuses_unless_overridden() {
     let mut h = Harness::new(Mode::Auto);
     h.world.sync_frozen_at = Some(h.now - HOUR);
@@ -537,6 +615,7 @@ fn s16_a_failing_preflight_refuses_unless_overridden() {
         confirmed: true,
         override_preflight: false,
         by: "erin".into(),
+        shown_plan: None,
     };
     h.input(Input::Command(Command::Failover(request.clone())));
     let report = h
@@ -583,6 +662,7 @@ fn s16_manual_failover_is_refused_while_one_is_in_flight() {
         confirmed: true,
         override_preflight: true,
         by: "frank".into(),
+        shown_plan: None,
     };
     h.input(Input::Command(Command::Failover(request)));
     let report = h
@@ -750,6 +830,7 @@ fn a_manual_failover_without_a_written_intent_is_not_carried_out() {
         confirmed: true,
         override_preflight: false,
         by: "grace".into(),
+        shown_plan: None,
     };
     h.input(Input::Command(Command::Failover(request)));
     assert!(h.calls.is_empty());

@@ -118,7 +118,7 @@ impl ApiMetrics {
             .inc();
     }
 
-    pub fn forget(&self, site: &str, appliances: &[String; 2]) {
+    pub fn forget(&self, site: &str, appliances: &[String]) {
         for appliance in appliances {
             self.gauges.forget(&[site, appliance]);
             for outcome in TokenOutcome::ALL {
@@ -137,7 +137,7 @@ impl ApiMetrics {
             .lock()
             .unwrap_or_else(|p| p.into_inner());
         requests.retain(|labels| {
-            if labels[0] == site {
+            if labels[0] == site && appliances.contains(&labels[1]) {
                 let _ = self
                     .requests
                     .remove_label_values(&[&labels[0], &labels[1], &labels[2], &labels[3]]);

@@ -23,12 +23,17 @@ const GAUGES: &[Gauge<ApplianceSample>] = &[
     },
     Gauge {
         name: "beyondtrust_appliance_failover_role",
-        help: "1 for the appliance's current failover role, 0 for the others.",
+        help: "1 for the appliance's failover role now, 0 for the others (all 0 while unknown, e.g. a dead old primary after a failover).",
         reading: Reading::OneOf {
             label: "role",
             values: || FailoverRole::ALL.map(FailoverRole::as_str).to_vec(),
             holds: |s, role| s.failover_role.is_some_and(|r| r.as_str() == role),
         },
+    },
+    Gauge {
+        name: "beyondtrust_appliance_failover_role_age_seconds",
+        help: "How long ago the appliance's failover role was last seen (from itself or its peer); NaN when never.",
+        reading: Reading::Value(|s| Some(s.failover_role_age_seconds.unwrap_or(f64::NAN))),
     },
     Gauge {
         name: "beyondtrust_appliance_cluster_role",

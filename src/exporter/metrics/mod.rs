@@ -27,7 +27,9 @@ mod watchdog;
 pub struct ApplianceSample {
     pub up: bool,
     pub healthy: bool,
+    /// The role it holds now as far as the engine knows (None: unknown).
     pub failover_role: Option<FailoverRole>,
+    pub failover_role_age_seconds: Option<f64>,
     pub cluster_role: Option<ClusterRole>,
     pub info: Option<ApplianceInfoLabels>,
     pub last_data_sync_seconds: Option<f64>,
@@ -122,6 +124,13 @@ impl Metrics {
         }
         self.api.forget(site, appliances);
         self.watchdog.forget(site, appliances);
+    }
+
+    /// An appliance renamed or replaced within a site: its own series go, the site's
+    /// (failover counters, state) stay.
+    pub fn forget_appliance(&self, site: &str, appliance: &str) {
+        self.appliance.forget(site, appliance);
+        self.api.forget(site, &[appliance.to_string()]);
     }
 
     /// The text exposition format.
