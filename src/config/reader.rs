@@ -381,6 +381,9 @@ impl Reader {
                 "hourly_budget_share",
                 defaults.hourly_share,
             ),
+            // Under the reserve, the one routine request that re-checks it goes out at the
+            // cadence `/health` is read anyway.
+            reserve_reprobe: health_interval,
             ..defaults
         };
         let policy_path = join(path, "policy");

@@ -57,7 +57,9 @@ pub struct SiteLoop {
     calls_in_flight: usize,
     next_health: Instant,
     urgent: bool,
-    probe_missing: [bool; 2],
+    /// Which appliance's `/appliance` list a routine cycle reads (they alternate: each
+    /// lists both appliances, so one per cycle is enough while nothing looks wrong).
+    topology_turn: usize,
     info: [Option<ApiInfo>; 2],
     next_info: Instant,
     topology: [Option<serde_json::Value>; 2],
@@ -98,7 +100,7 @@ impl SiteLoop {
             calls_in_flight: 0,
             next_health: now,
             urgent: false,
-            probe_missing: [false; 2],
+            topology_turn: 0,
             info: [None, None],
             next_info: now,
             topology: [None, None],
@@ -261,7 +263,6 @@ impl SiteLoop {
                 self.clients = clients;
                 self.next_health = Instant::now();
                 self.next_info = Instant::now();
-                self.probe_missing = [false; 2];
                 self.publish(SystemTime::now());
             }
             SiteCommand::Operator { command, reply } => {
@@ -296,9 +297,13 @@ impl SiteLoop {
                 tokio::spawn(async move {
                     let result = match client.set_failover_role(call.request).await {
                         Ok(accepted) => CallResult::Accepted(accepted),
-                        Err(error) => CallResult::Failed {
-                            kind: error.kind,
-                            message: error.to_string(),
+                        Err(failed) if !failed.sent => CallResult::NotSent {
+                            kind: failed.error.kind,
+                            message: failed.error.to_string(),
+                        },
+                        Err(failed) => CallResult::Failed {
+                            kind: failed.error.kind,
+                            message: failed.error.to_string(),
                         },
                     };
                     let _ = results.send((call.call_id, result)).await;
@@ -334,7 +339,7 @@ impl SiteLoop {
             }
             Action::FailoverFinished(summary) => {
                 self.metrics
-                    .count_failover(&site, summary.trigger, summary.outcome);
+                    .count_failover(&site, summary.trigger, summary.metric_outcome());
                 if summary.trigger == crate::engine::Trigger::Manual {
                     self.audit_manual_outcome(&summary);
                 }
@@ -347,18 +352,36 @@ impl SiteLoop {
 
     async fn poll(&mut self) -> PollReport {
         let now = Instant::now();
-        let health_due =
-            now >= self.next_health || self.urgent || self.probe_missing.iter().any(|m| *m);
-        if health_due {
+        let routine = now >= self.next_health;
+        let urgent = self.urgent;
+        if routine || urgent {
             self.next_health = now + self.site.health_interval;
+        }
+        if routine {
+            self.topology_turn = 1 - self.topology_turn.min(1);
         }
         let info_due = now >= self.next_info;
         if info_due {
             self.next_info = now + INFO_INTERVAL;
         }
+        // Per appliance: `/health` on the health cadence, when something looks wrong, and on
+        // every poll for an appliance without the cheap `/check_health` probe (it is then the
+        // only liveness signal); `/appliance` from both when something looks wrong or the
+        // other's `/health` is failing, else from one per cycle.
+        let plan = |slot: usize| {
+            let client = &self.clients[slot];
+            let health = routine || urgent || !client.probe_offered();
+            let other_failing = self
+                .logged_errors
+                .contains_key(&(1 - slot, Endpoint::Health));
+            let topology =
+                urgent || (routine && (slot == self.topology_turn || other_failing));
+            (client.probe_due(), health, topology)
+        };
+        let plans = [plan(0), plan(1)];
         let observe = |slot: usize| {
             let client = self.clients[slot].clone();
-            let probe = !self.probe_missing[slot];
+            let (probe, health_due, topology_due) = plans[slot];
             async move {
                 let probe = async {
                     if probe {
@@ -375,7 +398,7 @@ impl SiteLoop {
                     }
                 };
                 let topology = async {
-                    if health_due {
+                    if topology_due {
                         Some(client.appliances().await)
                     } else {
                         None
@@ -412,10 +435,10 @@ impl SiteLoop {
         if let Some(probe) = probe {
             match probe {
                 Err(error) if error.kind == ErrorKind::NotFound => {
-                    self.probe_missing[slot] = true;
                     self.urgent = true;
                     tracing::info!(site = %self.site.name, appliance = %self.name(slot),
-                        "this appliance does not serve /check_health (404); using /health for liveness from now on");
+                        "this appliance does not serve /check_health (404); using /health for liveness, and asking /check_health again in {}",
+                        humantime::format_duration(crate::api::PROBE_RECHECK));
                 }
                 other => report.probe = Some(self.note(slot, Endpoint::CheckHealth, other)),
             }

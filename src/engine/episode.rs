@@ -114,6 +114,10 @@ pub struct Episode {
     pub resumed_step: Option<usize>,
     #[serde(skip)]
     pub started_at: SystemTime,
+    /// Whether any call of this failover reached the network (this episode's or, for
+    /// automatic retries, an earlier attempt's): one that never did is not a failed failover.
+    #[serde(skip)]
+    pub sent_any: bool,
 }
 
 impl Episode {
@@ -178,6 +182,8 @@ impl Episode {
             attempts: record.attempts,
             resumed_step: Some(record.step),
             started_at: record.started_at.to_system_time(),
+            // Its call may have gone out before the restart.
+            sent_any: true,
         })
     }
 }

@@ -37,9 +37,13 @@ impl Engine {
         out: &mut Vec<Action>,
     ) {
         // Automatic attempts at the same failure carry their count into the new episode.
-        let attempts = match start.trigger {
-            Trigger::Auto => self.memory.retries.as_ref().map_or(0, |r| r.attempts),
-            Trigger::Manual => 0,
+        let (attempts, sent_any) = match start.trigger {
+            Trigger::Auto => self
+                .memory
+                .retries
+                .as_ref()
+                .map_or((0, false), |r| (r.attempts, r.sent_any)),
+            Trigger::Manual => (0, false),
         };
         let what = match start.purpose {
             Purpose::Promote => "failover",
@@ -89,6 +93,7 @@ impl Engine {
             attempts,
             resumed_step: None,
             started_at: now,
+            sent_any,
         });
         self.send_current_step(now, out);
     }
@@ -272,6 +277,7 @@ impl Engine {
             last_failure_at: UtcTime::from_system_time(now),
             next_attempt_at: UtcTime::from_system_time(at),
             escalate_to_fence: escalate,
+            sent_any: episode.sent_any,
         });
         self.memory.episode = None;
         out.push(Action::Persist(self.memory.clone()));
@@ -382,6 +388,7 @@ impl Engine {
             from,
             to,
             reason,
+            sent: episode.sent_any,
         }));
     }
 
@@ -470,6 +477,7 @@ impl Engine {
         }
         match result {
             CallResult::Accepted(accepted) => {
+                episode.sent_any = true;
                 let timeout = self.config.policy.converge_timeout;
                 episode.phase = Phase::Converging {
                     since: now,
@@ -493,7 +501,15 @@ impl Engine {
                 out.push(Action::PollSoon);
             }
             CallResult::Failed { kind, message } => {
+                episode.sent_any = true;
                 self.attempt_failed(now, format!("the call failed ({kind}: {message})"), out);
+            }
+            CallResult::NotSent { kind, message } => {
+                self.attempt_failed(
+                    now,
+                    format!("the call could not be sent ({kind}: {message})"),
+                    out,
+                );
             }
         }
     }
