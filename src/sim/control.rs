@@ -36,6 +36,8 @@ GET    /sim/failover-calls                 every POST /failover-role received
 POST   /sim/reset                          back to the start: roles, faults, tokens, counters, logs
 Appliance faults: down hang unhealthy slow_ms malformed endless_body rate_limited retry_after_secs
                   token_failing reject_tokens forbidden no_check_health failover_failing
+                  rate_limited_path (429 only there) ratelimit_remaining (reported instead)
+                  token_expires_in (any JSON value) info_failing
 ";
 
 type Answer = Response<SimBody>;
