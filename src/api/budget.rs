@@ -36,6 +36,8 @@ const MAX_429_BACKOFF: Duration = Duration::from_secs(60);
 const REMAINING_TRUSTED_FOR: Duration = Duration::from_secs(3600);
 /// Re-probe interval while the reserve holds, when none is configured.
 pub(crate) const DEFAULT_RESERVE_REPROBE: Duration = Duration::from_secs(60);
+/// How often a missing `/check_health` is asked again, when not configured.
+pub(crate) const DEFAULT_PROBE_RECHECK: Duration = Duration::from_secs(600);
 /// A floor for the re-probe interval, so that a zero in a test configuration cannot turn the
 /// reserve off.
 const MIN_RESERVE_REPROBE: Duration = Duration::from_secs(1);
@@ -53,6 +55,10 @@ pub struct BudgetSettings {
     /// While they are stopped for the reserve, one routine request per this interval still
     /// goes out, so that a fresh `X-RateLimit-Remaining` can lift the stop.
     pub reserve_reprobe: Duration,
+    /// How long after a 404 from `/check_health` it is asked again. Not a budget of the
+    /// account (the probe is unauthenticated), but while it is missing `/health` is read on
+    /// every poll instead, which is.
+    pub probe_recheck: Duration,
 }
 
 impl Default for BudgetSettings {
@@ -63,6 +69,7 @@ impl Default for BudgetSettings {
             hourly_share: 0.1,
             reserve: 100,
             reserve_reprobe: DEFAULT_RESERVE_REPROBE,
+            probe_recheck: DEFAULT_PROBE_RECHECK,
         }
     }
 }
@@ -204,7 +211,9 @@ impl RateBudget {
         if self.recent.len() >= per_second
             && let Some(&oldest) = self.recent.front()
         {
-            return Admission::Wait((oldest + Duration::from_secs(1)).saturating_duration_since(now));
+            return Admission::Wait(
+                (oldest + Duration::from_secs(1)).saturating_duration_since(now),
+            );
         }
         self.refill(now);
         if priority == Priority::Routine {

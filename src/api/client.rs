@@ -30,9 +30,6 @@ type Reader<T> = fn(&'static dyn Dialect, &Target, &Answer) -> Result<T, ApiErro
 /// First wait after a failed flavour detection; doubles up to [`MAX_DETECTION_BACKOFF`].
 const FIRST_DETECTION_BACKOFF: Duration = Duration::from_secs(30);
 const MAX_DETECTION_BACKOFF: Duration = Duration::from_secs(15 * 60);
-/// How often an appliance that answered `/check_health` with 404 is asked again: a firmware
-/// update or a load balancer fixed meanwhile brings the cheap probe back.
-pub const PROBE_RECHECK: Duration = Duration::from_secs(600);
 
 #[derive(Debug, Default)]
 struct Detection {
@@ -59,8 +56,13 @@ pub struct ApplianceClient {
     session: Session,
     /// Held only to read or set it, never across an await.
     detection: Mutex<Detection>,
-    /// When `/check_health` answered 404: it is asked again [`PROBE_RECHECK`] later.
+    /// Held across one detection, so that the concurrent reads of a poll share it instead of
+    /// each asking `/info`.
+    detecting: tokio::sync::Mutex<()>,
+    /// When `/check_health` answered 404: it is asked again `probe_recheck` later (a
+    /// firmware update or a fixed load balancer brings the cheap probe back).
     probe_missing_since: Mutex<Option<Instant>>,
+    probe_recheck: Duration,
 }
 
 impl ApplianceClient {
@@ -73,7 +75,9 @@ impl ApplianceClient {
                 flavor: settings.api.fixed(),
                 ..Detection::default()
             }),
+            detecting: tokio::sync::Mutex::new(()),
             probe_missing_since: Mutex::new(None),
+            probe_recheck: settings.budget.probe_recheck,
             session: Session::new(settings, observer)?,
         })
     }
@@ -124,15 +128,16 @@ impl ApplianceClient {
     /// along so that an `info()` call does not ask twice. The flavour is `confirmed` when
     /// known; an assumed one is confirmed by the caller's first good answer.
     async fn detect(&self) -> Result<(Flavor, Option<ApiInfo>, bool), ApiError> {
+        if let Some(flavor) = self.flavor() {
+            return Ok((flavor, None, true));
+        }
+        let _detecting = self.detecting.lock().await;
         {
             let detection = self.detection();
             if let Some(flavor) = detection.flavor {
                 return Ok((flavor, None, true));
             }
-            if detection
-                .next_attempt
-                .is_some_and(|at| Instant::now() < at)
-            {
+            if detection.next_attempt.is_some_and(|at| Instant::now() < at) {
                 return Ok((Self::assumed(), None, false));
             }
         }
@@ -192,16 +197,34 @@ impl ApplianceClient {
         endpoint: Endpoint,
         read: Reader<T>,
     ) -> Result<T, ApiError> {
+        self.query_as(dialect, endpoint, read, Priority::Routine)
+            .await
+    }
+
+    async fn query_as<T>(
+        &self,
+        dialect: &'static dyn Dialect,
+        endpoint: Endpoint,
+        read: Reader<T>,
+        priority: Priority,
+    ) -> Result<T, ApiError> {
         let call = dialect.query(self.session.target(), endpoint);
-        let answer = self.session.authenticated(&call, Priority::Routine).await?;
+        let answer = self.session.authenticated(&call, priority).await?;
         read(dialect, self.session.target(), &answer)
     }
 
     /// One routine read in the appliance's flavour; a good answer in an assumed flavour
     /// confirms it.
-    async fn ask<T>(&self, endpoint: Endpoint, read: Reader<T>) -> Result<T, ApiError> {
+    async fn ask<T>(
+        &self,
+        endpoint: Endpoint,
+        read: Reader<T>,
+        priority: Priority,
+    ) -> Result<T, ApiError> {
         let (flavor, _, confirmed) = self.detect().await?;
-        let result = self.query(flavor.dialect(), endpoint, read).await;
+        let result = self
+            .query_as(flavor.dialect(), endpoint, read, priority)
+            .await;
         if result.is_ok() && !confirmed {
             self.remember(flavor);
         }
@@ -214,7 +237,7 @@ impl ApplianceClient {
         self.probe_missing_since
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .is_none_or(|since| Instant::now() >= since + PROBE_RECHECK)
+            .is_none_or(|since| Instant::now() >= since + self.probe_recheck)
     }
 
     /// Whether the appliance is known to serve `/check_health` (or not known not to).
@@ -225,8 +248,13 @@ impl ApplianceClient {
             .is_none()
     }
 
+    /// How long after a 404 `/check_health` is asked again.
+    pub fn probe_recheck(&self) -> Duration {
+        self.probe_recheck
+    }
+
     /// The unauthenticated `/check_health` probe (the same for every flavour). A 404 is
-    /// remembered: the probe is not asked again for [`PROBE_RECHECK`].
+    /// remembered: the probe is not asked again for the recheck interval.
     pub async fn check_health(&self) -> Result<Probe, ApiError> {
         let result = self.session.check_health().await;
         let mut missing = self
@@ -242,17 +270,34 @@ impl ApplianceClient {
     }
 
     pub async fn health(&self) -> Result<Health, ApiError> {
-        self.ask(Endpoint::Health, Dialect::health).await
+        self.health_as(Priority::Routine).await
+    }
+
+    /// `health` at `priority`: critical while a failover is being verified, so that a backoff
+    /// routine polling earned cannot hide whether the call took effect.
+    pub(crate) async fn health_as(&self, priority: Priority) -> Result<Health, ApiError> {
+        self.ask(Endpoint::Health, Dialect::health, priority).await
     }
 
     pub async fn appliances(&self) -> Result<Vec<ApplianceRecord>, ApiError> {
-        self.ask(Endpoint::Appliance, Dialect::appliances).await
+        self.appliances_as(Priority::Routine).await
+    }
+
+    pub(crate) async fn appliances_as(
+        &self,
+        priority: Priority,
+    ) -> Result<Vec<ApplianceRecord>, ApiError> {
+        self.ask(Endpoint::Appliance, Dialect::appliances, priority)
+            .await
     }
 
     pub async fn info(&self) -> Result<ApiInfo, ApiError> {
         match self.detect().await? {
             (_, Some(info), _) => Ok(info),
-            (_, None, _) => self.ask(Endpoint::Info, Dialect::info).await,
+            (_, None, _) => {
+                self.ask(Endpoint::Info, Dialect::info, Priority::Routine)
+                    .await
+            }
         }
     }
 

@@ -620,7 +620,9 @@ mod tests {
     #[test]
     fn token_lifetimes_of_every_shape_are_read_without_failing() {
         let lifetime = |expires_in: &str| {
-            let body = format!(r#"{{"access_token":"abc","token_type":"Bearer","expires_in":{expires_in}}}"#);
+            let body = format!(
+                r#"{{"access_token":"abc","token_type":"Bearer","expires_in":{expires_in}}}"#
+            );
             json::token(body.as_bytes()).map(|(_, l)| l)
         };
         assert_eq!(lifetime(r#""3600""#), Ok(Some(3600)));

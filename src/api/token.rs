@@ -129,10 +129,7 @@ impl TokenCache {
             let holds = [
                 (MIN_MINT_INTERVAL, MintHold::TooSoon),
                 (mint_backoff(slot.failed_mints), MintHold::MintFailed),
-                (
-                    mint_backoff(slot.rejected_unused),
-                    MintHold::RejectedUnused,
-                ),
+                (mint_backoff(slot.rejected_unused), MintHold::RejectedUnused),
             ];
             // The longest hold that applies; a token still valid but due for refresh is
             // used meanwhile rather than refused.
@@ -356,7 +353,10 @@ mod tests {
         let first = cache.lease(minter(mints.clone(), HOUR)).await.unwrap();
         cache.rejected(first.generation).await;
         let (retry_in, why) = backoff(cache.lease(minter(mints.clone(), HOUR)).await);
-        assert_eq!((retry_in, why), (Duration::from_secs(60), MintHold::RejectedUnused));
+        assert_eq!(
+            (retry_in, why),
+            (Duration::from_secs(60), MintHold::RejectedUnused)
+        );
         tokio::time::advance(Duration::from_secs(60)).await;
         let second = cache.lease(minter(mints.clone(), HOUR)).await.unwrap();
         cache.rejected(second.generation).await;
@@ -375,20 +375,30 @@ mod tests {
             // A request every second for ten minutes.
             for _ in 0..600 {
                 let lease = cache
-                    .lease(announcing(mints.clone(), Some(Duration::from_secs(announced))))
+                    .lease(announcing(
+                        mints.clone(),
+                        Some(Duration::from_secs(announced)),
+                    ))
                     .await
                     .unwrap();
                 cache.accepted(lease.generation).await;
                 tokio::time::advance(Duration::from_secs(1)).await;
             }
             let minted = mints.load(Ordering::SeqCst);
-            assert!(minted <= 3, "expires_in {announced}: {minted} tokens in 10 minutes");
+            assert!(
+                minted <= 3,
+                "expires_in {announced}: {minted} tokens in 10 minutes"
+            );
         }
     }
 
     #[tokio::test(start_paused = true)]
     async fn huge_lifetimes_are_clamped_without_overflow() {
-        for announced in [Duration::from_secs(u64::MAX), Duration::MAX, Duration::from_secs(10 * 365 * 86_400)] {
+        for announced in [
+            Duration::from_secs(u64::MAX),
+            Duration::MAX,
+            Duration::from_secs(10 * 365 * 86_400),
+        ] {
             let (cache, mints) = fresh();
             cache.lease(minter(mints.clone(), announced)).await.unwrap();
             tokio::time::advance(MAX_LIFETIME).await;
@@ -413,7 +423,10 @@ mod tests {
         // It answered with something unusable: wait, longer each time.
         assert!(cache.lease(failing(mints.clone(), true)).await.is_err());
         let (retry_in, why) = backoff(cache.lease(failing(mints.clone(), true)).await);
-        assert_eq!((retry_in, why), (Duration::from_secs(60), MintHold::MintFailed));
+        assert_eq!(
+            (retry_in, why),
+            (Duration::from_secs(60), MintHold::MintFailed)
+        );
         tokio::time::advance(retry_in).await;
         assert!(cache.lease(failing(mints.clone(), true)).await.is_err());
         let (retry_in, _) = backoff(cache.lease(failing(mints.clone(), true)).await);

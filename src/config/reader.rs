@@ -384,6 +384,8 @@ impl Reader {
             // Under the reserve, the one routine request that re-checks it goes out at the
             // cadence `/health` is read anyway.
             reserve_reprobe: health_interval,
+            // Ten health intervals: 10 minutes at the defaults.
+            probe_recheck: health_interval.saturating_mul(10),
             ..defaults
         };
         let policy_path = join(path, "policy");

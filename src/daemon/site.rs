@@ -374,11 +374,17 @@ impl SiteLoop {
             let other_failing = self
                 .logged_errors
                 .contains_key(&(1 - slot, Endpoint::Health));
-            let topology =
-                urgent || (routine && (slot == self.topology_turn || other_failing));
+            let topology = urgent || (routine && (slot == self.topology_turn || other_failing));
             (client.probe_due(), health, topology)
         };
         let plans = [plan(0), plan(1)];
+        // While a failover is in progress, reads verify it: they are not held back by what
+        // routine polling earned (a 429 backoff, the reserve, the share).
+        let priority = if self.engine.episode().is_some() {
+            crate::api::budget::Priority::Critical
+        } else {
+            crate::api::budget::Priority::Routine
+        };
         let observe = |slot: usize| {
             let client = self.clients[slot].clone();
             let (probe, health_due, topology_due) = plans[slot];
@@ -392,14 +398,14 @@ impl SiteLoop {
                 };
                 let health = async {
                     if health_due {
-                        Some(client.health().await)
+                        Some(client.health_as(priority).await)
                     } else {
                         None
                     }
                 };
                 let topology = async {
                     if topology_due {
-                        Some(client.appliances().await)
+                        Some(client.appliances_as(priority).await)
                     } else {
                         None
                     }
@@ -438,7 +444,7 @@ impl SiteLoop {
                     self.urgent = true;
                     tracing::info!(site = %self.site.name, appliance = %self.name(slot),
                         "this appliance does not serve /check_health (404); using /health for liveness, and asking /check_health again in {}",
-                        humantime::format_duration(crate::api::PROBE_RECHECK));
+                        humantime::format_duration(self.clients[slot].probe_recheck()));
                 }
                 other => report.probe = Some(self.note(slot, Endpoint::CheckHealth, other)),
             }

@@ -24,10 +24,16 @@ pub struct PollReport {
 #[derive(Debug, Clone, PartialEq)]
 pub enum CallResult {
     Accepted(FailoverAccepted),
-    Failed { kind: ErrorKind, message: String },
+    Failed {
+        kind: ErrorKind,
+        message: String,
+    },
     /// The call never left the watchdog (a token could not be had): the appliance did not
     /// see it. The attempt still failed, but no failover was carried out, well or badly.
-    NotSent { kind: ErrorKind, message: String },
+    NotSent {
+        kind: ErrorKind,
+        message: String,
+    },
 }
 
 /// Operator commands (from the CLI through the daemon).

@@ -13,9 +13,9 @@ use hyper::{Method, Request, StatusCode};
 use serde_json::{Value, json};
 
 use super::Shared;
-use super::http::{info_failing, 
-    Answer, ApiCall, admit, answer_method, carry_out_failover, header_text, json_answer,
-    json_method_not_allowed, message, product_and_permission, read_body, self_report,
+use super::http::{
+    Answer, ApiCall, admit, answer_method, carry_out_failover, header_text, info_failing,
+    json_answer, json_method_not_allowed, message, product_and_permission, read_body, self_report,
     with_body_faults, with_rate_headers,
 };
 use super::pair_model::{SHARED_IP, UNHEALTHY_MESSAGE};

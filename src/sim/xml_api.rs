@@ -13,8 +13,8 @@ use hyper::{Method, Request, Response, StatusCode};
 
 use super::Shared;
 use super::body::SimBody;
-use super::http::{info_failing, 
-    Answer, ApiCall, admit, answer_method, carry_out_failover, empty, is_form,
+use super::http::{
+    Answer, ApiCall, admit, answer_method, carry_out_failover, empty, info_failing, is_form,
     product_and_permission, read_body, self_report, with_body_faults, with_rate_headers,
 };
 use super::pair_model::{SHARED_IP, UNHEALTHY_MESSAGE};

@@ -92,8 +92,12 @@ fn failover_labels() -> impl Iterator<Item = [&'static str; 2]> {
         .into_iter()
         .flat_map(|trigger| {
             // "not_sent": every call was held back in the watchdog (see `FailoverSummary`).
-            [Outcome::Success.as_str(), Outcome::Failure.as_str(), "not_sent"]
-                .map(|outcome| [trigger.as_str(), outcome])
+            [
+                Outcome::Success.as_str(),
+                Outcome::Failure.as_str(),
+                "not_sent",
+            ]
+            .map(|outcome| [trigger.as_str(), outcome])
         })
 }
 
