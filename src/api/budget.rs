@@ -470,9 +470,10 @@ mod tests {
         b.observe(now, 429, None, None, Some(Duration::from_secs(3600)));
         assert_eq!(b.admit(Priority::Critical, now), Admission::Go);
         // ...nor by the reserve or the share; only the per-second ceiling bounds it.
-        b.observe(now, 200, None, Some(3), None);
+        let later = now + Duration::from_secs(1);
+        b.observe(later, 200, None, Some(3), None);
         let admitted = (0..100)
-            .filter(|_| b.admit(Priority::Critical, now) == Admission::Go)
+            .filter(|_| b.admit(Priority::Critical, later) == Admission::Go)
             .count();
         assert_eq!(admitted, BudgetSettings::default().per_second as usize);
         assert!(matches!(
