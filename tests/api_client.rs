@@ -437,6 +437,8 @@ async fn a_422_carries_the_error_bag() {
         .set_failover_role(req(FailoverRole::None, false, false))
         .await
         .unwrap_err();
+    assert!(error.sent, "the appliance answered it");
+    let error = error.error;
     assert_eq!(error.kind, ErrorKind::Unprocessable, "{error}");
     assert!(
         error
@@ -468,7 +470,7 @@ async fn a_429_backs_off_honouring_retry_after() {
     let before = sim.counters(0).requests;
     let held_back = east.appliances().await.unwrap_err();
     assert_eq!(held_back.kind, ErrorKind::RateLimited);
-    assert!(held_back.detail.contains("backing off"), "{held_back}");
+    assert!(held_back.detail.contains("backs off"), "{held_back}");
     assert_eq!(
         sim.counters(0).requests,
         before,
@@ -491,7 +493,8 @@ async fn server_errors_are_typed() {
     let error = east
         .set_failover_role(req(FailoverRole::Backup, false, false))
         .await
-        .unwrap_err();
+        .unwrap_err()
+        .error;
     assert_eq!((error.kind, error.status), (ErrorKind::Server, Some(500)));
     let west = client(&sim, 1);
     sim.set_faults(
