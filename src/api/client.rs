@@ -154,6 +154,9 @@ impl ApplianceClient {
                     tracing::info!(appliance = %self.name(), "api = auto: no {} here (404)", dialect.describe());
                     not_found = Some(error);
                 }
+                // No answer at all (down, timeout, our own budget): nothing was learnt, and the
+                // appliance is asked again as soon as it answers, with no backoff.
+                Err(error) if !error.kind.appliance_answered() => return Err(error),
                 Err(error) => return Ok(self.detection_failed(error)),
             }
         }
@@ -168,13 +171,10 @@ impl ApplianceClient {
         Ok(self.detection_failed(error))
     }
 
-    /// Detection failed: back off, say so, and carry on with the assumed flavour.
+    /// Detection failed although the appliance answered (a 500, a body it cannot parse): back
+    /// off, say so, and carry on with the assumed flavour.
     fn detection_failed(&self, error: ApiError) -> (Flavor, Option<ApiInfo>, bool) {
         let assumed = Self::assumed();
-        // Refused by our own budget: nothing was learned, and no backoff is earned.
-        if error.kind == ErrorKind::Budget {
-            return (assumed, None, false);
-        }
         let mut detection = self.detection();
         detection.failures = detection.failures.saturating_add(1);
         let doublings = detection.failures.saturating_sub(1).min(10);
