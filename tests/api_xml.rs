@@ -133,7 +133,8 @@ async fn xml_errors_and_faults_are_typed() {
             force: false,
         })
         .await
-        .unwrap_err();
+        .unwrap_err()
+        .error;
     assert_eq!(refused.kind, ErrorKind::Server, "{refused}");
     assert!(
         refused.detail.contains("Unable to contact the peer"),

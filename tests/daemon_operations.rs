@@ -168,8 +168,12 @@ async fn sighup_applies_a_changed_config_and_keeps_the_old_one_when_invalid() {
     second.shutdown().await;
 }
 
+/// Tokens that die after 2 s (far below the 5-minute floor the client believes) do not turn
+/// into a token per poll: at most one token per appliance per minute, whatever the appliance
+/// says (issue 16). Refreshing ahead of a real lifetime is tested with a paused clock in
+/// `src/api/token.rs`. And no connection is ever reused.
 #[tokio::test(flavor = "multi_thread")]
-async fn one_token_per_lifetime_and_no_connection_reuse_over_many_lifetimes() {
+async fn short_lived_tokens_are_minted_at_most_once_a_minute_and_no_connection_is_reused() {
     let lifetime = Duration::from_secs(2);
     let sim = simulator(SimSettings {
         token_lifetime: lifetime,
@@ -178,29 +182,14 @@ async fn one_token_per_lifetime_and_no_connection_reuse_over_many_lifetimes() {
     .await;
     let ws = Workspace::new();
     let (config, _) = ws.single_site_config("auto", &sim, "");
-    let started = Instant::now();
     let mut watchdog = Watchdog::start(&config, &ws.path("watchdog.log"), "info");
-    // Ten token lifetimes: as much as an hour is of the real one-hour lifetime ten times over.
+    // Ten token lifetimes, with a poll every 200 ms.
     tokio::time::sleep(lifetime * 10).await;
     watchdog.stop();
-    let elapsed = started.elapsed();
     for index in 0..2 {
         let counters = sim.counters(index);
-        // Refreshed a tenth of the lifetime early: never more than one mint per 0.9 lifetimes.
-        let allowed = (elapsed.as_secs_f64() / (lifetime.as_secs_f64() * 0.9)).ceil() as u64 + 1;
-        assert!(
-            counters.tokens_minted <= allowed,
-            "appliance {index}: {} tokens in {elapsed:?} (allowed {allowed})",
-            counters.tokens_minted
-        );
-        assert!(
-            counters.tokens_minted >= 5,
-            "tokens were refreshed: {counters:?}"
-        );
-        assert_eq!(
-            counters.unauthorized, 0,
-            "refreshed before expiry: {counters:?}"
-        );
+        assert_eq!(counters.tokens_minted, 1, "appliance {index}: {counters:?}");
+        assert!(counters.requests >= 50, "it kept polling: {counters:?}");
         assert_eq!(counters.connections_reused, 0, "{counters:?}");
         assert_eq!(counters.missing_connection_close, 0, "{counters:?}");
         assert_eq!(counters.header_violations, 0, "{counters:?}");

@@ -138,7 +138,10 @@ async fn mutual_tls_rejects_a_client_without_a_certificate() {
 async fn basic_auth_and_changes_without_a_restart() {
     let alice = bcrypt::hash("right-password", 4).unwrap();
     let (sim, ws, watchdog) = start(&format!("[basic_auth_users]\nalice = \"{alice}\"\n")).await;
+    // The web configuration applies to new connections: each request opens one, so that the
+    // test does not depend on whether an earlier answer left a connection to reuse.
     let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
         .no_proxy()
         .timeout(Duration::from_secs(5))
         .build()

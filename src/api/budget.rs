@@ -8,9 +8,15 @@
 //!   and are refused (not queued) when it is empty: a poll that cannot run now is simply the
 //!   next poll's job;
 //! - routine requests are also refused when the appliance itself reports that fewer than a
-//!   reserve of requests remain this hour: those are kept for a failover;
-//! - after a 429 everything backs off (honouring `Retry-After`); a critical request waits the
-//!   backoff out if its deadline allows, a routine one is refused.
+//!   reserve of requests remain this hour: those are kept for a failover. The figure is
+//!   re-checked from fresh answers: while the reserve holds, one routine request per
+//!   re-probe interval still goes out, so one low answer (another integration's burst, a
+//!   window about to reset) costs one interval of polling, not an hour;
+//! - after a 429, routine requests back off (honouring `Retry-After`) and are refused;
+//! - a critical request (the failover call, its token) is never held back by what routine
+//!   traffic learned: not by the share, the reserve or a 429 backoff. It is bounded only by
+//!   the per-second ceiling, and if the appliance itself answers 429 to it, that answer is
+//!   what the caller sees, not a local guess.
 //!
 //! The budget is plain data driven by `now`, so it is tested without sleeping.
 
@@ -28,6 +34,13 @@ const MAX_429_BACKOFF: Duration = Duration::from_secs(60);
 /// How long an appliance's `X-RateLimit-Remaining` is trusted: the hourly window will have
 /// moved on after that.
 const REMAINING_TRUSTED_FOR: Duration = Duration::from_secs(3600);
+/// Re-probe interval while the reserve holds, when none is configured.
+pub(crate) const DEFAULT_RESERVE_REPROBE: Duration = Duration::from_secs(60);
+/// How often a missing `/check_health` is asked again, when not configured.
+pub(crate) const DEFAULT_PROBE_RECHECK: Duration = Duration::from_secs(600);
+/// A floor for the re-probe interval, so that a zero in a test configuration cannot turn the
+/// reserve off.
+const MIN_RESERVE_REPROBE: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct BudgetSettings {
@@ -39,6 +52,13 @@ pub struct BudgetSettings {
     pub hourly_share: f64,
     /// Routine requests stop when the appliance reports fewer remaining requests than this.
     pub reserve: u32,
+    /// While they are stopped for the reserve, one routine request per this interval still
+    /// goes out, so that a fresh `X-RateLimit-Remaining` can lift the stop.
+    pub reserve_reprobe: Duration,
+    /// How long after a 404 from `/check_health` it is asked again. Not a budget of the
+    /// account (the probe is unauthenticated), but while it is missing `/health` is read on
+    /// every poll instead, which is.
+    pub probe_recheck: Duration,
 }
 
 impl Default for BudgetSettings {
@@ -48,6 +68,8 @@ impl Default for BudgetSettings {
             hourly_limit: DOCUMENTED_PER_HOUR,
             hourly_share: 0.1,
             reserve: 100,
+            reserve_reprobe: DEFAULT_RESERVE_REPROBE,
+            probe_recheck: DEFAULT_PROBE_RECHECK,
         }
     }
 }
@@ -75,8 +97,13 @@ pub(crate) enum Refusal {
     BackingOff { remaining: Duration },
     /// Our share of the hourly limit is used up for now.
     ShareExhausted { share_per_hour: u32 },
-    /// The appliance says only this many requests are left this hour.
-    ReserveReached { remaining: u64, reserve: u32 },
+    /// The appliance says only this many requests are left this hour; the next re-probe may
+    /// go out in `reprobe_in`.
+    ReserveReached {
+        remaining: u64,
+        reserve: u32,
+        reprobe_in: Duration,
+    },
 }
 
 impl std::fmt::Display for Refusal {
@@ -84,23 +111,29 @@ impl std::fmt::Display for Refusal {
         match self {
             Refusal::BackingOff { remaining } => write!(
                 f,
-                "backing off after a 429 for {} more",
-                humantime::format_duration(round_to_millis(*remaining))
+                "the appliance answered 429: routine polling backs off for {} more (a failover call would still be sent)",
+                humantime::format_duration(round_to_secs(*remaining))
             ),
             Refusal::ShareExhausted { share_per_hour } => write!(
                 f,
                 "routine polling has used its share of the hourly limit ({share_per_hour} requests/hour); skipping this poll"
             ),
-            Refusal::ReserveReached { remaining, reserve } => write!(
+            Refusal::ReserveReached {
+                remaining,
+                reserve,
+                reprobe_in,
+            } => write!(
                 f,
-                "the appliance reports only {remaining} requests left this hour; keeping the last {reserve} for a failover"
+                "the appliance last reported only {remaining} requests left this hour; keeping the last {reserve} for a failover (re-checking in {})",
+                humantime::format_duration(round_to_secs(*reprobe_in))
             ),
         }
     }
 }
 
-fn round_to_millis(d: Duration) -> Duration {
-    Duration::from_millis(d.as_millis().min(u64::MAX as u128) as u64)
+/// Whole seconds, at least one: "59m 51s 123ms 456us" helps nobody.
+fn round_to_secs(d: Duration) -> Duration {
+    Duration::from_secs(d.as_secs().max(1))
 }
 
 /// What the appliance last told us about its limit, for the metrics.
@@ -122,6 +155,8 @@ pub(crate) struct RateBudget {
     consecutive_429: u32,
     reported: RateStatus,
     reported_at: Option<Instant>,
+    /// When the last routine request let through as a re-probe of the reserve left.
+    last_reprobe: Option<Instant>,
 }
 
 impl RateBudget {
@@ -141,6 +176,7 @@ impl RateBudget {
             consecutive_429: 0,
             reported: RateStatus::default(),
             reported_at: None,
+            last_reprobe: None,
             settings,
         }
     }
@@ -153,14 +189,16 @@ impl RateBudget {
     pub(crate) fn admit(&mut self, priority: Priority, now: Instant) -> Admission {
         if let Some(until) = self.blocked_until {
             if now < until {
-                return match priority {
-                    Priority::Routine => Admission::Refuse(Refusal::BackingOff {
+                // A critical request is not held back by a backoff that routine traffic
+                // earned: if the appliance still limits us, its own 429 will say so.
+                if priority == Priority::Routine {
+                    return Admission::Refuse(Refusal::BackingOff {
                         remaining: until - now,
-                    }),
-                    Priority::Critical => Admission::Wait(until - now),
-                };
+                    });
+                }
+            } else {
+                self.blocked_until = None;
             }
-            self.blocked_until = None;
         }
         while let Some(&oldest) = self.recent.front() {
             if now.duration_since(oldest) >= Duration::from_secs(1) {
@@ -173,18 +211,14 @@ impl RateBudget {
         if self.recent.len() >= per_second
             && let Some(&oldest) = self.recent.front()
         {
-            return Admission::Wait(oldest + Duration::from_secs(1) - now);
+            return Admission::Wait(
+                (oldest + Duration::from_secs(1)).saturating_duration_since(now),
+            );
         }
         self.refill(now);
         if priority == Priority::Routine {
-            if let (Some(remaining), Some(at)) = (self.reported.remaining, self.reported_at)
-                && now.duration_since(at) < REMAINING_TRUSTED_FOR
-                && remaining < self.settings.reserve as u64
-            {
-                return Admission::Refuse(Refusal::ReserveReached {
-                    remaining,
-                    reserve: self.settings.reserve,
-                });
+            if let Some(refusal) = self.reserve_refusal(now) {
+                return Admission::Refuse(refusal);
             }
             if self.bucket < 1.0 {
                 return Admission::Refuse(Refusal::ShareExhausted {
@@ -196,6 +230,31 @@ impl RateBudget {
         self.bucket = (self.bucket - 1.0).max(0.0);
         self.recent.push_back(now);
         Admission::Go
+    }
+
+    /// `Some` when the appliance's last word keeps routine requests back for the reserve;
+    /// `None` also when this request is the re-probe that may lift it (it is then recorded).
+    fn reserve_refusal(&mut self, now: Instant) -> Option<Refusal> {
+        let remaining = self.reported.remaining?;
+        let at = self.reported_at?;
+        let reserve = self.settings.reserve;
+        if now.duration_since(at) >= REMAINING_TRUSTED_FOR || remaining >= u64::from(reserve) {
+            return None;
+        }
+        let interval = self.settings.reserve_reprobe.max(MIN_RESERVE_REPROBE);
+        // The interval counts from the answer that set the figure as well as from the last
+        // re-probe, so that the low answer itself is not followed by an immediate re-probe.
+        let since = self.last_reprobe.map_or(at, |r| r.max(at));
+        let due = since + interval;
+        if now >= due {
+            self.last_reprobe = Some(now);
+            return None;
+        }
+        Some(Refusal::ReserveReached {
+            remaining,
+            reserve,
+            reprobe_in: due - now,
+        })
     }
 
     fn refill(&mut self, now: Instant) {
@@ -329,7 +388,8 @@ mod tests {
             b.admit(Priority::Routine, now),
             Admission::Refuse(Refusal::ReserveReached {
                 remaining: 42,
-                reserve: 100
+                reserve: 100,
+                ..
             })
         ));
         assert_eq!(b.admit(Priority::Critical, now), Admission::Go);
@@ -348,17 +408,55 @@ mod tests {
     }
 
     #[test]
-    fn a_429_backs_off_honouring_retry_after() {
+    fn a_low_remaining_is_re_probed_and_a_fresh_answer_lifts_the_stop() {
+        let (mut b, now) = budget(BudgetSettings::default());
+        b.observe(now, 200, Some(15_000), Some(50), None);
+        let at = |s: u64| now + Duration::from_secs(s);
+        // Refused until one re-probe interval after the low answer, then exactly one request.
+        assert!(matches!(
+            b.admit(Priority::Routine, at(59)),
+            Admission::Refuse(Refusal::ReserveReached { reprobe_in, .. }) if reprobe_in == Duration::from_secs(1)
+        ));
+        assert_eq!(b.admit(Priority::Routine, at(60)), Admission::Go);
+        assert!(matches!(
+            b.admit(Priority::Routine, at(61)),
+            Admission::Refuse(Refusal::ReserveReached { .. })
+        ));
+        // The re-probe's answer still says low: the next one is an interval later.
+        b.observe(at(61), 200, None, Some(40), None);
+        assert!(matches!(
+            b.admit(Priority::Routine, at(120)),
+            Admission::Refuse(Refusal::ReserveReached { .. })
+        ));
+        assert_eq!(b.admit(Priority::Routine, at(121)), Admission::Go);
+        // Its answer says the window has reset: routine polling resumes at once.
+        b.observe(at(121), 200, None, Some(14_000), None);
+        for s in 122..130 {
+            assert_eq!(b.admit(Priority::Routine, at(s)), Admission::Go);
+        }
+    }
+
+    #[test]
+    fn re_probes_under_the_reserve_are_bounded() {
+        let (mut b, now) = budget(BudgetSettings {
+            reserve_reprobe: Duration::from_secs(30),
+            ..Default::default()
+        });
+        b.observe(now, 200, None, Some(10), None);
+        let admitted = (0..3600u64)
+            .filter(|s| b.admit(Priority::Routine, now + Duration::from_secs(*s)) == Admission::Go)
+            .count();
+        assert_eq!(admitted, 3600 / 30 - 1);
+    }
+
+    #[test]
+    fn a_429_backs_off_routine_requests_honouring_retry_after() {
         let (mut b, now) = budget(BudgetSettings::default());
         b.observe(now, 429, None, Some(0), Some(Duration::from_secs(7)));
         assert!(matches!(
-            b.admit(Priority::Routine, now),
-            Admission::Refuse(Refusal::BackingOff { .. })
+            b.admit(Priority::Routine, now + Duration::from_secs(2)),
+            Admission::Refuse(Refusal::BackingOff { remaining }) if remaining == Duration::from_secs(5)
         ));
-        assert_eq!(
-            b.admit(Priority::Critical, now + Duration::from_secs(2)),
-            Admission::Wait(Duration::from_secs(5))
-        );
         b.observe(now, 200, None, Some(500), None);
         assert_eq!(
             b.admit(Priority::Routine, now + Duration::from_secs(7)),
@@ -367,13 +465,33 @@ mod tests {
     }
 
     #[test]
+    fn a_critical_request_is_never_held_back_by_a_backoff_routine_traffic_earned() {
+        let (mut b, now) = budget(BudgetSettings::default());
+        b.observe(now, 429, None, None, Some(Duration::from_secs(3600)));
+        assert_eq!(b.admit(Priority::Critical, now), Admission::Go);
+        // ...nor by the reserve or the share; only the per-second ceiling bounds it.
+        let later = now + Duration::from_secs(1);
+        b.observe(later, 200, None, Some(3), None);
+        let admitted = (0..100)
+            .filter(|_| b.admit(Priority::Critical, later) == Admission::Go)
+            .count();
+        assert_eq!(admitted, BudgetSettings::default().per_second as usize);
+        assert!(matches!(
+            b.admit(Priority::Routine, now + Duration::from_secs(5)),
+            Admission::Refuse(Refusal::BackingOff { .. })
+        ));
+    }
+
+    #[test]
     fn repeated_429s_without_retry_after_back_off_exponentially() {
         let (mut b, now) = budget(BudgetSettings::default());
         let mut waits = Vec::new();
         for _ in 0..8 {
             b.observe(now, 429, None, None, None);
-            if let Admission::Wait(d) = b.admit(Priority::Critical, now) {
-                waits.push(d.as_secs());
+            if let Admission::Refuse(Refusal::BackingOff { remaining }) =
+                b.admit(Priority::Routine, now)
+            {
+                waits.push(remaining.as_secs());
             }
         }
         assert_eq!(waits, vec![1, 2, 4, 8, 16, 32, 60, 60]);

@@ -29,7 +29,7 @@ mod v2;
 mod xml;
 mod xml_parse;
 
-pub use client::ApplianceClient;
+pub use client::{ApplianceClient, FailoverError};
 pub use endpoint::Endpoint;
 pub use error::{ApiError, ErrorKind, LocalFault};
 pub use flavor::{ApiChoice, Flavor};

@@ -467,7 +467,25 @@ pub(crate) mod json {
     struct RawToken {
         access_token: String,
         token_type: Option<String>,
-        expires_in: Option<u64>,
+        #[serde(default)]
+        expires_in: Option<serde_json::Value>,
+    }
+
+    /// `expires_in` read tolerantly: RFC 6749 says a number of seconds, but appliances and
+    /// proxies have been seen to send it as a string ("3600"), a float or a negative number.
+    /// A value that is not a number at all says nothing usable about the lifetime: `None`,
+    /// and the caller assumes the documented one. The caller clamps what it gets.
+    fn lifetime_seconds(value: &serde_json::Value) -> Option<u64> {
+        let seconds = match value {
+            serde_json::Value::Number(n) => n.as_u64().map(|u| u as f64).or_else(|| n.as_f64()),
+            serde_json::Value::String(text) => text.trim().parse::<f64>().ok(),
+            _ => None,
+        }?;
+        if seconds.is_nan() {
+            return None;
+        }
+        // `as` saturates: negatives become 0, huge values u64::MAX.
+        Some(seconds as u64)
     }
 
     /// `POST /oauth2/token`: the token and its lifetime in seconds, when given.
@@ -486,7 +504,8 @@ pub(crate) mod json {
                 "token answer has an empty access_token".to_string(),
             ));
         }
-        Ok((raw.access_token, raw.expires_in))
+        let lifetime = raw.expires_in.as_ref().and_then(lifetime_seconds);
+        Ok((raw.access_token, lifetime))
     }
 }
 
@@ -596,6 +615,31 @@ mod tests {
         assert_eq!((token.as_str(), expires), ("abc", Some(3600)));
         assert!(json::token(br#"{"access_token":"","token_type":"Bearer"}"#).is_err());
         assert!(json::token(br#"{"access_token":"a","token_type":"mac"}"#).is_err());
+    }
+
+    #[test]
+    fn token_lifetimes_of_every_shape_are_read_without_failing() {
+        let lifetime = |expires_in: &str| {
+            let body = format!(
+                r#"{{"access_token":"abc","token_type":"Bearer","expires_in":{expires_in}}}"#
+            );
+            json::token(body.as_bytes()).map(|(_, l)| l)
+        };
+        assert_eq!(lifetime(r#""3600""#), Ok(Some(3600)));
+        assert_eq!(lifetime(r#"" 600 ""#), Ok(Some(600)));
+        assert_eq!(lifetime("0"), Ok(Some(0)));
+        assert_eq!(lifetime("-5"), Ok(Some(0)));
+        assert_eq!(lifetime("3599.9"), Ok(Some(3599)));
+        assert_eq!(lifetime("18446744073709551615"), Ok(Some(u64::MAX)));
+        assert_eq!(lifetime("1e300"), Ok(Some(u64::MAX)));
+        assert_eq!(lifetime(r#""99999999999999999999999""#), Ok(Some(u64::MAX)));
+        assert_eq!(lifetime(r#""soon""#), Ok(None));
+        assert_eq!(lifetime("null"), Ok(None));
+        assert_eq!(lifetime("[1]"), Ok(None));
+        assert_eq!(
+            json::token(br#"{"access_token":"abc"}"#).map(|(_, l)| l),
+            Ok(None)
+        );
     }
 
     #[test]

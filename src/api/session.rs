@@ -18,7 +18,7 @@ use super::flavor::ApiChoice;
 use super::model::{Probe, json};
 use super::observer::{ApiObserver, TokenOutcome};
 use super::target::{Target, short};
-use super::token::{Lease, LeaseError, TokenCache};
+use super::token::{Lease, LeaseError, MintFailure, MintHold, TokenCache};
 use super::transport::{self, Answer, TransportSetupError};
 use crate::secret::Secret;
 
@@ -214,9 +214,22 @@ impl Session {
         call: &Call,
         priority: Priority,
     ) -> Result<Answer, ApiError> {
+        self.authenticated_tracked(call, priority, &mut false).await
+    }
+
+    /// [`Self::authenticated`], setting `sent` once the request has been handed to the network:
+    /// an error with `sent` still false was decided here (budget, token backoff) and never
+    /// reached the appliance.
+    pub(super) async fn authenticated_tracked(
+        &self,
+        call: &Call,
+        priority: Priority,
+        sent: &mut bool,
+    ) -> Result<Answer, ApiError> {
         let endpoint = call.endpoint;
         self.admit(endpoint, priority).await?;
         let lease = self.lease(endpoint, priority).await?;
+        *sent = true;
         let answer = self.send(endpoint, self.request(call, &lease)).await?;
         if answer.status != 401 {
             self.settle_token(&lease, &answer).await;
@@ -280,16 +293,28 @@ impl Session {
         match result {
             Ok(lease) => Ok(lease),
             Err(LeaseError::Mint(error)) => Err(ApiError { endpoint, ..error }),
-            Err(LeaseError::BackingOff { retry_in }) => {
+            Err(LeaseError::BackingOff { retry_in, why }) => {
                 self.observer.token(self.name(), TokenOutcome::BackedOff);
+                let retry_in =
+                    humantime::format_duration(Duration::from_secs(retry_in.as_secs().max(1)));
+                let detail = match why {
+                    MintHold::RejectedUnused => format!(
+                        "the appliance rejected a token it had just issued; not minting another for {retry_in} (each new token can invalidate another integration's: an API account holds at most 30)"
+                    ),
+                    MintHold::MintFailed => format!(
+                        "the last token requests failed at the appliance; asking again in {retry_in}"
+                    ),
+                    MintHold::TooSoon => format!(
+                        "a token was minted less than {} ago and is no longer usable; minting the next in {retry_in} (at most one token per appliance per {}, whatever the appliance says)",
+                        humantime::format_duration(super::token::MIN_MINT_INTERVAL),
+                        humantime::format_duration(super::token::MIN_MINT_INTERVAL),
+                    ),
+                };
                 Err(ApiError::new(
                     ErrorKind::Unauthorized,
                     self.name(),
                     endpoint,
-                    format!(
-                        "the appliance rejected a token it had just issued; not minting another for {} (each new token can invalidate another integration's: an API account holds at most 30)",
-                        humantime::format_duration(Duration::from_secs(retry_in.as_secs().max(1)))
-                    ),
+                    detail,
                 ))
             }
         }
@@ -326,6 +351,7 @@ impl Session {
             200 => match json::token(&answer.body) {
                 Ok((token, expires_in)) => {
                     self.observer.token(self.name(), TokenOutcome::Minted);
+                    // Clamped by the cache; from_secs takes any u64.
                     Ok((Secret::new(token), expires_in.map(Duration::from_secs)))
                 }
                 Err(m) => {
@@ -351,5 +377,13 @@ impl Session {
                 Err(self.target.status_error(endpoint, &answer))
             }
         }
+    }
+}
+
+/// A failed token request backs the cache off only if the appliance answered it: a
+/// connection that never opened costs no token and says nothing about asking again.
+impl MintFailure for ApiError {
+    fn reached_appliance(&self) -> bool {
+        self.status.is_some()
     }
 }

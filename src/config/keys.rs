@@ -186,7 +186,7 @@ pub const KEYS: &[Key] = &[
         "site[].health_interval",
         Value("\"60s\""),
         AsDefault,
-        "how often `/health` and `/appliance` are read (the appliance may cache `/health` for a minute), sooner when something looks wrong; at least `poll_interval`",
+        "how often `/health` (each appliance) and `/appliance` (one, alternating) are read (the appliance may cache `/health` for a minute), sooner when something looks wrong; also the re-probe interval under the rate-limit reserve, and a tenth of the time before a missing `/check_health` is asked again; at least `poll_interval`",
     ),
     key(
         "site[].request_timeout",

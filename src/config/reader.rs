@@ -381,6 +381,11 @@ impl Reader {
                 "hourly_budget_share",
                 defaults.hourly_share,
             ),
+            // Under the reserve, the one routine request that re-checks it goes out at the
+            // cadence `/health` is read anyway.
+            reserve_reprobe: health_interval,
+            // Ten health intervals: 10 minutes at the defaults.
+            probe_recheck: health_interval.saturating_mul(10),
             ..defaults
         };
         let policy_path = join(path, "policy");

@@ -155,7 +155,9 @@ pub struct SiteLoop {
     calls_in_flight: usize,
     next_health: Instant,
     urgent: bool,
-    probe_missing: [bool; 2],
+    /// Which appliance's `/appliance` list a routine cycle reads (they alternate: each
+    /// lists both appliances, so one per cycle is enough while nothing looks wrong).
+    topology_turn: usize,
     info: [Option<ApiInfo>; 2],
     next_info: Instant,
     topology: [Option<serde_json::Value>; 2],
@@ -208,7 +210,7 @@ impl SiteLoop {
             calls_in_flight: 0,
             next_health: now,
             urgent: false,
-            probe_missing: [false; 2],
+            topology_turn: 0,
             info: [None, None],
             next_info: now,
             topology: [None, None],
@@ -398,7 +400,6 @@ impl SiteLoop {
                     // through a replaced one is learnt afresh.
                     if !Arc::ptr_eq(&self.clients[slot], &client) {
                         any_new = true;
-                        self.probe_missing[slot] = false;
                         self.info[slot] = None;
                         self.topology[slot] = None;
                         self.logged_errors.retain(|(s, _), _| *s != slot);
@@ -566,13 +567,23 @@ impl SiteLoop {
         tokio::spawn(async move {
             let result = match client.set_failover_role(call.request).await {
                 Ok(accepted) => CallResult::Accepted(accepted),
-                Err(error) => {
+                Err(failed) => {
+                    let error = failed.error;
                     if let Some(fault) = error.local {
                         metrics.count_local_error(&site, &call.appliance_name, fault);
                     }
-                    CallResult::Failed {
-                        kind: error.kind,
-                        message: error.to_string(),
+                    // A call refused on our side before it left (a token could not be had) is
+                    // not a failover carried out badly: the appliance never saw it.
+                    if failed.sent {
+                        CallResult::Failed {
+                            kind: error.kind,
+                            message: error.to_string(),
+                        }
+                    } else {
+                        CallResult::NeverLeft {
+                            kind: error.kind,
+                            message: error.to_string(),
+                        }
                     }
                 }
             };
@@ -605,7 +616,7 @@ impl SiteLoop {
             }
             Action::FailoverFinished(summary) => {
                 self.metrics
-                    .count_failover(&site, summary.trigger, summary.outcome);
+                    .count_failover(&site, summary.trigger, summary.metric_outcome());
                 if summary.trigger == crate::engine::Trigger::Manual {
                     self.audit_manual_outcome(&summary);
                 }
@@ -630,18 +641,42 @@ impl SiteLoop {
     /// Decides what this poll asks and returns its requests, to run without the loop.
     fn start_poll(&mut self) -> impl Future<Output = [Observed; 2]> + Send + 'static {
         let now = Instant::now();
-        let health_due =
-            now >= self.next_health || self.urgent || self.probe_missing.iter().any(|m| *m);
-        if health_due {
+        let routine = now >= self.next_health;
+        let urgent = self.urgent;
+        if routine || urgent {
             self.next_health = now + self.site.health_interval;
+        }
+        if routine {
+            self.topology_turn = 1 - self.topology_turn.min(1);
         }
         let info_due = now >= self.next_info;
         if info_due {
             self.next_info = now + INFO_INTERVAL;
         }
+        // Per appliance: `/health` on the health cadence, when something looks wrong, and on
+        // every poll for an appliance without the cheap `/check_health` probe (it is then the
+        // only liveness signal); `/appliance` from both when something looks wrong or the
+        // other's `/health` is failing, else from one per cycle.
+        let plan = |slot: usize| {
+            let client = &self.clients[slot];
+            let health = routine || urgent || !client.probe_offered();
+            let other_failing = self
+                .logged_errors
+                .contains_key(&(1 - slot, Endpoint::Health));
+            let topology = urgent || (routine && (slot == self.topology_turn || other_failing));
+            (client.probe_due(), health, topology)
+        };
+        let plans = [plan(0), plan(1)];
+        // While a failover is in progress, reads verify it: they are not held back by what
+        // routine polling earned (a 429 backoff, the reserve, the share).
+        let priority = if self.engine.episode().is_some() {
+            crate::api::budget::Priority::Critical
+        } else {
+            crate::api::budget::Priority::Routine
+        };
         let observe = |slot: usize| {
             let client = self.clients[slot].clone();
-            let probe = !self.probe_missing[slot];
+            let (probe, health_due, topology_due) = plans[slot];
             async move {
                 let probe = async {
                     if probe {
@@ -652,14 +687,14 @@ impl SiteLoop {
                 };
                 let health = async {
                     if health_due {
-                        Some(client.health().await)
+                        Some(client.health_as(priority).await)
                     } else {
                         None
                     }
                 };
                 let topology = async {
-                    if health_due {
-                        Some(client.appliances().await)
+                    if topology_due {
+                        Some(client.appliances_as(priority).await)
                     } else {
                         None
                     }
@@ -712,10 +747,10 @@ impl SiteLoop {
         if let Some(probe) = probe {
             match probe {
                 Err(error) if error.kind == ErrorKind::NotFound => {
-                    self.probe_missing[slot] = true;
                     self.urgent = true;
                     tracing::info!(site = %self.site.name, appliance = %self.name(slot),
-                        "this appliance does not serve /check_health (404); using /health for liveness from now on");
+                        "this appliance does not serve /check_health (404); using /health for liveness, and asking /check_health again in {}",
+                        humantime::format_duration(self.clients[slot].probe_recheck()));
                 }
                 other => report.probe = Some(self.note(slot, Endpoint::CheckHealth, other)),
             }

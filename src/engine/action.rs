@@ -53,6 +53,19 @@ pub struct FailoverSummary {
     pub from: Option<String>,
     pub to: String,
     pub reason: String,
+    /// Whether any call of the failover left the watchdog. A failure whose calls were all
+    /// held back here (no token) is counted apart from failovers the appliances refused.
+    pub sent: bool,
+}
+
+impl FailoverSummary {
+    /// The `outcome` label of `beyondtrust_watchdog_failovers_total`.
+    pub fn metric_outcome(&self) -> &'static str {
+        match (self.outcome, self.sent) {
+            (Outcome::Failure, false) => "not_sent",
+            (outcome, _) => outcome.as_str(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]

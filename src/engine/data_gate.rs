@@ -9,12 +9,13 @@
 use std::time::{Duration, SystemTime};
 
 use super::action::Action;
-use super::clock::later;
+use super::clock::{later, since as since_time};
 use super::machine::Engine;
 use super::memory::SyncReport;
 use super::observation::PollReport;
 use super::state::Blocker;
 use super::words::duration;
+use crate::api::ErrorKind;
 use crate::api::model::FailoverRole;
 use crate::api::time::UtcTime;
 
@@ -94,8 +95,40 @@ impl Engine {
         }
     }
 
-    /// The data-age check for promoting a backup: `None` when it passes.
+    /// The data-age check for promoting a backup: `None` when it passes. When the data looks
+    /// old because the watchdog itself has not been reading the primary (its own request
+    /// budget, or a 429 it is honouring), the reason says so rather than blaming the data.
     pub(super) fn sync_problem(&self, now: SystemTime) -> Option<(Blocker, String)> {
+        self.sync_problem_by_data(now).map(|(blocker, reason)| {
+            // Only the primary's reads bring last_data_sync.
+            let primary = self.views.iter().filter(|v| v.role() == Some(FailoverRole::Primary));
+            let throttled = primary.into_iter().find_map(|view| match view.health_held_back {
+                Some((since, kind @ (ErrorKind::Budget | ErrorKind::RateLimited))) => {
+                    Some((view.name.clone(), since, kind))
+                }
+                _ => None,
+            });
+            match throttled {
+                Some((name, since, kind)) => {
+                    let why = if kind == ErrorKind::Budget {
+                        "the watchdog's own request budget held its reads back"
+                    } else {
+                        "the watchdog is honouring a 429 from it"
+                    };
+                    (
+                        blocker,
+                        format!(
+                            "{reason}; but {name} has not been read for {} ({why}), so the data may be fresher than that",
+                            duration(since_time(now, since))
+                        ),
+                    )
+                }
+                None => (blocker, reason),
+            }
+        })
+    }
+
+    fn sync_problem_by_data(&self, now: SystemTime) -> Option<(Blocker, String)> {
         let max = self.config.policy.max_sync_age;
         match self.sync_evidence() {
             None => Some((

@@ -139,6 +139,9 @@ pub struct Episode {
     /// the episode never started, so that no cooldown or fencing authority outlives it.
     #[serde(skip)]
     pub undo: Option<IntentUndo>,
+    /// Whether any call of this episode (or of the attempts before it) reached an appliance:
+    /// when none did, a failure is counted as `not_sent`, not as a failed failover.
+    pub sent_any: bool,
 }
 
 /// The parts of the memory an episode's intent changes before its first call.
@@ -214,6 +217,8 @@ impl Episode {
             started_at: record.started_at.to_system_time(),
             promoted_before: record.promoted_before.clone(),
             undo: None,
+            // Its call may have gone out before the restart.
+            sent_any: true,
         })
     }
 }

@@ -39,9 +39,13 @@ impl Engine {
         out: &mut Vec<Action>,
     ) -> SiteState {
         // Automatic attempts at the same failure carry their count into the new episode.
-        let attempts = match start.trigger {
-            Trigger::Auto => self.memory.retries.as_ref().map_or(0, |r| r.attempts),
-            Trigger::Manual => 0,
+        let (attempts, sent_any) = match start.trigger {
+            Trigger::Auto => self
+                .memory
+                .retries
+                .as_ref()
+                .map_or((0, false), |r| (r.attempts, r.sent_any)),
+            Trigger::Manual => (0, false),
         };
         let what = match start.purpose {
             Purpose::Promote => "failover",
@@ -99,6 +103,7 @@ impl Engine {
             started_at: now,
             promoted_before,
             undo: Some(undo),
+            sent_any,
         });
         self.send_current_step(now, out);
         let description = self
@@ -347,6 +352,7 @@ impl Engine {
             last_failure_at: UtcTime::from_system_time(now),
             next_attempt_at: UtcTime::from_system_time(at),
             escalate_to_fence: escalate,
+            sent_any: episode.sent_any,
         });
         self.memory.episode = None;
         self.hand_back_authority(&episode);
@@ -459,6 +465,7 @@ impl Engine {
             from,
             to,
             reason,
+            sent: episode.sent_any,
         }));
     }
 
@@ -570,6 +577,7 @@ impl Engine {
         }
         match result {
             CallResult::Accepted(accepted) => {
+                episode.sent_any = true;
                 let timeout = self.config.policy.converge_timeout;
                 episode.phase = Phase::Converging {
                     since: now,
@@ -593,7 +601,15 @@ impl Engine {
                 out.push(Action::PollSoon);
             }
             CallResult::Failed { kind, message } => {
+                episode.sent_any = true;
                 self.attempt_failed(now, format!("the call failed ({kind}: {message})"), out);
+            }
+            CallResult::NeverLeft { kind, message } => {
+                self.attempt_failed(
+                    now,
+                    format!("the call could not be sent ({kind}: {message})"),
+                    out,
+                );
             }
             CallResult::NotSent { reason } => self.call_not_sent(now, reason, out),
         }

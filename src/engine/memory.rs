@@ -113,6 +113,10 @@ pub struct RetrySeries {
     pub next_attempt_at: UtcTime,
     /// A graceful swap failed: the next plan fences the old primary first.
     pub escalate_to_fence: bool,
+    /// Whether an earlier attempt's call reached the network (written only when it did, so
+    /// that a state file without it still loads in an older watchdog).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub sent_any: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

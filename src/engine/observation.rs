@@ -33,6 +33,12 @@ pub enum CallResult {
     NotSent {
         reason: String,
     },
+    /// The call never left the watchdog (a token could not be had in time): the appliance did
+    /// not see it. The attempt still failed, but no failover was carried out, well or badly.
+    NeverLeft {
+        kind: ErrorKind,
+        message: String,
+    },
 }
 
 /// Operator commands (from the CLI through the daemon).

@@ -90,6 +90,11 @@ pub struct ApplianceView {
     /// latest such error: its condition is as it was, and no streak moves meanwhile.
     #[serde(skip)]
     pub no_information: Option<(SystemTime, ErrorKind)>,
+    /// Since when its `/health` (the only source of `last_data_sync`) has not been read
+    /// because of the watchdog's own throttling (budget, reserve, a 429 being honoured), even
+    /// if the probe kept answering.
+    #[serde(skip)]
+    pub health_held_back: Option<(SystemTime, ErrorKind)>,
 }
 
 impl ApplianceView {
@@ -108,6 +113,7 @@ impl ApplianceView {
             last_error: None,
             answering_since: None,
             no_information: None,
+            health_held_back: None,
         }
     }
 
@@ -267,6 +273,15 @@ impl ApplianceView {
         } else if let Some(kind) = no_information {
             let since = self.no_information.map_or(now, |(since, _)| since);
             self.no_information = Some((since, kind));
+        }
+        match &report.health {
+            Some(Err(kind @ (ErrorKind::Budget | ErrorKind::RateLimited))) => {
+                let since = self.health_held_back.map_or(now, |(since, _)| since);
+                self.health_held_back = Some((since, *kind));
+            }
+            Some(Ok(_)) => self.health_held_back = None,
+            // Other errors (the primary dying) do not make old data any fresher.
+            _ => {}
         }
     }
 

@@ -189,10 +189,16 @@ async fn token(shared: &Shared, index: usize, request: Request<Incoming>) -> Ans
     };
     let answer = shared.with(|pair| pair.mint_token(index, &client_id, &secret, Instant::now()));
     match answer {
-        TokenAnswer::Minted { token, expires_in } => json_answer(
-            StatusCode::OK,
-            &json!({ "access_token": token, "token_type": "Bearer", "expires_in": expires_in }),
-        ),
+        TokenAnswer::Minted { token, expires_in } => {
+            let expires_in = shared
+                .faults(index)
+                .token_expires_in
+                .unwrap_or_else(|| json!(expires_in));
+            json_answer(
+                StatusCode::OK,
+                &json!({ "access_token": token, "token_type": "Bearer", "expires_in": expires_in }),
+            )
+        }
         TokenAnswer::BadCredentials => oauth_error(
             StatusCode::UNAUTHORIZED,
             "invalid_client",

@@ -37,6 +37,8 @@ POST   /sim/reset                          back to the start: roles, faults, tok
 Appliance faults: down hang unhealthy slow_ms malformed endless_body rate_limited retry_after_secs
                   token_failing reject_tokens forbidden no_check_health failover_failing
                   expired_certificate (TLS, when the simulator was given an expired certificate)
+                  rate_limited_path (429 only there) ratelimit_remaining (reported instead)
+                  token_expires_in (any JSON value) info_failing
 ";
 
 type Answer = Response<SimBody>;

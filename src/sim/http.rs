@@ -124,7 +124,7 @@ pub(super) fn admit(
         .and_then(|v| v.strip_prefix("Bearer ").map(|t| t.trim().to_string()));
     let now = Instant::now();
     let limited = shared.with(|pair| {
-        if faults.rate_limited {
+        if faults.rate_limits(request.uri().path()) {
             pair.appliances[index].counters.rate_limited += 1;
             return Err(faults.retry_after_secs);
         }
@@ -139,7 +139,7 @@ pub(super) fn admit(
                     .headers_mut()
                     .insert(header::RETRY_AFTER, seconds.into());
             }
-            return Err(with_rate_headers(shared, answer, 0));
+            return Err(with_rate_headers(shared, answer, 0, faults));
         }
     };
     match shared.with(|pair| pair.authorize(index, bearer.as_deref(), now)) {
@@ -150,6 +150,7 @@ pub(super) fn admit(
                 &json!({ "error": "access_denied", "message": "The resource owner or authorization server denied the request." }),
             ),
             remaining,
+            faults,
         )),
         Authorization::Valid if faults.forbidden => Err(with_rate_headers(
             shared,
@@ -158,12 +159,19 @@ pub(super) fn admit(
                 "This API account does not have permission to use the Command API.",
             ),
             remaining,
+            faults,
         )),
         Authorization::Valid => Ok(remaining),
     }
 }
 
-pub(super) fn with_rate_headers(shared: &Shared, mut answer: Answer, remaining: u32) -> Answer {
+pub(super) fn with_rate_headers(
+    shared: &Shared,
+    mut answer: Answer,
+    remaining: u32,
+    faults: &Faults,
+) -> Answer {
+    let remaining = faults.ratelimit_remaining.unwrap_or(remaining);
     let headers = answer.headers_mut();
     headers.insert(
         "x-ratelimit-limit",
@@ -171,6 +179,14 @@ pub(super) fn with_rate_headers(shared: &Shared, mut answer: Answer, remaining: 
     );
     headers.insert("x-ratelimit-remaining", remaining.into());
     answer
+}
+
+/// The injected `info_failing` fault's answer, for either API.
+pub(super) fn info_failing() -> Answer {
+    message(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "Internal Server Error (injected fault).",
+    )
 }
 
 /// Applies the body faults to a successful read answer.

@@ -131,6 +131,17 @@ pub struct Faults {
     /// New TLS connections get the simulator's expired certificate (`SimConfig::expired_tls`)
     /// instead of the valid one.
     pub expired_certificate: bool,
+    /// When set, `rate_limited` applies only to requests whose path ends with this (a 429
+    /// on `/health` alone, say).
+    pub rate_limited_path: Option<String>,
+    /// Answers report this `X-RateLimit-Remaining` instead of the true count (another
+    /// integration's burst, as the appliance would show it).
+    pub ratelimit_remaining: Option<u32>,
+    /// Token answers carry this JSON value as `expires_in` (`"3600"`, `0`, `1e30`...); the
+    /// tokens themselves keep the simulator's lifetime.
+    pub token_expires_in: Option<serde_json::Value>,
+    /// `info` (v2 `/info`, XML `get_api_info`) answers 500.
+    pub info_failing: bool,
 }
 
 /// A partial update of [`Faults`]: only the fields given change.
@@ -151,6 +162,10 @@ pub struct FaultsPatch {
     pub no_check_health: Option<bool>,
     pub failover_failing: Option<bool>,
     pub expired_certificate: Option<bool>,
+    pub rate_limited_path: Option<Option<String>>,
+    pub ratelimit_remaining: Option<Option<u32>>,
+    pub token_expires_in: Option<Option<serde_json::Value>>,
+    pub info_failing: Option<bool>,
 }
 
 impl Faults {
@@ -171,6 +186,10 @@ impl Faults {
             no_check_health,
             failover_failing,
             expired_certificate,
+            rate_limited_path,
+            ratelimit_remaining,
+            token_expires_in,
+            info_failing,
         } = patch;
         if let Some(v) = expired_certificate {
             self.expired_certificate = v;
@@ -214,6 +233,27 @@ impl Faults {
         if let Some(v) = failover_failing {
             self.failover_failing = v;
         }
+        if let Some(v) = rate_limited_path {
+            self.rate_limited_path = v;
+        }
+        if let Some(v) = ratelimit_remaining {
+            self.ratelimit_remaining = v;
+        }
+        if let Some(v) = token_expires_in {
+            self.token_expires_in = v;
+        }
+        if let Some(v) = info_failing {
+            self.info_failing = v;
+        }
+    }
+
+    /// Whether the injected 429 applies to a request for `path`.
+    pub(super) fn rate_limits(&self, path: &str) -> bool {
+        self.rate_limited
+            && self
+                .rate_limited_path
+                .as_deref()
+                .is_none_or(|p| path.ends_with(p))
     }
 }
 

@@ -14,8 +14,8 @@ use serde_json::{Value, json};
 
 use super::Shared;
 use super::http::{
-    Answer, ApiCall, admit, answer_method, carry_out_failover, header_text, json_answer,
-    json_method_not_allowed, message, product_and_permission, read_body, self_report,
+    Answer, ApiCall, admit, answer_method, carry_out_failover, header_text, info_failing,
+    json_answer, json_method_not_allowed, message, product_and_permission, read_body, self_report,
     with_body_faults, with_rate_headers,
 };
 use super::pair_model::{SHARED_IP, UNHEALTHY_MESSAGE};
@@ -93,10 +93,11 @@ pub(super) async fn handle(call: ApiCall<'_>, request: Request<Incoming>) -> Ans
     let answer = match resource.as_str() {
         "/health" => with_body_faults(health(shared, index), faults),
         "/appliance" => with_body_faults(appliances(shared), faults),
+        "/info" if faults.info_failing => info_failing(),
         "/info" => with_body_faults(info(shared, faults), faults),
         _ => failover_role(shared, index, request, record).await,
     };
-    with_rate_headers(shared, answer, remaining)
+    with_rate_headers(shared, answer, remaining, faults)
 }
 
 fn health(shared: &Shared, index: usize) -> Answer {

@@ -14,7 +14,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use super::Shared;
 use super::body::SimBody;
 use super::http::{
-    Answer, ApiCall, admit, answer_method, carry_out_failover, empty, is_form,
+    Answer, ApiCall, admit, answer_method, carry_out_failover, empty, info_failing, is_form,
     product_and_permission, read_body, self_report, with_body_faults, with_rate_headers,
 };
 use super::pair_model::{SHARED_IP, UNHEALTHY_MESSAGE};
@@ -84,6 +84,7 @@ pub(super) async fn handle(call: ApiCall<'_>, request: Request<Incoming>) -> Ans
                     "POST requests must be application/x-www-form-urlencoded.",
                 ),
                 remaining,
+                faults,
             );
         }
         match read_body(request).await {
@@ -95,12 +96,13 @@ pub(super) async fn handle(call: ApiCall<'_>, request: Request<Incoming>) -> Ans
     let answer = match params.get("action").map(String::as_str) {
         Some("check_health") => with_body_faults(health(shared, index, &namespace), faults),
         Some("get_appliances") => with_body_faults(appliances(shared, &namespace), faults),
+        Some("get_api_info") if faults.info_failing => info_failing(),
         Some("get_api_info") => with_body_faults(api_info(shared, &namespace, faults), faults),
         Some("set_failover_role") => set_failover_role(shared, index, &namespace, &params),
         Some(other) => error(&namespace, &format!("Invalid action: {other}")),
         None => error(&namespace, "The action parameter is required."),
     };
-    with_rate_headers(shared, answer, remaining)
+    with_rate_headers(shared, answer, remaining, faults)
 }
 
 fn health(shared: &Shared, index: usize, namespace: &Option<String>) -> Answer {

@@ -15,7 +15,7 @@ use prometheus::{Encoder as _, Registry, TextEncoder};
 use crate::api::Endpoint;
 use crate::api::model::{ClusterRole, FailoverRole};
 use crate::api::{ApiObserver, TokenOutcome};
-use crate::engine::{AlertKind, Blocker, Outcome, StateKind, Trigger};
+use crate::engine::{AlertKind, Blocker, StateKind, Trigger};
 
 mod api;
 mod appliance;
@@ -105,7 +105,7 @@ impl Metrics {
         self.watchdog.set(site, sample);
     }
 
-    pub fn count_failover(&self, site: &str, trigger: Trigger, outcome: Outcome) {
+    pub fn count_failover(&self, site: &str, trigger: Trigger, outcome: &str) {
         self.watchdog.count_failover(site, trigger, outcome);
     }
 

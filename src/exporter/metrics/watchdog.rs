@@ -99,7 +99,13 @@ fn failover_labels() -> impl Iterator<Item = [&'static str; 2]> {
     [Trigger::Auto, Trigger::Manual]
         .into_iter()
         .flat_map(|trigger| {
-            [Outcome::Success, Outcome::Failure].map(|outcome| [trigger.as_str(), outcome.as_str()])
+            // "not_sent": every call was held back in the watchdog (see `FailoverSummary`).
+            [
+                Outcome::Success.as_str(),
+                Outcome::Failure.as_str(),
+                "not_sent",
+            ]
+            .map(|outcome| [trigger.as_str(), outcome])
         })
 }
 
@@ -174,9 +180,9 @@ impl WatchdogMetrics {
         self.gauges.set(&[site], sample);
     }
 
-    pub fn count_failover(&self, site: &str, trigger: Trigger, outcome: Outcome) {
+    pub fn count_failover(&self, site: &str, trigger: Trigger, outcome: &str) {
         self.failovers
-            .with_label_values(&[site, trigger.as_str(), outcome.as_str()])
+            .with_label_values(&[site, trigger.as_str(), outcome])
             .inc();
     }
 
