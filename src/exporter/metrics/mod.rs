@@ -131,6 +131,7 @@ impl Metrics {
     pub fn forget_appliance(&self, site: &str, appliance: &str) {
         self.appliance.forget(site, appliance);
         self.api.forget(site, &[appliance.to_string()]);
+        self.watchdog.forget_appliance(site, appliance);
     }
 
     /// The text exposition format.

@@ -186,15 +186,20 @@ impl WatchdogMetrics {
             .inc();
     }
 
+    /// An appliance's own series (renamed or removed); the site's stay.
+    pub fn forget_appliance(&self, site: &str, appliance: &str) {
+        for fault in LocalFault::ALL {
+            let _ = self
+                .local_errors
+                .remove_label_values(&[site, appliance, fault.label()]);
+        }
+    }
+
     pub fn forget(&self, site: &str, appliances: &[String; 2]) {
         self.gauges.forget(&[site]);
         let _ = self.state_write_errors.remove_label_values(&[site]);
         for appliance in appliances {
-            for fault in LocalFault::ALL {
-                let _ = self
-                    .local_errors
-                    .remove_label_values(&[site, appliance, fault.label()]);
-            }
+            self.forget_appliance(site, appliance);
         }
         for [trigger, outcome] in failover_labels() {
             let _ = self
