@@ -142,6 +142,10 @@ pub struct Episode {
     /// Whether any call of this episode (or of the attempts before it) reached an appliance:
     /// when none did, a failure is counted as `not_sent`, not as a failed failover.
     pub sent_any: bool,
+    /// Each appliance's count of role reports when the episode started: "its target reported
+    /// primary since" is told by order of events, not by a wall clock that may step.
+    #[serde(skip)]
+    pub roles_reported_at_start: [u64; 2],
 }
 
 /// The parts of the memory an episode's intent changes before its first call.
@@ -219,6 +223,8 @@ impl Episode {
             undo: None,
             // Its call may have gone out before the restart.
             sent_any: true,
+            // A fresh process has seen no role yet: every report it gets is since the start.
+            roles_reported_at_start: [0, 0],
         })
     }
 }

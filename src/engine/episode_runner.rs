@@ -104,6 +104,7 @@ impl Engine {
             promoted_before,
             undo: Some(undo),
             sent_any,
+            roles_reported_at_start: [self.views[0].role_reports, self.views[1].role_reports],
         });
         self.send_current_step(now, out);
         let description = self
@@ -476,7 +477,8 @@ impl Engine {
             return;
         }
         let target = &self.views[episode.target];
-        let became_primary = target.answering()
+        let became_primary = target.role_reports > episode.roles_reported_at_start[episode.target]
+            && target.answering()
             && target.role_is_current()
             && target.role() == Some(FailoverRole::Primary);
         if !became_primary {

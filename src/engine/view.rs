@@ -86,6 +86,14 @@ pub struct ApplianceView {
     /// Since when it has been answering without a break (a role seen before that is stale).
     #[serde(skip)]
     pub answering_since: Option<SystemTime>,
+    /// The role was reported before the appliance last stopped answering. Kept by order of
+    /// events, not by time: a wall clock that steps back must not make an old role look new.
+    #[serde(skip)]
+    pub role_stale: bool,
+    /// How many times a role was reported (by it or its peer): tells "reported since X" without
+    /// comparing times.
+    #[serde(skip)]
+    pub role_reports: u64,
     /// Since when every poll of it observed nothing (our budget, 429, 401, 403...), and the
     /// latest such error: its condition is as it was, and no streak moves meanwhile.
     #[serde(skip)]
@@ -112,6 +120,8 @@ impl ApplianceView {
             last_data_sync_status: None,
             last_error: None,
             answering_since: None,
+            role_stale: false,
+            role_reports: 0,
             no_information: None,
             health_held_back: None,
         }
@@ -142,10 +152,7 @@ impl ApplianceView {
     /// Whether the role was seen since the appliance last started answering: a role from
     /// before an outage says nothing about what it believes now.
     pub fn role_is_current(&self) -> bool {
-        match (self.role, self.answering_since) {
-            (Some(role), Some(since)) => role.at >= since,
-            _ => false,
-        }
+        self.role.is_some() && self.answering_since.is_some() && !self.role_stale
     }
 
     /// Whether this report observed the appliance: an answer, a silence, or an answer that
@@ -181,6 +188,7 @@ impl ApplianceView {
         let mut answered_badly: Option<ErrorKind> = None;
         let mut answered = false;
         let mut no_information: Option<ErrorKind> = None;
+        let reports_before = self.role_reports;
 
         match &report.probe {
             Some(Ok(Probe::Healthy)) => {
@@ -215,7 +223,7 @@ impl ApplianceView {
                 }
                 let base = health.base();
                 if let Some(role) = base.failover_role {
-                    self.role = Some(RoleSeen {
+                    self.saw_role(RoleSeen {
                         role,
                         at: now,
                         source: RoleSource::Itself,
@@ -264,8 +272,17 @@ impl ApplianceView {
             self.condition.clone()
         };
         match (was_answering, self.answering()) {
-            (false, true) => self.answering_since = Some(now),
-            (_, false) => self.answering_since = None,
+            (false, true) => {
+                self.answering_since = Some(now);
+                // Back after a silence: a role not in this very report is from before it.
+                if self.role_reports == reports_before {
+                    self.role_stale = true;
+                }
+            }
+            (_, false) => {
+                self.answering_since = None;
+                self.role_stale = true;
+            }
             _ => {}
         }
         if Self::observed(report) {
@@ -283,6 +300,12 @@ impl ApplianceView {
             // Other errors (the primary dying) do not make old data any fresher.
             _ => {}
         }
+    }
+
+    fn saw_role(&mut self, seen: RoleSeen) {
+        self.role = Some(seen);
+        self.role_stale = false;
+        self.role_reports = self.role_reports.wrapping_add(1);
     }
 
     /// Whether this report brought the appliance back after a silence.
@@ -315,7 +338,7 @@ impl ApplianceView {
             }
         });
         if let Some(role) = record.and_then(|r| r.failover_role) {
-            self.role = Some(RoleSeen {
+            self.saw_role(RoleSeen {
                 role,
                 at: now,
                 source: RoleSource::Peer,

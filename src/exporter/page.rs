@@ -461,7 +461,10 @@ fn card(out: &mut String, site: &SiteStatus, now: SystemTime) {
             role = escape(&match (appliance.failover_role.as_deref(), appliance.up) {
                 (Some(role), true) => role.to_string(),
                 (Some(role), false) => format!("{role} (last known)"),
-                (None, _) => "unknown".to_string(),
+                // Not answering, and its last role is superseded (its peer answers as
+                // primary): what it believes now is unknown.
+                (None, false) => "unknown (not answering)".to_string(),
+                (None, true) => "unknown".to_string(),
             }),
             up = yes_no(appliance.up, "yes", "no"),
             healthy = yes_no(appliance.healthy, "yes", "no"),
