@@ -340,6 +340,64 @@ fn check_config_reports_every_problem_and_accepts_a_good_file() {
     assert!(String::from_utf8_lossy(&output.stdout).contains("/nonexistent/secret cannot be read"));
 }
 
+/// One pass shows everything: a missing secret file next to the file's own problems, a
+/// duplicate site name while both sites have other errors, one appliance listed twice.
+#[test]
+fn check_config_reports_secrets_duplicates_and_shared_appliances_in_one_pass() {
+    let ws = Workspace::new();
+    let bad = ws.path("bad.toml");
+    std::fs::write(
+        &bad,
+        r#"
+[[site]]
+name = "hq"
+client_id = "x"
+client_secret_file = "/nonexistent/hq.secret"
+appliances = [{ name = "a", url = "https://a.example.com" }, { name = "b", url = "https://B.example.com:443" }]
+poll_interval = "soon"
+
+[[site]]
+name = "hq"
+client_id = "x"
+client_secret_env = "BT_WATCHDOG_TEST_UNSET_SECRET"
+appliances = [{ name = "c", url = "https://b.example.com" }, { name = "d", url = "https://d.example.com" }]
+cooldown_typo = "1m"
+
+[[site]]
+name = "branch"
+client_id = "x"
+client_secret_file = "/nonexistent/branch.secret"
+appliances = [{ name = "e", url = "http://10.0.0.5:8443" }, { name = "f", url = "http://10.0.0.5:8443/" }]
+"#,
+    )
+    .unwrap();
+    let output = Command::new(BINARY)
+        .args(["check-config", "--config"])
+        .arg(&bad)
+        .env_remove("BT_WATCHDOG_TEST_UNSET_SECRET")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(64));
+    let text = String::from_utf8_lossy(&output.stdout);
+    for expected in [
+        // The file's own problems …
+        "site[0].poll_interval",
+        "site[1].cooldown_typo: unknown key",
+        // … and, in the same pass, what only this machine can tell.
+        "site[0] (hq): the secret file /nonexistent/hq.secret cannot be read",
+        "site[1] (hq): the environment variable BT_WATCHDOG_TEST_UNSET_SECRET is not set",
+        "site[2] (branch): the secret file /nonexistent/branch.secret cannot be read",
+        // A duplicate name while both sites have other errors.
+        "site[1].name: \"hq\" is already the name of site[0]",
+        // One appliance twice: across sites (case and default port do not hide it) and within one.
+        "site[1].appliances[0].url: https://b.example.com is the appliance of site[0].appliances[1].url too",
+        "site[2].appliances[1].url: http://10.0.0.5:8443 is the appliance of site[2].appliances[0].url too",
+    ] {
+        assert!(text.contains(expected), "{expected:?} missing:\n{text}");
+    }
+    assert!(text.contains(": 8 problems"), "{text}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn status_prints_a_table_and_json_and_says_when_no_daemon_runs() {
     let sim = simulator(SimSettings::default()).await;
