@@ -56,16 +56,7 @@ enum Command {
         config: PathBuf,
     },
     /// Show the live state of every site from a running daemon.
-    Status {
-        /// Print the daemon's JSON instead of a table.
-        #[arg(long)]
-        json: bool,
-        /// The daemon's exporter address (default: exporter.listen from --config).
-        #[arg(long)]
-        url: Option<String>,
-        #[arg(long, default_value = DEFAULT_CONFIG)]
-        config: PathBuf,
-    },
+    Status(StatusArgs),
     /// Fail a site over by hand: a preflight and a plan, carried out only with --confirm
     /// (or after typing the site name at a terminal).
     Failover(FailoverArgs),
@@ -181,6 +172,51 @@ struct OnSite {
 }
 
 #[derive(clap::Args)]
+struct StatusArgs {
+    /// Print the daemon's JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// The daemon's exporter, as http://HOST:PORT or https://HOST:PORT (default: exporter.listen
+    /// from --config, with https when its exporter.web_config serves TLS).
+    #[arg(long, value_name = "URL")]
+    url: Option<String>,
+    /// A CA certificate (PEM) to trust for the exporter's certificate, besides the system's
+    /// (without --url, the exporter's own tls.cert_file is trusted too).
+    #[arg(long, value_name = "FILE")]
+    ca_file: Option<PathBuf>,
+    /// The user for the exporter's basic auth.
+    #[arg(long, value_name = "NAME")]
+    user: Option<String>,
+    /// A file holding the password for --user (default: $BT_WATCHDOG_EXPORTER_PASSWORD).
+    #[arg(long, value_name = "FILE")]
+    password_file: Option<PathBuf>,
+    /// A client certificate (PEM) for an exporter that requires mutual TLS.
+    #[arg(long, value_name = "FILE", requires = "client_key")]
+    client_cert: Option<PathBuf>,
+    /// The key (PEM) of --client-cert.
+    #[arg(long, value_name = "FILE", requires = "client_cert")]
+    client_key: Option<PathBuf>,
+    /// The configuration that names the exporter (not read when --url is given).
+    #[arg(long, default_value = DEFAULT_CONFIG, display_order = 100)]
+    config: PathBuf,
+}
+
+impl From<StatusArgs> for status::StatusOptions {
+    fn from(args: StatusArgs) -> Self {
+        status::StatusOptions {
+            json: args.json,
+            url: args.url,
+            config: args.config,
+            ca_file: args.ca_file,
+            user: args.user,
+            password_file: args.password_file,
+            client_cert: args.client_cert,
+            client_key: args.client_key,
+        }
+    }
+}
+
+#[derive(clap::Args)]
 struct SimulateArgs {
     /// Address to listen on (keep it on loopback: the control API has no authentication).
     #[arg(long, default_value = "127.0.0.1")]
@@ -282,7 +318,7 @@ fn main() -> ExitCode {
     let exit = match cli.command {
         Command::Run { config } => runtime.block_on(run::run(config)),
         Command::CheckConfig { config } => check_config::run(&config),
-        Command::Status { json, url, config } => runtime.block_on(status::run(json, url, &config)),
+        Command::Status(args) => runtime.block_on(status::run(args.into())),
         Command::Alerts {
             runbook_base,
             dashboard_base,

@@ -558,3 +558,150 @@ async fn systemd_hears_ready_and_keep_alives() {
     assert_eq!(sim.counters(0).token_rejections, 0);
     sim.shutdown().await;
 }
+
+/// `status` reaches an exporter behind TLS and basic auth: the scheme and the exporter's own
+/// certificate come from the configuration, credentials from a file or the environment; a 401
+/// is "unauthorized" (77), not "no watchdog answers" (69).
+#[tokio::test(flavor = "multi_thread")]
+async fn status_reaches_an_exporter_with_tls_and_basic_auth() {
+    let fixture = |name: &str| {
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/tls")
+            .join(name)
+    };
+    let sim = simulator(SimSettings::default()).await;
+    let ws = Workspace::new();
+    let secret = ws.write_secret(SECRET);
+    // The exporter presents its certificate with its chain, as a deployment usually does.
+    let chain = ws.path("exporter-chain.pem");
+    std::fs::write(
+        &chain,
+        [
+            std::fs::read(fixture("appliance.pem")).unwrap(),
+            std::fs::read(fixture("ca.pem")).unwrap(),
+        ]
+        .concat(),
+    )
+    .unwrap();
+    let alice = bcrypt::hash("right-password", 4).unwrap();
+    std::fs::write(
+        ws.path("web.toml"),
+        format!(
+            "[tls]\ncert_file = \"{}\"\nkey_file = \"{}\"\n[basic_auth_users]\nalice = \"{alice}\"\n",
+            chain.display(),
+            fixture("appliance.key").display()
+        ),
+    )
+    .unwrap();
+    let config = config_toml(
+        "observe",
+        &ws.path("state"),
+        &site_toml("hq", &sim, &secret, ""),
+    )
+    .replace(
+        "listen = \"127.0.0.1:0\"",
+        &format!(
+            "listen = \"127.0.0.1:0\"\nweb_config = \"{}\"",
+            ws.path("web.toml").display()
+        ),
+    );
+    std::fs::write(ws.path("config.toml"), &config).unwrap();
+    let watchdog = Watchdog::start(&ws.path("config.toml"), &ws.path("watchdog.log"), "info");
+    let port = watchdog.base.rsplit(':').next().unwrap().to_string();
+    // What an administrator has: the configuration with the port it listens on (a wildcard
+    // address, asked on loopback).
+    std::fs::write(
+        ws.path("operator.toml"),
+        config.replace(
+            "listen = \"127.0.0.1:0\"",
+            &format!("listen = \"0.0.0.0:{port}\""),
+        ),
+    )
+    .unwrap();
+    std::fs::write(ws.path("right"), "right-password\n").unwrap();
+    std::fs::write(ws.path("wrong"), "wrong-password\n").unwrap();
+    let status = |args: Vec<String>, password_env: Option<&'static str>| {
+        let mut command = Command::new(BINARY);
+        command.arg("status").args(args);
+        command.env_remove("BT_WATCHDOG_EXPORTER_PASSWORD");
+        if let Some(password) = password_env {
+            command.env("BT_WATCHDOG_EXPORTER_PASSWORD", password);
+        }
+        async move {
+            let output = tokio::task::spawn_blocking(move || command.output().unwrap())
+                .await
+                .unwrap();
+            (
+                output.status.code(),
+                String::from_utf8_lossy(&output.stdout).into_owned(),
+                String::from_utf8_lossy(&output.stderr).into_owned(),
+            )
+        }
+    };
+    let config_arg = vec![
+        "--config".to_string(),
+        ws.path("operator.toml").display().to_string(),
+    ];
+    let with = |extra: &[&str]| {
+        let mut args = config_arg.clone();
+        args.extend(extra.iter().map(|s| s.to_string()));
+        args
+    };
+
+    let (code, _, stderr) = status(with(&[]), None).await;
+    assert_eq!(code, Some(77), "{stderr}");
+    assert!(
+        stderr.contains("unauthorized: https://127.0.0.1:")
+            && stderr.contains("asks for a user and password"),
+        "{stderr}"
+    );
+
+    let wrong = ws.path("wrong").display().to_string();
+    let (code, _, stderr) = status(with(&["--user", "alice", "--password-file", &wrong]), None).await;
+    assert_eq!(code, Some(77), "{stderr}");
+    assert!(
+        stderr.contains("refused the password of user alice"),
+        "{stderr}"
+    );
+
+    let (code, stdout, stderr) = status(with(&["--user", "alice"]), Some("right-password")).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.starts_with("hq  "), "{stdout}");
+
+    // Elsewhere by --url: the configuration is not read, so the CA is given.
+    let url = format!("https://localhost:{port}");
+    let right = ws.path("right").display().to_string();
+    let ca = fixture("ca.pem").display().to_string();
+    let (code, stdout, stderr) = status(
+        vec![
+            "--url".into(),
+            url.clone(),
+            "--ca-file".into(),
+            ca,
+            "--user".into(),
+            "alice".into(),
+            "--password-file".into(),
+            right.clone(),
+            "--json".into(),
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.contains("\"site\": \"hq\""), "{stdout}");
+    let (code, _, stderr) = status(
+        vec![
+            "--url".into(),
+            url,
+            "--user".into(),
+            "alice".into(),
+            "--password-file".into(),
+            right,
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(code, Some(69), "{stderr}");
+    assert!(stderr.contains("--ca-file"), "{stderr}");
+    sim.shutdown().await;
+}
