@@ -122,8 +122,12 @@ struct FailoverArgs {
     #[arg(long)]
     site: String,
     /// The appliance to make primary.
-    #[arg(long)]
-    to: String,
+    #[arg(long, value_name = "APPLIANCE", required_unless_present = "demote")]
+    to: Option<String>,
+    /// End a split brain: demote this appliance (with force) and keep its peer primary.
+    /// Refused unless both report primary now.
+    #[arg(long, value_name = "APPLIANCE", conflicts_with_all = ["to", "data_sync_first"])]
+    demote: Option<String>,
     /// Sync the data from the current primary first (disconnects every user on it).
     #[arg(long, conflicts_with = "force")]
     data_sync_first: bool,
@@ -149,9 +153,11 @@ impl FailoverArgs {
     fn request(&self) -> FailoverRequest {
         FailoverRequest {
             site: self.site.clone(),
-            to: self.to.clone(),
+            // With --demote, the peer that stays primary is filled in from the configuration.
+            to: self.to.clone().unwrap_or_default(),
             data_sync_first: self.data_sync_first,
             force: self.force,
+            demote: self.demote.clone(),
             confirm: self.confirm,
             override_preflight: self.override_preflight,
             user: local_user(),

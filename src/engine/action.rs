@@ -98,6 +98,10 @@ pub struct PreflightReport {
     /// The episode that carries the plan out, when it started: how to follow it.
     #[serde(default)]
     pub episode: Option<u64>,
+    /// Refused for a reason no `override_preflight` sets aside (a demotion that would not end
+    /// a split brain), so the operator is not offered the override.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub not_overridable: bool,
 }
 
 impl PreflightReport {
