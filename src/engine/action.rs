@@ -136,4 +136,8 @@ pub struct Decision {
     pub at: UtcTime,
     pub state: StateKind,
     pub message: String,
+    /// Something went wrong that an operator should see without looking (a failed attempt):
+    /// logged at WARN rather than INFO.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub warning: bool,
 }

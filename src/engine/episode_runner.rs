@@ -333,7 +333,7 @@ impl Engine {
             self.memory.episode = Some(episode.record(&self.config.names));
             self.episode = Some(episode);
             out.push(Action::Persist(self.memory.clone()));
-            self.note(now, out, message);
+            self.warn(now, out, message);
             return;
         }
         let escalate = graceful
@@ -356,7 +356,7 @@ impl Engine {
         } else {
             ""
         };
-        self.note(
+        self.warn(
             now,
             out,
             format!(
@@ -407,7 +407,7 @@ impl Engine {
                 );
                 self.memory.gave_up = Some(gave_up(&message));
                 out.push(Action::Persist(self.memory.clone()));
-                self.note(now, out, message);
+                self.warn(now, out, message);
                 return;
             }
             _ => {}
@@ -461,7 +461,7 @@ impl Engine {
                 if episode.trigger == Trigger::Auto {
                     self.memory.gave_up = Some(gave_up(&message));
                 }
-                self.note(now, out, message);
+                self.warn(now, out, message);
             }
         }
         out.push(Action::Persist(self.memory.clone()));
