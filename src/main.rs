@@ -249,7 +249,12 @@ struct SimulateArgs {
     /// Names of the two appliances, primary first, separated by a comma.
     // One default value written as it is typed: help shows `[default: east,west]`, which
     // parses, where a list of defaults would show `east west`, which does not.
-    #[arg(long, value_name = "PRIMARY,BACKUP", value_delimiter = ',', default_value = "east,west")]
+    #[arg(
+        long,
+        value_name = "PRIMARY,BACKUP",
+        value_delimiter = ',',
+        default_value = "east,west"
+    )]
     names: Vec<String>,
     /// The OAuth client id the simulated appliances accept.
     #[arg(long, default_value = "bt-watchdog")]
@@ -276,7 +281,12 @@ struct SimulateArgs {
     #[arg(long, requires = "tls_cert")]
     tls_key: Option<PathBuf>,
     /// Which command APIs each appliance serves, primary first: `both`, `v2` or `xml`.
-    #[arg(long, value_name = "PRIMARY,BACKUP", value_delimiter = ',', default_value = "both,both")]
+    #[arg(
+        long,
+        value_name = "PRIMARY,BACKUP",
+        value_delimiter = ',',
+        default_value = "both,both"
+    )]
     apis: Vec<ApisArg>,
     /// The XML namespace of each appliance, primary first: `bomgar` (older appliances),
     /// `beyondtrust` (newer ones) or `none`.

@@ -657,7 +657,8 @@ async fn status_reaches_an_exporter_with_tls_and_basic_auth() {
     );
 
     let wrong = ws.path("wrong").display().to_string();
-    let (code, _, stderr) = status(with(&["--user", "alice", "--password-file", &wrong]), None).await;
+    let (code, _, stderr) =
+        status(with(&["--user", "alice", "--password-file", &wrong]), None).await;
     assert_eq!(code, Some(77), "{stderr}");
     assert!(
         stderr.contains("refused the password of user alice"),

@@ -39,7 +39,10 @@ fn one_man_page_covers_every_command_and_refers_to_no_other_page() {
     );
     let page = run(&["manpage"]);
     for command in &commands {
-        let heading = format!(".SH \"BT\\-WATCHDOG {}\"", command.to_uppercase().replace('-', "\\-"));
+        let heading = format!(
+            ".SH \"BT\\-WATCHDOG {}\"",
+            command.to_uppercase().replace('-', "\\-")
+        );
         assert!(page.contains(&heading), "{heading} missing from the page");
     }
     // Every option of every command, as --help shows them.

@@ -546,7 +546,10 @@ async fn a_split_brain_is_ended_by_demoting_one_side_and_only_then() {
         out.contains(r#"POST /api/command/v2/failover-role on west: {"role":"backup","data_sync_first":false,"force":true}"#),
         "{out}"
     );
-    assert!(out.contains("Preflight: PASSED") && out.contains("Dry run"), "{out}");
+    assert!(
+        out.contains("Preflight: PASSED") && out.contains("Dry run"),
+        "{out}"
+    );
     assert_eq!(failover_calls(&sim), 0, "a dry run calls nothing");
 
     let output = cli(
@@ -582,7 +585,9 @@ async fn a_split_brain_is_ended_by_demoting_one_side_and_only_then() {
         "{records:?}"
     );
     assert!(
-        watchdog.logs().contains("west demoted: east is the only primary"),
+        watchdog
+            .logs()
+            .contains("west demoted: east is the only primary"),
         "{}",
         watchdog.logs()
     );

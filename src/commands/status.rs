@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use super::exit::Exit;
 use crate::config::{self, SecretSource};
+use crate::exporter::status::{SiteStatus, StatusDoc};
 use crate::exporter::web_config::{self, ClientView};
 use crate::secret::Secret;
-use crate::exporter::status::{SiteStatus, StatusDoc};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StatusError {
@@ -233,7 +233,10 @@ fn chain(error: &(dyn std::error::Error + 'static)) -> String {
 pub async fn fetch_from(target: &Target) -> Result<StatusDoc, StatusError> {
     let url = format!("{}/status", target.base.trim_end_matches('/'));
     let wants_identity = target.identity.is_none()
-        && target.asks.as_ref().is_some_and(|asks| asks.client_certificate);
+        && target
+            .asks
+            .as_ref()
+            .is_some_and(|asks| asks.client_certificate);
     let unreachable = |reason: String| {
         let hint = if wants_identity {
             " (the exporter's web configuration requires a client certificate: give --client-cert and --client-key)"
@@ -267,10 +270,7 @@ pub async fn fetch_from(target: &Target) -> Result<StatusDoc, StatusError> {
             reason: format!("HTTP {}", response.status()),
         });
     }
-    let body = response
-        .bytes()
-        .await
-        .map_err(|e| unreachable(chain(&e)))?;
+    let body = response.bytes().await.map_err(|e| unreachable(chain(&e)))?;
     serde_json::from_slice(&body).map_err(|e| StatusError::Invalid {
         url,
         reason: e.to_string(),

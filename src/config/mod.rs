@@ -171,14 +171,14 @@ fn parse_found(text: &str, origin: &str) -> (Result<Config, ConfigError>, Found)
     let table = match parsed {
         Ok(table) => table,
         Err(e) => {
-        let message = e.message().to_string();
-        let location = e
-            .span()
-            .map(|span| {
-                let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
-                format!("line {line}: ")
-            })
-            .unwrap_or_default();
+            let message = e.message().to_string();
+            let location = e
+                .span()
+                .map(|span| {
+                    let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+                    format!("line {line}: ")
+                })
+                .unwrap_or_default();
             return (
                 Err(fail(vec![Problem {
                     path: String::new(),

@@ -187,11 +187,7 @@ pub(super) fn handle(
         engine.note(
             now,
             out,
-            format!(
-                "{what} by {} refused: {}",
-                request.by,
-                problems.join("; ")
-            ),
+            format!("{what} by {} refused: {}", request.by, problems.join("; ")),
         );
         return;
     }
