@@ -47,25 +47,18 @@ enum LogFormat {
 enum Command {
     /// Run the watchdog daemon in the foreground.
     Run {
-        #[arg(long, default_value = DEFAULT_CONFIG)]
+        /// The configuration file (reloaded on SIGHUP).
+        #[arg(long, value_name = "FILE", default_value = DEFAULT_CONFIG)]
         config: PathBuf,
     },
     /// Validate a configuration file and print every problem.
     CheckConfig {
-        #[arg(long, default_value = DEFAULT_CONFIG)]
+        /// The configuration file to check.
+        #[arg(long, value_name = "FILE", default_value = DEFAULT_CONFIG)]
         config: PathBuf,
     },
     /// Show the live state of every site from a running daemon.
-    Status {
-        /// Print the daemon's JSON instead of a table.
-        #[arg(long)]
-        json: bool,
-        /// The daemon's exporter address (default: exporter.listen from --config).
-        #[arg(long)]
-        url: Option<String>,
-        #[arg(long, default_value = DEFAULT_CONFIG)]
-        config: PathBuf,
-    },
+    Status(StatusArgs),
     /// Fail a site over by hand: a preflight and a plan, carried out only with --confirm
     /// (or after typing the site name at a terminal).
     Failover(FailoverArgs),
@@ -73,7 +66,8 @@ enum Command {
     Pause {
         #[command(flatten)]
         on: OnSite,
-        #[arg(long)]
+        /// Why, for the audit log, the status and whoever reads them next.
+        #[arg(long, value_name = "TEXT")]
         reason: String,
     },
     /// Re-enable automatic action for a site.
@@ -85,7 +79,8 @@ enum Command {
     Ack {
         #[command(flatten)]
         on: OnSite,
-        #[arg(long)]
+        /// Why, for the audit log (what was checked before automatic action may resume).
+        #[arg(long, value_name = "TEXT")]
         reason: String,
     },
     /// Print the Prometheus alert rules with absolute runbook and dashboard links.
@@ -108,9 +103,11 @@ enum Command {
     /// Serve a simulated appliance pair with a fault-injection control API.
     Simulate(SimulateArgs),
     /// Print shell completions (bash, zsh, fish, elvish, powershell) to stdout.
-    Completions { shell: clap_complete::Shell },
-    /// Print the man page (roff) to stdout.
-    #[command(hide = true)]
+    Completions {
+        /// The shell to write completions for.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff, every command on one page) to stdout.
     Manpage,
     /// Run a simulated pair and the watchdog against it, with a scripted failure.
     Demo {
@@ -128,11 +125,16 @@ enum Command {
 
 #[derive(clap::Args)]
 struct FailoverArgs {
+    /// The site (a [[site]] name of the configuration).
     #[arg(long)]
     site: String,
     /// The appliance to make primary.
-    #[arg(long)]
-    to: String,
+    #[arg(long, value_name = "APPLIANCE", required_unless_present = "demote")]
+    to: Option<String>,
+    /// End a split brain: demote this appliance (with force) and keep its peer primary.
+    /// Refused unless both report primary now.
+    #[arg(long, value_name = "APPLIANCE", conflicts_with_all = ["to", "data_sync_first"])]
+    demote: Option<String>,
     /// Sync the data from the current primary first (disconnects every user on it).
     #[arg(long, conflicts_with = "force")]
     data_sync_first: bool,
@@ -149,7 +151,8 @@ struct FailoverArgs {
     /// No daemon is running: act from this process, with the state directory locked.
     #[arg(long)]
     standalone: bool,
-    #[arg(long, default_value = DEFAULT_CONFIG)]
+    /// The configuration that names the site, its appliances and the daemon's control socket.
+    #[arg(long, value_name = "FILE", default_value = DEFAULT_CONFIG)]
     config: PathBuf,
 }
 
@@ -158,9 +161,11 @@ impl FailoverArgs {
     fn request(&self) -> FailoverRequest {
         FailoverRequest {
             site: self.site.clone(),
-            to: self.to.clone(),
+            // With --demote, the peer that stays primary is filled in from the configuration.
+            to: self.to.clone().unwrap_or_default(),
             data_sync_first: self.data_sync_first,
             force: self.force,
+            demote: self.demote.clone(),
             confirm: self.confirm,
             override_preflight: self.override_preflight,
             user: local_user(),
@@ -173,11 +178,58 @@ impl FailoverArgs {
 /// daemon listens.
 #[derive(clap::Args)]
 struct OnSite {
+    /// The site (a [[site]] name of the configuration).
     #[arg(long)]
     site: String,
     // Listed last in the help, as in every other command.
+    /// The configuration that names the site and the daemon's control socket.
+    #[arg(long, value_name = "FILE", default_value = DEFAULT_CONFIG, display_order = 100)]
+    config: PathBuf,
+}
+
+#[derive(clap::Args)]
+struct StatusArgs {
+    /// Print the daemon's JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// The daemon's exporter, as http://HOST:PORT or https://HOST:PORT (default: exporter.listen
+    /// from --config, with https when its exporter.web_config serves TLS).
+    #[arg(long, value_name = "URL")]
+    url: Option<String>,
+    /// A CA certificate (PEM) to trust for the exporter's certificate, besides the system's
+    /// (without --url, the exporter's own tls.cert_file is trusted too).
+    #[arg(long, value_name = "FILE")]
+    ca_file: Option<PathBuf>,
+    /// The user for the exporter's basic auth.
+    #[arg(long, value_name = "NAME")]
+    user: Option<String>,
+    /// A file holding the password for --user (default: $BT_WATCHDOG_EXPORTER_PASSWORD).
+    #[arg(long, value_name = "FILE")]
+    password_file: Option<PathBuf>,
+    /// A client certificate (PEM) for an exporter that requires mutual TLS.
+    #[arg(long, value_name = "FILE", requires = "client_key")]
+    client_cert: Option<PathBuf>,
+    /// The key (PEM) of --client-cert.
+    #[arg(long, value_name = "FILE", requires = "client_cert")]
+    client_key: Option<PathBuf>,
+    /// The configuration that names the exporter (not read when --url is given).
     #[arg(long, default_value = DEFAULT_CONFIG, display_order = 100)]
     config: PathBuf,
+}
+
+impl From<StatusArgs> for status::StatusOptions {
+    fn from(args: StatusArgs) -> Self {
+        status::StatusOptions {
+            json: args.json,
+            url: args.url,
+            config: args.config,
+            ca_file: args.ca_file,
+            user: args.user,
+            password_file: args.password_file,
+            client_cert: args.client_cert,
+            client_key: args.client_key,
+        }
+    }
 }
 
 #[derive(clap::Args)]
@@ -194,9 +246,17 @@ struct SimulateArgs {
     /// Port of the control API; 0 lets the OS choose.
     #[arg(long, default_value_t = 0)]
     control_port: u16,
-    /// Names of the two appliances, primary first.
-    #[arg(long, value_delimiter = ',', default_values = ["east", "west"])]
+    /// Names of the two appliances, primary first, separated by a comma.
+    // One default value written as it is typed: help shows `[default: east,west]`, which
+    // parses, where a list of defaults would show `east west`, which does not.
+    #[arg(
+        long,
+        value_name = "PRIMARY,BACKUP",
+        value_delimiter = ',',
+        default_value = "east,west"
+    )]
     names: Vec<String>,
+    /// The OAuth client id the simulated appliances accept.
     #[arg(long, default_value = "bt-watchdog")]
     client_id: String,
     /// File holding the client secret the simulated appliances accept (default: "simulated-secret").
@@ -205,6 +265,7 @@ struct SimulateArgs {
     /// Lifetime of the tokens it mints.
     #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
     token_lifetime: Duration,
+    /// The product the appliances report: Remote Support or Privileged Remote Access.
     #[arg(long, value_enum, default_value_t = ProductArg::Rs)]
     product: ProductArg,
     /// How long a data_sync_first swap takes.
@@ -220,11 +281,21 @@ struct SimulateArgs {
     #[arg(long, requires = "tls_cert")]
     tls_key: Option<PathBuf>,
     /// Which command APIs each appliance serves, primary first: `both`, `v2` or `xml`.
-    #[arg(long, value_delimiter = ',', default_values = ["both", "both"])]
+    #[arg(
+        long,
+        value_name = "PRIMARY,BACKUP",
+        value_delimiter = ',',
+        default_value = "both,both"
+    )]
     apis: Vec<ApisArg>,
     /// The XML namespace of each appliance, primary first: `bomgar` (older appliances),
     /// `beyondtrust` (newer ones) or `none`.
-    #[arg(long, value_delimiter = ',', default_values = ["bomgar", "beyondtrust"])]
+    #[arg(
+        long,
+        value_name = "PRIMARY,BACKUP",
+        value_delimiter = ',',
+        default_value = "bomgar,beyondtrust"
+    )]
     xml_namespaces: Vec<NamespaceArg>,
     /// How many independent pairs to serve (benchmarks); their URLs are in --ready-file.
     #[arg(long, default_value_t = 1)]
@@ -282,7 +353,7 @@ fn main() -> ExitCode {
     let exit = match cli.command {
         Command::Run { config } => runtime.block_on(run::run(config)),
         Command::CheckConfig { config } => check_config::run(&config),
-        Command::Status { json, url, config } => runtime.block_on(status::run(json, url, &config)),
+        Command::Status(args) => runtime.block_on(status::run(args.into())),
         Command::Alerts {
             runbook_base,
             dashboard_base,
@@ -307,7 +378,7 @@ fn main() -> ExitCode {
             Exit::Done
         }
         Command::Manpage => {
-            match clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout()) {
+            match bt_watchdog::commands::manpage::render(Cli::command(), &mut std::io::stdout()) {
                 Ok(()) => Exit::Done,
                 Err(error) => {
                     eprintln!("bt-watchdog: cannot write the man page: {error}");
@@ -430,5 +501,35 @@ fn namespace(arg: NamespaceArg) -> Option<String> {
         NamespaceArg::Bomgar => Some(XML_NAMESPACE_BOMGAR.to_string()),
         NamespaceArg::Beyondtrust => Some(XML_NAMESPACE_BEYONDTRUST.to_string()),
         NamespaceArg::None => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests may fail loudly
+    use super::*;
+
+    /// Every option and argument of every command says what it is for, in `--help` and the
+    /// man page alike.
+    #[test]
+    fn every_option_has_help_text() {
+        let mut cli = Cli::command();
+        cli.build();
+        cli.clone().debug_assert();
+        let mut missing = Vec::new();
+        let mut commands = vec![(String::new(), cli)];
+        while let Some((path, command)) = commands.pop() {
+            let path = format!("{path} {}", command.get_name()).trim().to_string();
+            for arg in command.get_arguments() {
+                if arg.is_hide_set() || arg.get_help().is_some() {
+                    continue;
+                }
+                missing.push(format!("{path} {}", arg.get_id()));
+            }
+            for sub in command.get_subcommands() {
+                commands.push((path.clone(), sub.clone()));
+            }
+        }
+        assert!(missing.is_empty(), "without help text: {missing:#?}");
     }
 }

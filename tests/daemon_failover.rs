@@ -354,6 +354,16 @@ async fn s10_a_failing_call_is_retried_then_given_up() {
         .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(calls(&sim).len(), 3, "max_attempts calls and no more");
+    // Each failed attempt is a warning in the log, not an INFO line among the polls.
+    let logs = watchdog.logs();
+    let attempts: Vec<&str> = logs
+        .lines()
+        .filter(|line| line.contains("attempt ") && line.contains(" failed: "))
+        .collect();
+    assert!(attempts.len() >= 2, "{logs}");
+    for line in attempts {
+        assert!(line.contains(" WARN "), "not a warning: {line}");
+    }
     let metrics = watchdog.metrics().await;
     assert_eq!(
         metric(

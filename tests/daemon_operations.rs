@@ -329,6 +329,64 @@ fn check_config_reports_every_problem_and_accepts_a_good_file() {
     assert!(String::from_utf8_lossy(&output.stdout).contains("/nonexistent/secret cannot be read"));
 }
 
+/// One pass shows everything: a missing secret file next to the file's own problems, a
+/// duplicate site name while both sites have other errors, one appliance listed twice.
+#[test]
+fn check_config_reports_secrets_duplicates_and_shared_appliances_in_one_pass() {
+    let ws = Workspace::new();
+    let bad = ws.path("bad.toml");
+    std::fs::write(
+        &bad,
+        r#"
+[[site]]
+name = "hq"
+client_id = "x"
+client_secret_file = "/nonexistent/hq.secret"
+appliances = [{ name = "a", url = "https://a.example.com" }, { name = "b", url = "https://B.example.com:443" }]
+poll_interval = "soon"
+
+[[site]]
+name = "hq"
+client_id = "x"
+client_secret_env = "BT_WATCHDOG_TEST_UNSET_SECRET"
+appliances = [{ name = "c", url = "https://b.example.com" }, { name = "d", url = "https://d.example.com" }]
+cooldown_typo = "1m"
+
+[[site]]
+name = "branch"
+client_id = "x"
+client_secret_file = "/nonexistent/branch.secret"
+appliances = [{ name = "e", url = "http://10.0.0.5:8443" }, { name = "f", url = "http://10.0.0.5:8443/" }]
+"#,
+    )
+    .unwrap();
+    let output = Command::new(BINARY)
+        .args(["check-config", "--config"])
+        .arg(&bad)
+        .env_remove("BT_WATCHDOG_TEST_UNSET_SECRET")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(64));
+    let text = String::from_utf8_lossy(&output.stdout);
+    for expected in [
+        // The file's own problems …
+        "site[0].poll_interval",
+        "site[1].cooldown_typo: unknown key",
+        // … and, in the same pass, what only this machine can tell.
+        "site[0] (hq): the secret file /nonexistent/hq.secret cannot be read",
+        "site[1] (hq): the environment variable BT_WATCHDOG_TEST_UNSET_SECRET is not set",
+        "site[2] (branch): the secret file /nonexistent/branch.secret cannot be read",
+        // A duplicate name while both sites have other errors.
+        "site[1].name: \"hq\" is already the name of site[0]",
+        // One appliance twice: across sites (case and default port do not hide it) and within one.
+        "site[1].appliances[0].url: https://b.example.com is the appliance of site[0].appliances[1].url too",
+        "site[2].appliances[1].url: http://10.0.0.5:8443 is the appliance of site[2].appliances[0].url too",
+    ] {
+        assert!(text.contains(expected), "{expected:?} missing:\n{text}");
+    }
+    assert!(text.contains(": 8 problems"), "{text}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn status_prints_a_table_and_json_and_says_when_no_daemon_runs() {
     let sim = simulator(SimSettings::default()).await;
@@ -487,5 +545,153 @@ async fn systemd_hears_ready_and_keep_alives() {
         "the credential's secret was accepted"
     );
     assert_eq!(sim.counters(0).token_rejections, 0);
+    sim.shutdown().await;
+}
+
+/// `status` reaches an exporter behind TLS and basic auth: the scheme and the exporter's own
+/// certificate come from the configuration, credentials from a file or the environment; a 401
+/// is "unauthorized" (77), not "no watchdog answers" (69).
+#[tokio::test(flavor = "multi_thread")]
+async fn status_reaches_an_exporter_with_tls_and_basic_auth() {
+    let fixture = |name: &str| {
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/tls")
+            .join(name)
+    };
+    let sim = simulator(SimSettings::default()).await;
+    let ws = Workspace::new();
+    let secret = ws.write_secret(SECRET);
+    // The exporter presents its certificate with its chain, as a deployment usually does.
+    let chain = ws.path("exporter-chain.pem");
+    std::fs::write(
+        &chain,
+        [
+            std::fs::read(fixture("appliance.pem")).unwrap(),
+            std::fs::read(fixture("ca.pem")).unwrap(),
+        ]
+        .concat(),
+    )
+    .unwrap();
+    let alice = bcrypt::hash("right-password", 4).unwrap();
+    std::fs::write(
+        ws.path("web.toml"),
+        format!(
+            "[tls]\ncert_file = \"{}\"\nkey_file = \"{}\"\n[basic_auth_users]\nalice = \"{alice}\"\n",
+            chain.display(),
+            fixture("appliance.key").display()
+        ),
+    )
+    .unwrap();
+    let config = config_toml(
+        "observe",
+        &ws.path("state"),
+        &site_toml("hq", &sim, &secret, ""),
+    )
+    .replace(
+        "listen = \"127.0.0.1:0\"",
+        &format!(
+            "listen = \"127.0.0.1:0\"\nweb_config = \"{}\"",
+            ws.path("web.toml").display()
+        ),
+    );
+    std::fs::write(ws.path("config.toml"), &config).unwrap();
+    let watchdog = Watchdog::start(&ws.path("config.toml"), &ws.path("watchdog.log"), "info");
+    let port = watchdog.base.rsplit(':').next().unwrap().to_string();
+    // What an administrator has: the configuration with the port it listens on (a wildcard
+    // address, asked on loopback).
+    std::fs::write(
+        ws.path("operator.toml"),
+        config.replace(
+            "listen = \"127.0.0.1:0\"",
+            &format!("listen = \"0.0.0.0:{port}\""),
+        ),
+    )
+    .unwrap();
+    std::fs::write(ws.path("right"), "right-password\n").unwrap();
+    std::fs::write(ws.path("wrong"), "wrong-password\n").unwrap();
+    let status = |args: Vec<String>, password_env: Option<&'static str>| {
+        let mut command = Command::new(BINARY);
+        command.arg("status").args(args);
+        command.env_remove("BT_WATCHDOG_EXPORTER_PASSWORD");
+        if let Some(password) = password_env {
+            command.env("BT_WATCHDOG_EXPORTER_PASSWORD", password);
+        }
+        async move {
+            let output = tokio::task::spawn_blocking(move || command.output().unwrap())
+                .await
+                .unwrap();
+            (
+                output.status.code(),
+                String::from_utf8_lossy(&output.stdout).into_owned(),
+                String::from_utf8_lossy(&output.stderr).into_owned(),
+            )
+        }
+    };
+    let config_arg = vec![
+        "--config".to_string(),
+        ws.path("operator.toml").display().to_string(),
+    ];
+    let with = |extra: &[&str]| {
+        let mut args = config_arg.clone();
+        args.extend(extra.iter().map(|s| s.to_string()));
+        args
+    };
+
+    let (code, _, stderr) = status(with(&[]), None).await;
+    assert_eq!(code, Some(77), "{stderr}");
+    assert!(
+        stderr.contains("unauthorized: https://127.0.0.1:")
+            && stderr.contains("asks for a user and password"),
+        "{stderr}"
+    );
+
+    let wrong = ws.path("wrong").display().to_string();
+    let (code, _, stderr) =
+        status(with(&["--user", "alice", "--password-file", &wrong]), None).await;
+    assert_eq!(code, Some(77), "{stderr}");
+    assert!(
+        stderr.contains("refused the password of user alice"),
+        "{stderr}"
+    );
+
+    let (code, stdout, stderr) = status(with(&["--user", "alice"]), Some("right-password")).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.starts_with("hq  "), "{stdout}");
+
+    // Elsewhere by --url: the configuration is not read, so the CA is given.
+    let url = format!("https://localhost:{port}");
+    let right = ws.path("right").display().to_string();
+    let ca = fixture("ca.pem").display().to_string();
+    let (code, stdout, stderr) = status(
+        vec![
+            "--url".into(),
+            url.clone(),
+            "--ca-file".into(),
+            ca,
+            "--user".into(),
+            "alice".into(),
+            "--password-file".into(),
+            right.clone(),
+            "--json".into(),
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.contains("\"site\": \"hq\""), "{stdout}");
+    let (code, _, stderr) = status(
+        vec![
+            "--url".into(),
+            url,
+            "--user".into(),
+            "alice".into(),
+            "--password-file".into(),
+            right,
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(code, Some(69), "{stderr}");
+    assert!(stderr.contains("--ca-file"), "{stderr}");
     sim.shutdown().await;
 }

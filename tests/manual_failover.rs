@@ -485,3 +485,112 @@ async fn the_control_socket_is_private_to_the_watchdogs_user() {
     }
     sim.shutdown().await;
 }
+
+/// A split brain the watchdog did not cause: the operator demotes the appliance clients do not
+/// use, through the same guarded flow (preflight, plan, confirmation, audit). Refused when it
+/// would not end a split brain, whatever the override.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_split_brain_is_ended_by_demoting_one_side_and_only_then() {
+    let Setup {
+        sim,
+        ws,
+        mut watchdog,
+    } = setup("auto", SimSettings::default()).await;
+    let config = ws.path("config.toml");
+
+    // A healthy pair: west is backup, there is nothing to demote, and no override changes that.
+    let output = cli(
+        &config,
+        &[
+            "failover",
+            "--site",
+            "hq",
+            "--demote",
+            "west",
+            "--confirm",
+            "--override-preflight",
+        ],
+    )
+    .await;
+    let out = text(&output);
+    assert_eq!(output.status.code(), Some(3), "{out}");
+    assert!(
+        out.contains("west reports backup, not primary: there is nothing to demote")
+            && out.contains("no override sets that aside"),
+        "{out}"
+    );
+    // Nor east, the only primary: that would leave the pair without one.
+    let output = cli(&config, &["failover", "--site", "hq", "--demote", "east"]).await;
+    let out = text(&output);
+    assert_eq!(output.status.code(), Some(3), "{out}");
+    assert!(
+        out.contains("would leave the pair without a primary (to make west primary, fail over with --to west)")
+            && !out.contains("--override-preflight carries it out"),
+        "{out}"
+    );
+    assert_eq!(failover_calls(&sim), 0);
+
+    // Split brain: west claims primary too.
+    sim.with(|p| p.appliances[1].role = FailoverRole::Primary);
+    watchdog
+        .wait_for_site(LONG, "a split brain", |s| s["state"] == "split_brain")
+        .await;
+    // `--to` refuses an appliance that already reports primary: the demotion is the way.
+    let output = cli(&config, &["failover", "--site", "hq", "--to", "east"]).await;
+    assert_eq!(output.status.code(), Some(3), "{}", text(&output));
+
+    let output = cli(&config, &["failover", "--site", "hq", "--demote", "west"]).await;
+    let out = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{out}");
+    assert!(
+        out.contains(r#"POST /api/command/v2/failover-role on west: {"role":"backup","data_sync_first":false,"force":true}"#),
+        "{out}"
+    );
+    assert!(
+        out.contains("Preflight: PASSED") && out.contains("Dry run"),
+        "{out}"
+    );
+    assert_eq!(failover_calls(&sim), 0, "a dry run calls nothing");
+
+    let output = cli(
+        &config,
+        &["failover", "--site", "hq", "--demote", "west", "--confirm"],
+    )
+    .await;
+    let out = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{out}");
+    assert!(
+        out.contains("Done: west is backup, east the only primary"),
+        "{out}"
+    );
+    assert_eq!(roles(&sim), [FailoverRole::Primary, FailoverRole::Backup]);
+    let calls = sim.with(|p| p.failover_calls.clone());
+    assert_eq!(calls.len(), 1);
+    assert!(calls[0].appliance == "west" && calls[0].force && !calls[0].data_sync_first);
+    watchdog
+        .wait_for_site(LONG, "the split brain ended", |s| s["state"] == "cooldown")
+        .await;
+    let records = audit(&ws);
+    assert!(
+        records.iter().any(|r| r["action"] == "failover"
+            && r["details"]["demote"] == "west"
+            && r["details"]["to"] == "east"
+            && r["outcome"] == "started"),
+        "{records:?}"
+    );
+    assert!(
+        records
+            .iter()
+            .any(|r| r["action"] == "failover finished" && r["outcome"] == "success"),
+        "{records:?}"
+    );
+    assert!(
+        watchdog
+            .logs()
+            .contains("west demoted: east is the only primary"),
+        "{}",
+        watchdog.logs()
+    );
+    watchdog.stop();
+    sim.shutdown().await;
+}

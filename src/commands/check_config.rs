@@ -36,26 +36,32 @@ pub fn run(path: &Path) -> Exit {
     }
 }
 
+/// One pass: the file's own problems and what only this machine can tell (secrets, CA files,
+/// the state directory) are found together, for every site that could be read, so that an
+/// administrator never fixes one list to be shown the next.
 pub fn check(path: &Path) -> Report {
     let mut report = Report::default();
-    let config = match config::load(path) {
-        Ok(config) => config,
-        Err(error) => {
-            report.problems = error
-                .problems
-                .iter()
-                .map(|p| format!("{}: {p}", error.origin))
-                .collect();
-            return report;
-        }
-    };
-    for (index, site) in config.sites.iter().enumerate() {
-        let at = format!("site[{index}] ({})", site.name);
-        if let Err(message) = config::read_secret(&site.client_secret) {
-            report.problems.push(format!("{at}: {message}"));
-        }
-        if let Some(warning) = secret_file_warnings(&site.client_secret) {
-            report.warnings.push(format!("{at}: {warning}"));
+    let (config, found) = config::load_found(path);
+    if let Err(error) = &config {
+        report.problems = error
+            .problems
+            .iter()
+            .map(|p| format!("{}: {p}", error.origin))
+            .collect();
+    }
+    for site in &found.sites {
+        let at = if site.name.is_empty() {
+            site.path.clone()
+        } else {
+            format!("{} ({})", site.path, site.name)
+        };
+        if let Some(secret) = &site.client_secret {
+            if let Err(message) = config::read_secret(secret) {
+                report.problems.push(format!("{at}: {message}"));
+            }
+            if let Some(warning) = secret_file_warnings(secret) {
+                report.warnings.push(format!("{at}: {warning}"));
+            }
         }
         if let Some(ca_file) = &site.ca_file
             && let Err(error) = load_ca_bundle(ca_file)
@@ -68,26 +74,29 @@ pub fn check(path: &Path) -> Report {
             ));
         }
     }
-    match std::fs::metadata(&config.state_dir) {
-        Ok(meta) if !meta.is_dir() => report.problems.push(format!(
-            "state_dir {} is not a directory",
-            config.state_dir.display()
-        )),
-        Ok(meta) if meta.permissions().readonly() => report.problems.push(format!(
-            "state_dir {} is read-only",
-            config.state_dir.display()
-        )),
-        Ok(_) => {}
-        Err(_) => report.warnings.push(format!(
-            "state_dir {} does not exist yet; the daemon will create it",
-            config.state_dir.display()
-        )),
+    if let Some(state_dir) = &found.state_dir {
+        match std::fs::metadata(state_dir) {
+            Ok(meta) if !meta.is_dir() => report.problems.push(format!(
+                "state_dir {} is not a directory",
+                state_dir.display()
+            )),
+            Ok(meta) if meta.permissions().readonly() => report
+                .problems
+                .push(format!("state_dir {} is read-only", state_dir.display())),
+            Ok(_) => {}
+            Err(_) => report.warnings.push(format!(
+                "state_dir {} does not exist yet; the daemon will create it",
+                state_dir.display()
+            )),
+        }
     }
-    if config.mode == crate::engine::Mode::Auto {
-        report.warnings.push(
-            "mode is auto: make sure the appliances' own automatic failover is off, the two together can conflict".to_string(),
-        );
+    if let Ok(config) = config {
+        if config.mode == crate::engine::Mode::Auto {
+            report.warnings.push(
+                "mode is auto: make sure the appliances' own automatic failover is off, the two together can conflict".to_string(),
+            );
+        }
+        report.config = Some(config);
     }
-    report.config = Some(config);
     report
 }

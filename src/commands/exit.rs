@@ -16,6 +16,9 @@ pub enum Exit {
     Usage = 64,
     /// sysexits.h EX_UNAVAILABLE: no daemon answers.
     Unavailable = 69,
+    /// sysexits.h EX_NOPERM: the daemon answers but refuses who asks (the exporter's basic
+    /// auth).
+    Unauthorized = 77,
 }
 
 impl Exit {
@@ -26,7 +29,8 @@ impl Exit {
   3  refused (by the preflight or the daemon); nothing was changed
   4  a failover was carried out and failed
   64 usage: a command line or configuration that cannot be used (an unknown site, contradictory options)
-  69 unavailable: no daemon answers, or it went away while a failover was followed";
+  69 unavailable: no daemon answers, or it went away while a failover was followed
+  77 unauthorized: the exporter answers but refuses the credentials (status)";
 
     /// For the commands whose only failures are in what they were given (`simulate`, `demo`):
     /// the error is printed and is a usage error.

@@ -29,8 +29,8 @@ const FOLLOW_LIMIT: Duration = Duration::from_secs(15 * 60);
 /// (a restart takes a few seconds; a stopped daemon must not keep the CLI for 15 minutes).
 const DAEMON_GONE_AFTER: Duration = Duration::from_secs(10);
 
-pub async fn failover(config: &Config, request: FailoverRequest, standalone: bool) -> Exit {
-    if let Err(message) = check_names(config, &request) {
+pub async fn failover(config: &Config, mut request: FailoverRequest, standalone: bool) -> Exit {
+    if let Err(message) = check_names(config, &mut request) {
         eprintln!("bt-watchdog: {message}");
         return Exit::Usage;
     }
@@ -108,6 +108,8 @@ async fn carry(route: &mut impl Route, request: FailoverRequest) -> Exit {
     }
     if may_go {
         println!("Dry run: nothing was changed. Add --confirm to carry this out.");
+    } else if report.not_overridable {
+        println!("Refused: nothing was changed.");
     } else {
         println!(
             "Refused: nothing was changed (--override-preflight carries it out anyway, if you are sure)."
@@ -176,9 +178,13 @@ async fn carry_out(
     asked_at: &UtcTime,
 ) -> Exit {
     if !report.started {
-        println!(
-            "Not carried out: the preflight refused (use --override-preflight to act anyway, if you are sure)."
-        );
+        if report.not_overridable || request.override_preflight {
+            println!("Not carried out: the preflight refused, and no override sets that aside.");
+        } else {
+            println!(
+                "Not carried out: the preflight refused (use --override-preflight to act anyway, if you are sure)."
+            );
+        }
         route.record(request, audit::preflight_outcome(report));
         return Exit::Refused;
     }
@@ -193,7 +199,13 @@ async fn carry_out(
     };
     let (exit, outcome) = match route.follow(followed).await {
         Ending::Success => {
-            println!("Done: {} is primary; cooldown started.", request.to);
+            match &request.demote {
+                Some(demoted) => println!(
+                    "Done: {demoted} is backup, {} the only primary; cooldown started.",
+                    request.to
+                ),
+                None => println!("Done: {} is primary; cooldown started.", request.to),
+            }
             (Exit::Done, "success".to_string())
         }
         Ending::Failed(reason) => {
@@ -221,7 +233,8 @@ async fn carry_out(
 
 /// The site and the target appliance, checked against the configuration before anything is
 /// asked of a daemon or an appliance.
-fn check_names(config: &Config, request: &FailoverRequest) -> Result<(), String> {
+/// With `--demote`, `to` becomes the peer that stays primary.
+fn check_names(config: &Config, request: &mut FailoverRequest) -> Result<(), String> {
     operator::check_site(config, &request.site)?;
     if request.force && request.data_sync_first {
         // The engine would drop one of them; the operator must choose.
@@ -230,6 +243,16 @@ fn check_names(config: &Config, request: &FailoverRequest) -> Result<(), String>
     let Some(site) = config.sites.iter().find(|s| s.name == request.site) else {
         return Ok(());
     };
+    if let Some(demote) = &request.demote {
+        let Some(index) = site.appliances.iter().position(|a| a.name == *demote) else {
+            return Err(format!(
+                "site {} has no appliance {demote:?} (it has {} and {})",
+                site.name, site.appliances[0].name, site.appliances[1].name
+            ));
+        };
+        request.to = site.appliances[1 - index].name.clone();
+        return Ok(());
+    }
     if site.appliances.iter().any(|a| a.name == request.to) {
         return Ok(());
     }

@@ -6,6 +6,7 @@
 //! - [`operator`]: `pause`, `resume`, `ack`, and what every command that talks to the daemon
 //!   shares;
 //! - [`alerts`]: the shipped alert rules with the installation's runbook and dashboard links;
+//! - [`manpage`]: one man page for every subcommand;
 //! - [`check_config`], [`status`], [`simulate`], [`demo`].
 
 pub mod alerts;
@@ -13,6 +14,7 @@ pub mod check_config;
 pub mod demo;
 pub mod exit;
 pub mod failover;
+pub mod manpage;
 pub mod operator;
 pub mod run;
 pub mod simulate;

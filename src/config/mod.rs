@@ -20,6 +20,8 @@ pub mod keys;
 mod reader;
 pub mod reference;
 
+pub use reader::{Found, FoundSite};
+
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9877";
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/bt-watchdog";
 const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(5);
@@ -133,45 +135,68 @@ impl fmt::Display for ConfigError {
 
 /// Reads and validates the file at `path`.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    load_found(path).0
+}
+
+/// Reads and validates the file at `path`, and returns too what could be read of it whatever
+/// its problems (for `check-config`, which checks secrets and CA files in the same pass).
+pub fn load_found(path: &Path) -> (Result<Config, ConfigError>, Found) {
     let origin = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-        origin: origin.clone(),
-        problems: vec![Problem {
-            path: String::new(),
-            message: format!("cannot be read: {e}"),
-        }],
-    })?;
-    parse(&text, &origin)
+    match std::fs::read_to_string(path) {
+        Ok(text) => parse_found(&text, &origin),
+        Err(e) => (
+            Err(ConfigError {
+                origin,
+                problems: vec![Problem {
+                    path: String::new(),
+                    message: format!("cannot be read: {e}"),
+                }],
+            }),
+            Found::default(),
+        ),
+    }
 }
 
 /// Parses and validates configuration text; `origin` names it in messages.
 pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
+    parse_found(text, origin).0
+}
+
+fn parse_found(text: &str, origin: &str) -> (Result<Config, ConfigError>, Found) {
     let fail = |problems| ConfigError {
         origin: origin.to_string(),
         problems,
     };
-    let table: toml::Table = toml::from_str(text).map_err(|e| {
-        let message = e.message().to_string();
-        let location = e
-            .span()
-            .map(|span| {
-                let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
-                format!("line {line}: ")
-            })
-            .unwrap_or_default();
-        fail(vec![Problem {
-            path: String::new(),
-            message: format!("{location}not valid TOML: {message}"),
-        }])
-    })?;
+    let parsed: Result<toml::Table, _> = toml::from_str(text);
+    let table = match parsed {
+        Ok(table) => table,
+        Err(e) => {
+            let message = e.message().to_string();
+            let location = e
+                .span()
+                .map(|span| {
+                    let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+                    format!("line {line}: ")
+                })
+                .unwrap_or_default();
+            return (
+                Err(fail(vec![Problem {
+                    path: String::new(),
+                    message: format!("{location}not valid TOML: {message}"),
+                }])),
+                Found::default(),
+            );
+        }
+    };
     let mut reader = reader::Reader::default();
     let config = reader.config(table);
+    let found = std::mem::take(&mut reader.found);
     if reader.problems.is_empty()
         && let Some(config) = config
     {
-        return Ok(config);
+        return (Ok(config), found);
     }
-    Err(fail(reader.problems))
+    (Err(fail(reader.problems)), found)
 }
 
 /// Reads a site's client secret.

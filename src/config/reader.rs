@@ -30,6 +30,30 @@ pub(super) struct Reader {
     /// Every key taken, as a generic path (`site[].policy.cooldown`), so that a test can hold
     /// the reader and the key table to each other.
     pub(super) taken: BTreeSet<String>,
+    /// What could be read of every site, valid or not: `check-config` checks secrets and CA
+    /// files on this machine even while other keys have problems, so one pass shows all.
+    pub(super) found: Found,
+    /// Every appliance URL that parsed, with its key path, to find one appliance listed twice.
+    urls: Vec<(String, reqwest::Url)>,
+}
+
+/// The parts of a configuration that were readable, whatever else was wrong with it.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Found {
+    pub state_dir: Option<PathBuf>,
+    pub sites: Vec<FoundSite>,
+}
+
+/// One `[[site]]` as far as it could be read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FoundSite {
+    /// Its key path, `site[1]`.
+    pub path: String,
+    /// Empty when missing or not a string.
+    pub name: String,
+    pub client_secret: Option<SecretSource>,
+    pub ca_file: Option<PathBuf>,
+    pub health_interval: Duration,
 }
 
 /// Path of a key inside a table path.
@@ -39,6 +63,12 @@ fn join(path: &str, key: &str) -> String {
     } else {
         format!("{path}.{key}")
     }
+}
+
+/// One appliance whatever the spelling: the host (the URL parser lowercases it) and the port
+/// (a default port written out or left implicit is the same port).
+fn same_appliance(a: &reqwest::Url, b: &reqwest::Url) -> bool {
+    a.host_str() == b.host_str() && a.port_or_known_default() == b.port_or_known_default()
 }
 
 fn type_name(value: &toml::Value) -> &'static str {
@@ -248,6 +278,7 @@ impl Reader {
         let state_dir = self
             .path(&mut root, "", "state_dir")
             .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR));
+        self.found.state_dir = Some(state_dir.clone());
         let control_socket = self
             .path(&mut root, "", "control_socket")
             .unwrap_or_else(|| crate::control::default_socket(&state_dir));
@@ -317,14 +348,38 @@ impl Reader {
                 ),
             ),
         }
-        let mut seen = BTreeSet::new();
-        for (index, site) in sites.iter().enumerate() {
-            if !seen.insert(site.name.clone()) {
-                self.problem(
-                    format!("site[{index}].name"),
-                    format!("{:?} is used by another site too", site.name),
-                );
+        // Over every site read, valid or not: a duplicate is worth knowing while the other
+        // problems of either site are being fixed.
+        let mut first_with_name: Vec<(String, String)> = Vec::new();
+        let mut duplicates = Vec::new();
+        for found in &self.found.sites {
+            if found.name.is_empty() {
+                continue;
             }
+            match first_with_name.iter().find(|(name, _)| *name == found.name) {
+                Some((name, first)) => duplicates.push((
+                    join(&found.path, "name"),
+                    format!("{name:?} is already the name of {first}"),
+                )),
+                None => first_with_name.push((found.name.clone(), found.path.clone())),
+            }
+        }
+        for (index, (path, url)) in self.urls.iter().enumerate() {
+            if let Some((first, _)) = self.urls[..index]
+                .iter()
+                .find(|(_, earlier)| same_appliance(earlier, url))
+            {
+                duplicates.push((
+                    path.clone(),
+                    format!(
+                        "{} is the appliance of {first} too: each appliance belongs to one pair, once (two watchdogs deciding over one appliance fight)",
+                        url.as_str().trim_end_matches('/')
+                    ),
+                ));
+            }
+        }
+        for (path, message) in duplicates {
+            self.problem(path, message);
         }
         sites
     }
@@ -358,6 +413,13 @@ impl Reader {
         let poll_interval = self.duration(&mut table, path, "poll_interval", DEFAULT_POLL_INTERVAL);
         let health_interval =
             self.duration(&mut table, path, "health_interval", DEFAULT_HEALTH_INTERVAL);
+        self.found.sites.push(FoundSite {
+            path: path.to_string(),
+            name: name.clone(),
+            client_secret: client_secret.clone(),
+            ca_file: ca_file.clone(),
+            health_interval,
+        });
         let request_timeout =
             self.duration(&mut table, path, "request_timeout", DEFAULT_REQUEST_TIMEOUT);
         if health_interval < poll_interval {
@@ -510,8 +572,11 @@ impl Reader {
                 .unwrap_or_default();
             if url.is_empty() {
                 self.problem(join(&entry_path, "url"), "is required");
-            } else if let Err(e) = parse_base_url(&url) {
-                self.problem(join(&entry_path, "url"), e.to_string());
+            } else {
+                match parse_base_url(&url) {
+                    Ok(parsed) => self.urls.push((join(&entry_path, "url"), parsed)),
+                    Err(e) => self.problem(join(&entry_path, "url"), e.to_string()),
+                }
             }
             let api = self.api_choice(&mut entry, &entry_path);
             self.leftovers(entry, &entry_path);

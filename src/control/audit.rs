@@ -54,6 +54,9 @@ impl AuditRecord {
         if standalone {
             details["standalone"] = serde_json::Value::Bool(true);
         }
+        if let Some(demote) = &request.demote {
+            details["demote"] = serde_json::Value::String(demote.clone());
+        }
         let action = if request.confirm {
             "failover"
         } else {

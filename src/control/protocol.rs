@@ -15,6 +15,11 @@ pub struct FailoverRequest {
     pub to: String,
     pub data_sync_first: bool,
     pub force: bool,
+    /// Ends a split brain: this appliance, which claims primary, is demoted (with force) and
+    /// `to`, its peer, stays primary. Absent from ordinary failovers, so that a daemon that
+    /// does not know it refuses the request (unknown field) rather than promoting `to`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub demote: Option<String>,
     /// Carry the plan out; without it the engine only answers its preflight.
     pub confirm: bool,
     pub override_preflight: bool,

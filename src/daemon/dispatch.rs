@@ -80,11 +80,31 @@ pub(crate) fn manual_failover(
             request.site, request.to, names[0], names[1]
         ));
     };
+    if let Some(demote) = &request.demote {
+        // `to` names the appliance that stays primary; both must be named, so that a request
+        // can never demote the appliance the operator meant to keep.
+        if *demote != names[1 - target] {
+            return Err(format!(
+                "demote {demote:?} with {:?} staying primary: on site {} the peer of {} is {}",
+                request.to,
+                request.site,
+                request.to,
+                names[1 - target]
+            ));
+        }
+        if request.data_sync_first {
+            return Err(
+                "demote and data_sync_first contradict each other: a demotion in a split brain cannot sync data first"
+                    .to_string(),
+            );
+        }
+    }
     Ok(ManualRequest {
         request_id,
         target,
         data_sync_first: request.data_sync_first,
         force: request.force,
+        demote_peer: request.demote.is_some(),
         confirmed: request.confirm,
         override_preflight: request.override_preflight,
         by,

@@ -600,6 +600,9 @@ impl SiteLoop {
             // Carried out by `step`, which checks the intent before each call.
             Action::CallFailover(_) | Action::Persist(_) => {}
             Action::PollSoon => self.urgent = true,
+            Action::Journal(decision) if decision.warning => {
+                tracing::warn!(site = %site, state = decision.state.as_str(), "{}", decision.message);
+            }
             Action::Journal(decision) => {
                 tracing::info!(site = %site, state = decision.state.as_str(), "{}", decision.message);
             }

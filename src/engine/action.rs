@@ -111,6 +111,10 @@ pub struct PreflightReport {
     /// The episode that carries the plan out, when it started: how to follow it.
     #[serde(default)]
     pub episode: Option<u64>,
+    /// Refused for a reason no `override_preflight` sets aside (a demotion that would not end
+    /// a split brain), so the operator is not offered the override.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub not_overridable: bool,
 }
 
 impl PreflightReport {
@@ -145,4 +149,8 @@ pub struct Decision {
     pub at: UtcTime,
     pub state: StateKind,
     pub message: String,
+    /// Something went wrong that an operator should see without looking (a failed attempt):
+    /// logged at WARN rather than INFO.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub warning: bool,
 }

@@ -161,6 +161,16 @@ impl Episode {
         self.plan.get(self.step)
     }
 
+    /// A plan that only demotes (an operator ending a split brain): its target was primary
+    /// before it started.
+    pub fn demotes_only(&self) -> bool {
+        !self.plan.is_empty()
+            && self
+                .plan
+                .iter()
+                .all(|step| step.request.role == FailoverRole::Backup)
+    }
+
     /// The intent as the state file keeps it (appliances by name, so that a reordered
     /// configuration cannot change its meaning).
     pub(super) fn record(&self, names: &[String; 2]) -> EpisodeRecord {

@@ -339,7 +339,7 @@ impl Engine {
             self.memory.episode = Some(episode.record(&self.config.names));
             self.episode = Some(episode);
             out.push(Action::Persist(self.memory.clone()));
-            self.note(now, out, message);
+            self.warn(now, out, message);
             return;
         }
         let escalate = graceful
@@ -363,7 +363,7 @@ impl Engine {
         } else {
             ""
         };
-        self.note(
+        self.warn(
             now,
             out,
             format!(
@@ -414,7 +414,7 @@ impl Engine {
                 );
                 self.memory.gave_up = Some(gave_up(&message));
                 out.push(Action::Persist(self.memory.clone()));
-                self.note(now, out, message);
+                self.warn(now, out, message);
                 return;
             }
             _ => {}
@@ -434,20 +434,32 @@ impl Engine {
             reason: reason.clone(),
             overridden: episode.overridden,
         });
+        // An operator's demotion ending a split brain: `to` stayed primary throughout.
+        let demotion = episode.demotes_only();
+        let demoted = from.clone().unwrap_or_default();
         match outcome {
             Outcome::Success => {
                 self.memory.gave_up = None;
                 self.memory.promoted = Some(to.clone());
-                self.note(
-                    now,
-                    out,
-                    format!("failover to {to} done; cooldown for {}", duration(cooldown)),
-                );
+                let message = if demotion {
+                    format!(
+                        "{demoted} demoted: {to} is the only primary; cooldown for {}",
+                        duration(cooldown)
+                    )
+                } else {
+                    format!("failover to {to} done; cooldown for {}", duration(cooldown))
+                };
+                self.note(now, out, message);
             }
             Outcome::Failure => {
                 self.hand_back_authority(&episode);
+                let what = if demotion {
+                    format!("demotion of {demoted}")
+                } else {
+                    format!("failover to {to}")
+                };
                 let message = format!(
-                    "failover to {to} failed: {}; cooldown for {}",
+                    "{what} failed: {}; cooldown for {}",
                     why.unwrap_or_default(),
                     duration(cooldown)
                 );
@@ -456,7 +468,7 @@ impl Engine {
                 if episode.trigger == Trigger::Auto {
                     self.memory.gave_up = Some(gave_up(&message));
                 }
-                self.note(now, out, message);
+                self.warn(now, out, message);
             }
         }
         out.push(Action::Persist(self.memory.clone()));
@@ -481,7 +493,8 @@ impl Engine {
             && target.answering()
             && target.role_is_current()
             && target.role() == Some(FailoverRole::Primary);
-        if !became_primary {
+        // A demotion's target was primary all along: only its success grants the authority.
+        if !became_primary || episode.demotes_only() {
             self.memory.promoted = episode.promoted_before.clone();
         }
     }

@@ -24,12 +24,18 @@ pub(super) fn handle(
 ) {
     let names = engine.config().names.clone();
     let target = request.target.min(1);
-    let primary = engine.current_primary().filter(|&p| p != target);
+    let primary = if request.demote_peer {
+        Some(1 - target)
+    } else {
+        engine.current_primary().filter(|&p| p != target)
+    };
     let mut problems = Vec::new();
     let mut notes = Vec::new();
     let in_flight = engine.episode().is_some();
     // Blind, or nothing seen yet: the watchdog has no picture to act on.
     let blind = !engine.views().iter().any(|v| v.answering());
+    // What no override carries out: here, a demotion that is not the end of a split brain.
+    let mut refused_whatever = false;
 
     if in_flight {
         problems.push(
@@ -40,12 +46,26 @@ pub(super) fn handle(
         problems
             .push("neither appliance answers the watchdog (or none has answered yet)".to_string());
     }
-    if engine.current_primary() == Some(target) {
+    if request.demote_peer {
+        let demoted = 1 - target;
+        for (slot, problem) in demotion_problems(engine, demoted, target) {
+            refused_whatever |= slot.is_some();
+            problems.push(problem);
+        }
+        if !refused_whatever {
+            notes.push(format!(
+            "data written on {} since the pair split is not synced to {}: demote the one clients do not use (the appliance's own fix keeps the one holding the shared IP or DNS name)",
+            names[demoted], names[target]
+            ));
+        }
+    } else if engine.current_primary() == Some(target) {
         problems.push(format!("{} is already the primary", names[target]));
     } else if let Some(problem) = engine.backup_problem(target) {
         problems.push(format!("target {problem}"));
     }
-    if let Some((_, problem)) = engine.sync_problem(now) {
+    if !request.demote_peer
+        && let Some((_, problem)) = engine.sync_problem(now)
+    {
         problems.push(problem);
     }
     if request.data_sync_first && !primary.is_some_and(|p| engine.views()[p].answering()) {
@@ -70,7 +90,7 @@ pub(super) fn handle(
     let cooldown = engine.cooldown_remaining(now);
     if cooldown > Duration::ZERO {
         notes.push(format!(
-            "in cooldown for {} more; a manual failover restarts it",
+            "in cooldown for {} more; a manual failover or demotion restarts it",
             duration(cooldown)
         ));
     }
@@ -80,6 +100,7 @@ pub(super) fn handle(
         );
     }
     match engine.sync_evidence() {
+        _ if request.demote_peer => {}
         Some(report) => notes.push(format!(
             "the newest data the target can have is {} old (last_data_sync {} reported by {})",
             duration(report.age_at(now)),
@@ -111,6 +132,7 @@ pub(super) fn handle(
         started: false,
         plan_changed: false,
         episode: None,
+        not_overridable: refused_whatever,
     };
     // A confirmation agrees to the plan it was shown, not to whatever the picture makes of
     // the request by now.
@@ -124,11 +146,17 @@ pub(super) fn handle(
         && !in_flight
         && !blind
         && !plan_changed
+        && !refused_whatever
         && (passed || request.override_preflight);
     report.started = may_start;
     report.plan_changed = plan_changed;
 
     let summary = describe_plan(&plan, &names);
+    let what = if request.demote_peer {
+        "manual demotion"
+    } else {
+        "manual failover"
+    };
     // The answer comes before the calls it announces; the episode's id is added once started.
     out.push(Action::Preflight(report));
     if !request.confirmed {
@@ -136,7 +164,7 @@ pub(super) fn handle(
             now,
             out,
             format!(
-                "manual failover preflight by {} ({}): {}",
+                "{what} preflight by {} ({}): {}",
                 request.by,
                 if passed { "passed" } else { "refused" },
                 summary
@@ -149,7 +177,7 @@ pub(super) fn handle(
             now,
             out,
             format!(
-                "manual failover by {} not started: the plan changed since it was shown; it is now: {summary}",
+                "{what} by {} not started: the plan changed since it was shown; it is now: {summary}",
                 request.by
             ),
         );
@@ -159,23 +187,24 @@ pub(super) fn handle(
         engine.note(
             now,
             out,
-            format!(
-                "manual failover by {} refused: {}",
-                request.by,
-                problems.join("; ")
-            ),
+            format!("{what} by {} refused: {}", request.by, problems.join("; ")),
         );
         return;
     }
     let overridden = !passed;
     let reason = if overridden {
         format!(
-            "manual failover by {} with the preflight overridden ({}): {summary}",
+            "{what} by {} with the preflight overridden ({}): {summary}",
             request.by,
             problems.join("; ")
         )
+    } else if request.demote_peer {
+        format!(
+            "{what} by {} to end a split brain, {} staying primary: {summary}",
+            request.by, names[target]
+        )
     } else {
-        format!("manual failover by {}: {summary}", request.by)
+        format!("{what} by {}: {summary}", request.by)
     };
     let _started = engine.start_episode(
         now,
@@ -206,6 +235,11 @@ fn manual_plan(
     primary: Option<Slot>,
     request: &ManualRequest,
 ) -> Vec<Step> {
+    if request.demote_peer {
+        // Forced: in a split brain the two usually cannot reach each other, and an unforced
+        // demotion would try to hand the role to a peer that already claims it.
+        return vec![Step::demote(1 - target, true)];
+    }
     let primary_answers = primary.is_some_and(|p| engine.views()[p].answering());
     if request.force {
         match primary {
@@ -215,6 +249,65 @@ fn manual_plan(
     } else {
         vec![Step::promote(target, request.data_sync_first)]
     }
+}
+
+/// Why `demoted` may not be demoted with `stays` left primary; a problem with a slot is not
+/// the end of a split brain (no override carries it out), one without is overridable.
+fn demotion_problems(engine: &Engine, demoted: Slot, stays: Slot) -> Vec<(Option<Slot>, String)> {
+    let names = &engine.config().names;
+    let views = engine.views();
+    let reports = |slot: Slot| -> String {
+        let view = &views[slot];
+        if !view.answering() {
+            format!("does not answer ({})", view.condition.describe())
+        } else if !view.role_is_current() {
+            "has not reported its role since it started answering".to_string()
+        } else {
+            match view.role() {
+                Some(role) => format!("reports {role}"),
+                None => "has not reported a role".to_string(),
+            }
+        }
+    };
+    let claims_primary = |slot: Slot| {
+        let view = &views[slot];
+        view.answering() && view.role_is_current() && view.role() == Some(FailoverRole::Primary)
+    };
+    let mut problems = Vec::new();
+    if !claims_primary(demoted) {
+        problems.push((
+            Some(demoted),
+            format!(
+                "{} {}, not primary: there is nothing to demote",
+                names[demoted],
+                reports(demoted)
+            ),
+        ));
+    }
+    if !claims_primary(stays) {
+        problems.push((
+            Some(stays),
+            format!(
+                "{} {}: demoting {} would leave the pair without a primary (to make {} primary, fail over with --to {})",
+                names[stays],
+                reports(stays),
+                names[demoted],
+                names[stays],
+                names[stays]
+            ),
+        ));
+    } else if !views[stays].healthy() {
+        problems.push((
+            None,
+            format!(
+                "{} is {}: demoting {} leaves it the only primary",
+                names[stays],
+                views[stays].condition.describe(),
+                names[demoted]
+            ),
+        ));
+    }
+    problems
 }
 
 fn effect(step: &Step, names: &[String; 2], primary: Option<Slot>) -> String {

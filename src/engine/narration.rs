@@ -19,6 +19,7 @@ impl Engine {
                 at: UtcTime::from_system_time(now),
                 state: state.kind,
                 message: state.reason.clone(),
+                warning: false,
             };
             self.remember(decision.clone());
             out.push(Action::Journal(decision));
@@ -72,10 +73,26 @@ impl Engine {
     }
 
     pub(super) fn note(&mut self, now: SystemTime, out: &mut Vec<Action>, message: String) {
+        self.journal_entry(now, out, message, false);
+    }
+
+    /// A note about something that went wrong (a failed attempt), logged at WARN.
+    pub(super) fn warn(&mut self, now: SystemTime, out: &mut Vec<Action>, message: String) {
+        self.journal_entry(now, out, message, true);
+    }
+
+    fn journal_entry(
+        &mut self,
+        now: SystemTime,
+        out: &mut Vec<Action>,
+        message: String,
+        warning: bool,
+    ) {
         let decision = Decision {
             at: UtcTime::from_system_time(now),
             state: self.state.kind,
             message,
+            warning,
         };
         self.remember(decision.clone());
         out.push(Action::Journal(decision));

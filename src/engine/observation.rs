@@ -67,6 +67,9 @@ pub struct ManualRequest {
     pub target: Slot,
     pub data_sync_first: bool,
     pub force: bool,
+    /// Ends a split brain instead: `target` stays primary and its peer, which claims primary
+    /// too, is demoted (with force).
+    pub demote_peer: bool,
     pub confirmed: bool,
     pub override_preflight: bool,
     pub by: String,

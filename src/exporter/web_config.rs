@@ -132,6 +132,36 @@ fn load(path: &Path) -> Result<Active, WebConfigError> {
     })
 }
 
+/// What a client of the exporter (`bt-watchdog status`) needs to know of its web
+/// configuration. Read from the file alone: the key file is the daemon's, not the operator's.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientView {
+    /// The certificate file the exporter presents when it serves TLS.
+    pub tls_cert_file: Option<PathBuf>,
+    /// Whether it asks for a user and password.
+    pub basic_auth: bool,
+    /// Whether it asks for a client certificate.
+    pub client_certificate: bool,
+}
+
+pub fn client_view(path: &Path) -> Result<ClientView, WebConfigError> {
+    let fail = |message: String| WebConfigError {
+        path: path.to_path_buf(),
+        message,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| fail(format!("cannot be read: {e}")))?;
+    let file: WebConfigFile =
+        toml::from_str(&text).map_err(|e| fail(format!("not valid: {}", e.message())))?;
+    Ok(ClientView {
+        client_certificate: file
+            .tls
+            .as_ref()
+            .is_some_and(|tls| tls.client_ca_file.is_some()),
+        tls_cert_file: file.tls.map(|tls| tls.cert_file),
+        basic_auth: !file.basic_auth_users.is_empty(),
+    })
+}
+
 fn acceptor(tls: &TlsSection) -> Result<tokio_rustls::TlsAcceptor, String> {
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&tls.cert_file)
         .and_then(|iter| iter.collect::<Result<_, _>>())

@@ -74,6 +74,8 @@ enum Event {
     Manual {
         target: usize,
         data_sync_first: bool,
+        /// An operator ending a split brain: `target` stays primary, its peer is demoted.
+        demote_peer: bool,
         force: bool,
         confirmed: bool,
         override_preflight: bool,
@@ -161,7 +163,7 @@ fn event(restarts: bool) -> impl Strategy<Value = Event> {
         1 => Just(Event::Resume),
         1 => Just(Event::Ack),
         restart_weight => Just(Event::Restart),
-        1 => (0usize..2, any::<bool>(), any::<bool>(), any::<bool>(), any::<bool>()).prop_map(|(target, data_sync_first, force, confirmed, override_preflight)| Event::Manual { target, data_sync_first, force, confirmed, override_preflight }),
+        1 => (0usize..2, any::<bool>(), any::<bool>(), any::<bool>(), any::<bool>(), any::<bool>()).prop_map(|(target, data_sync_first, force, demote_peer, confirmed, override_preflight)| Event::Manual { target, data_sync_first, force, demote_peer, confirmed, override_preflight }),
     ]
 }
 
@@ -727,6 +729,7 @@ fn run(
                 target,
                 data_sync_first,
                 force,
+                demote_peer,
                 confirmed,
                 override_preflight,
             } => {
@@ -736,6 +739,7 @@ fn run(
                     target: *target,
                     data_sync_first: *data_sync_first,
                     force: *force,
+                    demote_peer: *demote_peer && !*data_sync_first,
                     confirmed: *confirmed,
                     override_preflight: *override_preflight,
                     by: "prop".into(),

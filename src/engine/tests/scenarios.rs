@@ -510,6 +510,7 @@ fn s16_manual_failover_preflight_then_confirmed_even_in_observe_mode() {
         target: WEST,
         data_sync_first: true,
         force: false,
+        demote_peer: false,
         confirmed,
         override_preflight: false,
         by: "dave".into(),
@@ -568,6 +569,7 @@ fn s16_a_confirmation_carries_out_only_the_plan_that_was_shown() {
         target: WEST,
         data_sync_first: false,
         force: true,
+        demote_peer: false,
         confirmed,
         override_preflight: false,
         by: "gina".into(),
@@ -609,6 +611,7 @@ fn s16_a_failing_preflight_refuses_unless_overridden() {
     h.run_for(2 * MINUTE);
     let mut request = ManualRequest {
         request_id: 7,
+        demote_peer: false,
         target: WEST,
         data_sync_first: false,
         force: false,
@@ -656,6 +659,7 @@ fn s16_manual_failover_is_refused_while_one_is_in_flight() {
     assert_eq!(h.calls.len(), 1);
     let request = ManualRequest {
         request_id: 3,
+        demote_peer: false,
         target: WEST,
         data_sync_first: false,
         force: false,
@@ -824,6 +828,7 @@ fn a_manual_failover_without_a_written_intent_is_not_carried_out() {
     h.store_writable = false;
     let request = ManualRequest {
         request_id: 9,
+        demote_peer: false,
         target: WEST,
         data_sync_first: true,
         force: false,

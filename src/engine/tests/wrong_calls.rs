@@ -371,6 +371,7 @@ fn w10_a_failed_failover_gives_back_the_authority_to_fence() {
     h.input(Input::Command(Command::Failover(
         crate::engine::ManualRequest {
             request_id: 1,
+            demote_peer: false,
             target: WEST,
             data_sync_first: false,
             force: false,
