@@ -132,7 +132,7 @@ pub async fn start(
     let board = Arc::new(Board::default());
     let directory = Arc::new(Directory::default());
     let web = Arc::new(match &config.exporter.web_config {
-        Some(path) => WebConfig::from_file(path)?,
+        Some(path) => WebConfig::from_file(path, metrics.exporter().clone())?,
         None => WebConfig::open(),
     });
     let (control_listener, owner) = control_socket::bind(&config.control_socket)?;
@@ -182,6 +182,7 @@ pub async fn start(
     tokio::spawn(server::serve(
         exporter,
         web.clone(),
+        Some(metrics.exporter().clone()),
         listener,
         stop_rx.clone(),
     ));

@@ -19,8 +19,11 @@ use crate::engine::{AlertKind, Blocker, Outcome, StateKind, Trigger};
 
 mod api;
 mod appliance;
+mod exporter;
 mod family;
 mod watchdog;
+
+pub use exporter::ExporterMetrics;
 
 /// What the appliance-level gauges are set from.
 #[derive(Debug, Clone, Default)]
@@ -71,6 +74,7 @@ pub struct Metrics {
     appliance: appliance::ApplianceMetrics,
     api: api::ApiMetrics,
     watchdog: watchdog::WatchdogMetrics,
+    exporter: exporter::ExporterMetrics,
 }
 
 impl Metrics {
@@ -80,6 +84,7 @@ impl Metrics {
             appliance: appliance::ApplianceMetrics::new(&registry),
             api: api::ApiMetrics::new(&registry),
             watchdog: watchdog::WatchdogMetrics::new(&registry),
+            exporter: exporter::ExporterMetrics::new(&registry),
             registry,
         }
     }
@@ -103,6 +108,11 @@ impl Metrics {
 
     pub fn count_failover(&self, site: &str, trigger: Trigger, outcome: Outcome) {
         self.watchdog.count_failover(site, trigger, outcome);
+    }
+
+    /// The exporter's own counters (authentication, connection cap, web configuration).
+    pub fn exporter(&self) -> &ExporterMetrics {
+        &self.exporter
     }
 
     /// Removes every series of a site (it was removed from the configuration).
