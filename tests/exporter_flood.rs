@@ -30,7 +30,10 @@ async fn a_flood_on_the_exporter_never_delays_a_poll() {
     let sim = simulator(SimSettings::default()).await;
     let ws = Workspace::new();
     let (config, _) = ws.single_site_config("observe", &sim, "");
-    let watchdog = Watchdog::start(&config, &ws.path("watchdog.log"), "info");
+    // 200 descriptors: a flood of 400 connections exhausts them unless the exporter caps what
+    // it accepts (before the cap, the polls' own sockets failed with EMFILE: a false "down").
+    let watchdog =
+        Watchdog::start_with_file_limit(&config, &ws.path("watchdog.log"), "info", 200);
     watchdog
         .wait_for_site(Duration::from_secs(20), "a healthy site", |s| {
             s["state"] == "healthy"

@@ -130,8 +130,28 @@ impl Drop for Watchdog {
 impl Watchdog {
     /// Starts `bt-watchdog run` and waits until its exporter answers.
     pub fn start(config: &Path, log: &Path, level: &str) -> Watchdog {
+        Watchdog::start_command(Command::new(BINARY), config, log, level)
+    }
+
+    /// As [`Watchdog::start`], with at most `max_files` open file descriptors (as a unit's
+    /// `LimitNOFILE=` would set), to show what a flood can and cannot exhaust.
+    pub fn start_with_file_limit(
+        config: &Path,
+        log: &Path,
+        level: &str,
+        max_files: u32,
+    ) -> Watchdog {
+        let mut command = Command::new("sh");
+        command
+            .arg("-c")
+            .arg(format!("ulimit -n {max_files} && exec \"$0\" \"$@\""))
+            .arg(BINARY);
+        Watchdog::start_command(command, config, log, level)
+    }
+
+    fn start_command(mut command: Command, config: &Path, log: &Path, level: &str) -> Watchdog {
         let stderr = std::fs::File::create(log).unwrap();
-        let child = Command::new(BINARY)
+        let child = command
             .args(["run", "--config"])
             .arg(config)
             .env("BT_WATCHDOG_LOG", level)
