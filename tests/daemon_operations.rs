@@ -448,6 +448,15 @@ async fn systemd_hears_ready_and_keep_alives() {
     let credentials = ws.path("credentials");
     std::fs::create_dir(&credentials).unwrap();
     std::fs::write(credentials.join("secrets_hq"), format!("{SECRET}\n")).unwrap();
+    {
+        // systemd hands credentials over readable by the service only.
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(
+            credentials.join("secrets_hq"),
+            std::fs::Permissions::from_mode(0o400),
+        )
+        .unwrap();
+    }
     let site = site_toml("hq", &sim, &secret, "").replace(
         &format!("client_secret_file = \"{}\"", secret.display()),
         "client_secret_credential = \"secrets_hq\"",

@@ -401,6 +401,7 @@ pub fn build_clients(
             secret.clone(),
         );
         settings.ca_file = site.ca_file.clone();
+        settings.proxy = site.proxy.clone();
         settings.request_timeout = site.request_timeout;
         settings.budget = site.budget.clone();
         settings.api = appliance.api.unwrap_or(site.api);

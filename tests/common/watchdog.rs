@@ -89,6 +89,7 @@ pub fn site_toml(name: &str, sim: &Simulator, secret_file: &Path, extra_policy: 
 name = "{name}"
 client_id = "bt-watchdog"
 client_secret_file = "{secret}"
+allow_plain_http = {plain}
 appliances = [
   {{ name = "east", url = "{east}" }},
   {{ name = "west", url = "{west}" }},
@@ -101,6 +102,7 @@ request_timeout = "500ms"
 {policy}
 "#,
         secret = secret_file.display(),
+        plain = sim.url(0).starts_with("http://"),
         east = sim.url(0),
         west = sim.url(1),
         policy = policy.join("\n"),
