@@ -114,19 +114,23 @@ impl Dispatcher {
         while let Some(incoming) = requests.recv().await {
             let dispatcher = self.clone();
             tokio::spawn(async move {
-                let answer = dispatcher.answer(incoming.request, incoming.uid).await;
+                let who = audit::describe_caller(
+                    incoming.uid,
+                    incoming.request.user(),
+                    incoming.login_uid,
+                );
+                let answer = dispatcher.answer(incoming.request, who).await;
                 let _ = incoming.reply.send(answer);
             });
         }
     }
 
-    async fn answer(&self, request: Request, uid: u32) -> Answer {
+    async fn answer(&self, request: Request, who: String) -> Answer {
         let site = request.site().to_string();
         let (commands, names) = match self.directory.get(&site) {
             Ok(found) => found,
             Err(message) => return Answer::Refused { message },
         };
-        let who = audit::describe_caller(uid, request.user());
         let (command, record) = match &request {
             Request::Status { .. } => {
                 return match site_status(&self.board, &site) {
@@ -167,20 +171,53 @@ impl Dispatcher {
                 }
             }
         };
+        // Written before anything is done: an action nobody recorded must not happen. A
+        // confirmed failover gets an intent record now and its outcome after; a pause,
+        // resume or ack (changes of the watchdog's own state) is recorded once, now.
+        let acts = !matches!(&request, Request::Failover(f) if !f.confirm);
+        let before = match &request {
+            Request::Failover(_) => AuditRecord {
+                action: "failover requested".to_string(),
+                outcome: "about to hand it to the engine".to_string(),
+                ..record.clone()
+            },
+            _ => AuditRecord {
+                outcome: "applying".to_string(),
+                ..record.clone()
+            },
+        };
+        if acts && let Err(error) = audit::append(&self.state_dir, &before) {
+            tracing::error!(site = %site, "refused a manual {} by {}: the audit log {} cannot be written: {error}", record.action, record.who, audit::path(&self.state_dir).display());
+            return Answer::Refused {
+                message: format!(
+                    "the audit log {} cannot be written ({error}); nothing was done",
+                    audit::path(&self.state_dir).display()
+                ),
+            };
+        }
         let (reply, answer) = oneshot::channel();
         let sent = commands.send(SiteCommand::Operator {
             command,
             reply: Some(reply),
         });
+        // What was recorded as begun and then not carried out is recorded as such.
+        let unanswered = |message: String| {
+            if acts {
+                audit::record(
+                    &self.state_dir,
+                    &AuditRecord {
+                        outcome: format!("not done: {message}"),
+                        ..record.clone()
+                    },
+                );
+            }
+            Answer::Refused { message }
+        };
         if sent.await.is_err() {
-            return Answer::Refused {
-                message: format!("site {site} is shutting down"),
-            };
+            return unanswered(format!("site {site} is shutting down"));
         }
         let Ok(Ok(report)) = tokio::time::timeout(SITE_TIMEOUT, answer).await else {
-            return Answer::Refused {
-                message: format!("site {site} did not answer"),
-            };
+            return unanswered(format!("site {site} did not answer"));
         };
         let (answer, outcome) = match report {
             Some(report) => {
@@ -198,7 +235,11 @@ impl Dispatcher {
             ),
         };
         let record = AuditRecord { outcome, ..record };
-        audit::record(&self.state_dir, &record);
+        // A pause, resume or ack was recorded before it was applied; a failover's outcome
+        // (and any dry run) is recorded now.
+        if matches!(&request, Request::Failover(_)) {
+            audit::record(&self.state_dir, &record);
+        }
         tracing::info!(site = %site, "manual {} by {}: {}", record.action, record.who, record.outcome);
         answer
     }

@@ -138,6 +138,8 @@ impl StateStore {
                 .create(true)
                 .truncate(true)
                 .open(&temporary)?;
+            // Written by root (a standalone failover), it must stay the daemon user's.
+            crate::control::ownership::match_directory(&file, &self.dir)?;
             file.write_all(&text)?;
             file.sync_all()?;
             std::fs::rename(&temporary, &self.path)?;
