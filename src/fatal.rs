@@ -22,7 +22,9 @@ pub fn install() {
             .map(|s| s.to_string())
             .or_else(|| info.payload().downcast_ref::<String>().cloned())
             .unwrap_or_default();
-        tracing::error!("internal error (a bug): panic at {place}: {message}; exiting so that the service manager restarts the watchdog");
+        tracing::error!(
+            "internal error (a bug): panic at {place}: {message}; exiting so that the service manager restarts the watchdog"
+        );
         default(info);
         std::process::abort();
     }));

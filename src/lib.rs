@@ -22,5 +22,7 @@ pub(crate) mod daemon;
 pub(crate) mod engine;
 pub(crate) mod exporter;
 pub mod fatal;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod secret;
 pub mod sim;

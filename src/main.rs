@@ -10,7 +10,9 @@ use std::time::Duration;
 use bt_watchdog::commands::exit::Exit;
 use bt_watchdog::commands::operator::{self, local_user};
 use bt_watchdog::commands::simulate::{self, SimulateOptions};
-use bt_watchdog::commands::{check_config, demo, failover, load_config, run, status, stop_signal};
+use bt_watchdog::commands::{
+    check_config, demo, failover, healthcheck, load_config, run, status, stop_signal,
+};
 use bt_watchdog::control::protocol::{FailoverRequest, Request};
 use bt_watchdog::sim::tls::TlsFiles;
 use bt_watchdog::sim::{SimApis, SimProduct};
@@ -58,6 +60,15 @@ enum Command {
         #[arg(long)]
         json: bool,
         /// The daemon's exporter address (default: exporter.listen from --config).
+        #[arg(long)]
+        url: Option<String>,
+        #[arg(long, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+    },
+    /// Exit 0 when this host's daemon answers /healthz with 200 (for probes that can only run
+    /// a command, such as the container image's HEALTHCHECK).
+    Healthcheck {
+        /// The URL to ask (default: /healthz of exporter.listen from --config, on loopback).
         #[arg(long)]
         url: Option<String>,
         #[arg(long, default_value = DEFAULT_CONFIG)]
@@ -250,6 +261,7 @@ fn main() -> ExitCode {
         Command::Run { config } => runtime.block_on(run::run(config)),
         Command::CheckConfig { config } => check_config::run(&config),
         Command::Status { json, url, config } => runtime.block_on(status::run(json, url, &config)),
+        Command::Healthcheck { url, config } => runtime.block_on(healthcheck::run(url, &config)),
         Command::Simulate(args) => {
             Exit::done_or_usage(runtime.block_on(simulate::run(args.into(), stop_signal())))
         }

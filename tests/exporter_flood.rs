@@ -32,18 +32,13 @@ async fn a_flood_on_the_exporter_never_delays_a_poll() {
     let (config, _) = ws.single_site_config("observe", &sim, "");
     // 200 descriptors: a flood of 400 connections exhausts them unless the exporter caps what
     // it accepts (before the cap, the polls' own sockets failed with EMFILE: a false "down").
-    let watchdog =
-        Watchdog::start_with_file_limit(&config, &ws.path("watchdog.log"), "info", 200);
+    let watchdog = Watchdog::start_with_file_limit(&config, &ws.path("watchdog.log"), "info", 200);
     watchdog
         .wait_for_site(Duration::from_secs(20), "a healthy site", |s| {
             s["state"] == "healthy"
         })
         .await;
-    let target: SocketAddr = watchdog
-        .base
-        .trim_start_matches("http://")
-        .parse()
-        .unwrap();
+    let target: SocketAddr = watchdog.base.trim_start_matches("http://").parse().unwrap();
     let flood_for = Duration::from_secs(7);
     let started = Instant::now();
 
@@ -72,7 +67,9 @@ async fn a_flood_on_the_exporter_never_delays_a_poll() {
             for _ in 0..50 {
                 batch.push(tokio::spawn(async move {
                     if let Some(mut s) = connect_from("127.0.0.3", target).await {
-                        let _ = s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").await;
+                        let _ = s
+                            .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+                            .await;
                     }
                 }));
             }
@@ -98,7 +95,10 @@ async fn a_flood_on_the_exporter_never_delays_a_poll() {
         let site = &status["sites"][0];
         assert_eq!(site["state"], "healthy", "{site:#}");
         for appliance in site["appliances"].as_array().unwrap() {
-            assert_eq!(appliance["up"], true, "a false down during the flood: {site:#}");
+            assert_eq!(
+                appliance["up"], true,
+                "a false down during the flood: {site:#}"
+            );
         }
         let poll = site["last_poll"].as_str().map(str::to_string);
         if poll != last_poll {

@@ -186,10 +186,17 @@ async fn basic_auth_and_changes_without_a_restart() {
     // A broken file closes the exporter: nothing is served with settings that are no longer
     // the file's, and the log says so.
     std::thread::sleep(Duration::from_millis(1100));
-    write_web_config(&ws.path("web.yml"), "basic_auth_users:\n  bob: not-a-hash\n");
+    write_web_config(
+        &ws.path("web.yml"),
+        "basic_auth_users:\n  bob: not-a-hash\n",
+    );
     let until = Instant::now() + Duration::from_secs(15);
     while !watchdog.logs().contains("the exporter is CLOSED") {
-        let _ = http.get(&url).basic_auth("bob", Some("bobs-password")).send().await;
+        let _ = http
+            .get(&url)
+            .basic_auth("bob", Some("bobs-password"))
+            .send()
+            .await;
         assert!(
             Instant::now() < until,
             "no closing logged:\n{}",
@@ -205,14 +212,25 @@ async fn basic_auth_and_changes_without_a_restart() {
             .await;
         assert!(answer.is_err(), "{path} answered while closed: {answer:?}");
     }
-    assert!(watchdog.logs().contains("not a bcrypt hash"), "{}", watchdog.logs());
+    assert!(
+        watchdog.logs().contains("not a bcrypt hash"),
+        "{}",
+        watchdog.logs()
+    );
 
     // Fixed: open again, and the metrics tell what happened.
     std::thread::sleep(Duration::from_millis(1100));
-    write_web_config(&ws.path("web.yml"), &format!("basic_auth_users:\n  bob: '{bob}'\n"));
+    write_web_config(
+        &ws.path("web.yml"),
+        &format!("basic_auth_users:\n  bob: '{bob}'\n"),
+    );
     let until = Instant::now() + Duration::from_secs(15);
     loop {
-        let answer = http.get(&url).basic_auth("bob", Some("bobs-password")).send().await;
+        let answer = http
+            .get(&url)
+            .basic_auth("bob", Some("bobs-password"))
+            .send()
+            .await;
         if answer.is_ok_and(|a| a.status() == 200) {
             break;
         }
@@ -262,17 +280,43 @@ async fn healthz_answers_without_credentials_and_the_rest_does_not() {
         .unwrap();
     let until = Instant::now() + Duration::from_secs(15);
     loop {
-        let answer = http.get(format!("{}/healthz", watchdog.base)).send().await.unwrap();
+        let answer = http
+            .get(format!("{}/healthz", watchdog.base))
+            .send()
+            .await
+            .unwrap();
         assert_ne!(answer.status(), 401, "/healthz asked for credentials");
         assert_eq!(answer.headers()["x-frame-options"], "deny");
         if answer.status() == 200 {
             break;
         }
-        assert!(Instant::now() < until, "never healthy:\n{}", watchdog.logs());
+        assert!(
+            Instant::now() < until,
+            "never healthy:\n{}",
+            watchdog.logs()
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    // The container image's HEALTHCHECK: the binary asks /healthz, without credentials.
+    let probe = std::process::Command::new(common::watchdog::BINARY)
+        .args([
+            "healthcheck",
+            "--url",
+            &format!("{}/healthz", watchdog.base),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        probe.status.success(),
+        "{}",
+        String::from_utf8_lossy(&probe.stderr)
+    );
     for path in ["/metrics", "/status", "/"] {
-        let answer = http.get(format!("{}{path}", watchdog.base)).send().await.unwrap();
+        let answer = http
+            .get(format!("{}{path}", watchdog.base))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(answer.status(), 401, "{path}");
         assert_eq!(answer.headers()["x-frame-options"], "deny", "{path}");
     }

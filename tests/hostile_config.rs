@@ -67,8 +67,14 @@ fn world_readable_secrets_are_refused_at_start_and_all_listed_by_check_config() 
     }
 
     let (ok, text) = run(&["run"], &config);
-    assert!(!ok, "the daemon started with a world-readable secret: {text}");
-    assert!(text.contains("readable by everyone") && text.contains("chmod o-rwx"), "{text}");
+    assert!(
+        !ok,
+        "the daemon started with a world-readable secret: {text}"
+    );
+    assert!(
+        text.contains("readable by everyone") && text.contains("chmod o-rwx"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -92,7 +98,10 @@ fn a_plain_http_appliance_url_is_refused_unless_the_site_allows_it() {
     }
     std::fs::write(
         &config,
-        text.replace("client_id = \"x\"", "client_id = \"x\"\nallow_plain_http = true"),
+        text.replace(
+            "client_id = \"x\"",
+            "client_id = \"x\"\nallow_plain_http = true",
+        ),
     )
     .unwrap();
     let (ok, output) = run(&["check-config"], &config);

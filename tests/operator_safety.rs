@@ -53,8 +53,15 @@ async fn no_failover_without_its_audit_record_through_the_daemon() {
         .await
         .unwrap();
     assert_ne!(code, Some(0), "{out}");
-    assert!(out.contains("audit log") && out.contains("nothing was done"), "{out}");
-    assert_eq!(failover_calls(&sim), 0, "the failover went ahead unrecorded");
+    assert!(
+        out.contains("audit log") && out.contains("nothing was done"),
+        "{out}"
+    );
+    assert_eq!(
+        failover_calls(&sim),
+        0,
+        "the failover went ahead unrecorded"
+    );
     sim.shutdown().await;
 }
 
@@ -68,8 +75,15 @@ async fn no_failover_without_its_audit_record_standalone() {
         .await
         .unwrap();
     assert_ne!(code, Some(0), "{out}");
-    assert!(out.contains("audit log") && out.contains("nothing was done"), "{out}");
-    assert_eq!(failover_calls(&sim), 0, "the failover went ahead unrecorded");
+    assert!(
+        out.contains("audit log") && out.contains("nothing was done"),
+        "{out}"
+    );
+    assert_eq!(
+        failover_calls(&sim),
+        0,
+        "the failover went ahead unrecorded"
+    );
     sim.shutdown().await;
 }
 

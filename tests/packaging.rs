@@ -53,6 +53,7 @@ fn the_containerfile_parses_and_runs_as_non_root() {
         "ENV",
         "ARG",
         "LABEL",
+        "HEALTHCHECK",
     ];
     let mut stages = Vec::new();
     let mut last_user = None;
@@ -73,6 +74,18 @@ fn the_containerfile_parses_and_runs_as_non_root() {
                 last_user = None;
             }
             "USER" => last_user = Some(args.clone()),
+            "HEALTHCHECK" => {
+                // Exec form, running a subcommand the binary has (distroless has no shell).
+                let command = args.split_once("CMD ").map(|(_, c)| c).unwrap_or_default();
+                let argv: Vec<String> = serde_json::from_str(command)
+                    .unwrap_or_else(|_| panic!("HEALTHCHECK CMD is not in exec form: {args}"));
+                let output = std::process::Command::new(env!("CARGO_BIN_EXE_bt-watchdog"))
+                    .arg(&argv[1])
+                    .arg("--help")
+                    .output()
+                    .unwrap();
+                assert!(output.status.success(), "no subcommand {:?}", argv[1]);
+            }
             "COPY" => {
                 if let Some(stage) = args.strip_prefix("--from=") {
                     let stage = stage.split_whitespace().next().unwrap();
@@ -126,6 +139,11 @@ fn the_unit_has_what_systemd_needs() {
         "RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX",
         "SystemCallFilter=@system-service",
         "CapabilityBoundingSet=\n",
+        "LimitCORE=0",
+        "PrivateIPC=yes",
+        "PrivateUsers=yes",
+        "#SocketBindAllow=",
+        "#IPAddressAllow=",
     ] {
         assert!(unit.contains(line), "the unit lacks {line:?}");
     }
@@ -154,7 +172,10 @@ fn the_packaged_configuration_is_checked_outside_systemd() {
         &config,
         example.replace(
             line,
-            &format!("credentials_without_systemd = \"secrets:{}\"", secrets.display()),
+            &format!(
+                "credentials_without_systemd = \"secrets:{}\"",
+                secrets.display()
+            ),
         ),
     )
     .unwrap();

@@ -616,7 +616,10 @@ mod tests {
     /// and labels is bounded and clean.
     #[test]
     fn appliance_text_is_bounded_and_stripped_of_control_characters() {
-        let forged = format!("25.1\n2030-01-01 ERROR forged line\u{1b}[2J{}", "x".repeat(1 << 20));
+        let forged = format!(
+            "25.1\n2030-01-01 ERROR forged line\u{1b}[2J{}",
+            "x".repeat(1 << 20)
+        );
         let body = serde_json::json!({
             "version": forged, "failover_role": "primary",
             "enabled_shared_ips": vec!["10.0.0.1"; 5000],
@@ -627,7 +630,11 @@ mod tests {
         let health = Health::Healthy(health).bounded();
         let base = health.base();
         let version = base.version.as_deref().unwrap();
-        assert!(version.chars().count() <= bounds::FIELD + 1, "{}", version.len());
+        assert!(
+            version.chars().count() <= bounds::FIELD + 1,
+            "{}",
+            version.len()
+        );
         assert!(version.ends_with('…'));
         assert!(!version.chars().any(char::is_control), "{version:?}");
         assert_eq!(base.enabled_shared_ips.len(), bounds::LIST);
@@ -637,12 +644,19 @@ mod tests {
             message: Some("disk\nfull".repeat(1000)),
         }
         .bounded();
-        let Health::Unhealthy { message, .. } = unhealthy else { unreachable!() };
+        let Health::Unhealthy { message, .. } = unhealthy else {
+            unreachable!()
+        };
         assert!(message.unwrap().chars().count() <= bounds::MESSAGE + 1);
         let big = serde_json::json!([{ "hostname": "h\u{7}", "blob": "y".repeat(100_000) }]);
-        let records = ApplianceRecord::bounded_list(json::appliances(big.to_string().as_bytes()).unwrap());
+        let records =
+            ApplianceRecord::bounded_list(json::appliances(big.to_string().as_bytes()).unwrap());
         assert_eq!(records[0].hostname.as_deref(), Some("h"));
-        assert!(records[0].raw.get("omitted").is_some(), "{:?}", records[0].raw.get("omitted"));
+        assert!(
+            records[0].raw.get("omitted").is_some(),
+            "{:?}",
+            records[0].raw.get("omitted")
+        );
     }
 
     use super::json;

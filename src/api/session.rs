@@ -85,12 +85,11 @@ impl Session {
         observer: Arc<dyn ApiObserver>,
     ) -> Result<Self, TransportSetupError> {
         let target = Target::new(&settings.name, transport::parse_base_url(&settings.url)?);
-        let http =
-            transport::shared_http_client(
-                settings.request_timeout,
-                settings.ca_file.as_deref(),
-                settings.proxy.as_deref(),
-            )?;
+        let http = transport::shared_http_client(
+            settings.request_timeout,
+            settings.ca_file.as_deref(),
+            settings.proxy.as_deref(),
+        )?;
         let basic_auth = Secret::new(format!(
             "Basic {}",
             base64::engine::general_purpose::STANDARD.encode(format!(

@@ -5,12 +5,13 @@
 //! - [`failover`]: a manual failover, through the daemon or standalone;
 //! - [`operator`]: `pause`, `resume`, `ack`, and what every command that talks to the daemon
 //!   shares;
-//! - [`check_config`], [`status`], [`simulate`], [`demo`].
+//! - [`check_config`], [`status`], [`healthcheck`], [`simulate`], [`demo`].
 
 pub mod check_config;
 pub mod demo;
 pub mod exit;
 pub mod failover;
+pub mod healthcheck;
 pub mod operator;
 pub mod run;
 pub mod simulate;

@@ -139,10 +139,27 @@ impl fmt::Display for ConfigError {
     }
 }
 
+/// The largest configuration file read: thousands of sites fit in far less.
+const MAX_CONFIG_BYTES: u64 = 16 * 1024 * 1024;
+
+fn read_config_text(path: &Path) -> std::io::Result<String> {
+    use std::io::Read as _;
+    let mut text = String::new();
+    std::fs::File::open(path)?
+        .take(MAX_CONFIG_BYTES + 1)
+        .read_to_string(&mut text)?;
+    if text.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(std::io::Error::other(format!(
+            "larger than {MAX_CONFIG_BYTES} bytes"
+        )));
+    }
+    Ok(text)
+}
+
 /// Reads and validates the file at `path`.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
     let origin = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+    let text = read_config_text(path).map_err(|e| ConfigError {
         origin: origin.clone(),
         problems: vec![Problem {
             path: String::new(),
@@ -163,7 +180,13 @@ pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
         let location = e
             .span()
             .map(|span| {
-                let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+                // Counted on bytes: a span that is not on a character boundary cannot panic.
+                let end = span.start.min(text.len());
+                let line = text.as_bytes()[..end]
+                    .iter()
+                    .filter(|b| **b == b'\n')
+                    .count()
+                    + 1;
                 format!("line {line}: ")
             })
             .unwrap_or_default();
@@ -460,7 +483,10 @@ failover_afer = "30s"
             Some("http://proxy:3128")
         );
         let bad = with.replace("http://proxy:3128", "proxy");
-        assert_eq!(parse(&bad, "x").unwrap_err().problems[0].path, "site[0].proxy");
+        assert_eq!(
+            parse(&bad, "x").unwrap_err().problems[0].path,
+            "site[0].proxy"
+        );
     }
 
     #[test]
@@ -532,7 +558,10 @@ failover_afer = "30s"
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
         let refused = read_secret(&SecretSource::File(file.clone())).unwrap_err();
         assert!(refused.contains("readable by everyone"), "{refused}");
-        assert!(refused.contains(&format!("chmod o-rwx {}", file.display())), "{refused}");
+        assert!(
+            refused.contains(&format!("chmod o-rwx {}", file.display())),
+            "{refused}"
+        );
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o640)).unwrap();
         assert!(read_secret(&SecretSource::File(file.clone())).is_ok());
         assert!(

@@ -294,9 +294,7 @@ impl Reader {
             return None;
         }
         match text.split_once(':') {
-            Some((id, path))
-                if !id.is_empty() && !id.contains('/') && path.starts_with('/') =>
-            {
+            Some((id, path)) if !id.is_empty() && !id.contains('/') && path.starts_with('/') => {
                 Some((id.to_string(), PathBuf::from(path)))
             }
             _ => {
@@ -584,7 +582,11 @@ impl Reader {
                 self.problem(join(&entry_path, "url"), "is required");
             } else if let Err(e) = parse_base_url(&url) {
                 self.problem(join(&entry_path, "url"), e.to_string());
-            } else if url.get(..7).is_some_and(|s| s.eq_ignore_ascii_case("http://")) && !allow_plain_http {
+            } else if url
+                .get(..7)
+                .is_some_and(|s| s.eq_ignore_ascii_case("http://"))
+                && !allow_plain_http
+            {
                 self.problem(
                     join(&entry_path, "url"),
                     format!("{url:?} is plain HTTP: the client secret and every token would travel in clear; use https://, or set allow_plain_http = true for this site (a simulator, a lab)"),

@@ -124,7 +124,10 @@ pub fn describe_caller(uid: u32, claimed: &str, login_uid: Option<u32>) -> Strin
     let system = name(uid);
     match login_uid {
         Some(login) if login != uid => {
-            format!("{} (login uid {login}), as {system} (uid {uid})", name(login))
+            format!(
+                "{} (login uid {login}), as {system} (uid {uid})",
+                name(login)
+            )
         }
         _ if claimed.is_empty() || claimed == system => format!("{system} (uid {uid})"),
         Some(_) => format!("{system} (uid {uid}; the CLI named {claimed})"),

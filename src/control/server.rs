@@ -71,11 +71,7 @@ pub fn bind(path: &Path) -> Result<(UnixListener, u32), SocketError> {
 }
 
 /// Whether what is at `path` may be replaced: a socket owned by `owner` that nobody answers on.
-fn stale_socket_of(
-    path: &Path,
-    existing: &std::fs::Metadata,
-    owner: u32,
-) -> std::io::Result<()> {
+fn stale_socket_of(path: &Path, existing: &std::fs::Metadata, owner: u32) -> std::io::Result<()> {
     use std::os::unix::fs::FileTypeExt as _;
     let refuse = |what: String| {
         Err(std::io::Error::other(format!(

@@ -19,8 +19,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 use super::exposition::Exposition;
-use super::status::Board;
 use super::metrics::ExporterMetrics;
+use super::status::Board;
 use super::web_config::{Active, Verdict, WebConfig};
 
 const LANDING: &str = r#"<!doctype html>

@@ -142,7 +142,9 @@ impl Pem {
     fn bytes(&self, key: &str) -> Result<Vec<u8>, String> {
         match self {
             Pem::Inline(text) => Ok(text.as_bytes().to_vec()),
-            Pem::File(path) => read_capped(path).map_err(|e| format!("{key} {}: {e}", path.display())),
+            Pem::File(path) => {
+                read_capped(path).map_err(|e| format!("{key} {}: {e}", path.display()))
+            }
         }
     }
 
@@ -285,10 +287,14 @@ fn from_toolkit(file: ToolkitFile) -> Result<Settings, String> {
                     return Err("tls_server_config.client_auth_type: verifying client certificates needs client_ca_file (or client_ca)".to_string());
                 }
                 (Some(other @ ("RequestClientCert" | "RequireAnyClientCert")), _) => {
-                    return Err(format!("tls_server_config.client_auth_type {other}: accepts unverified certificates, which this exporter does not do; use RequireAndVerifyClientCert"));
+                    return Err(format!(
+                        "tls_server_config.client_auth_type {other}: accepts unverified certificates, which this exporter does not do; use RequireAndVerifyClientCert"
+                    ));
                 }
                 (Some(other), _) => {
-                    return Err(format!("tls_server_config.client_auth_type {other:?}: use NoClientCert, VerifyClientCertIfGiven or RequireAndVerifyClientCert"));
+                    return Err(format!(
+                        "tls_server_config.client_auth_type {other:?}: use NoClientCert, VerifyClientCertIfGiven or RequireAndVerifyClientCert"
+                    ));
                 }
             };
             let min = version(tls.min_version.as_deref().unwrap_or("TLS12"), "min_version")?;
@@ -385,6 +391,11 @@ fn settings_from_text(text: &str, toml: bool) -> Result<Settings, String> {
         }
     }
     Ok(settings)
+}
+
+/// Whether the web configuration at `path` asks for TLS (false when it cannot be read).
+pub fn serves_tls(path: &Path) -> bool {
+    settings(path).is_ok_and(|s| s.tls.is_some())
 }
 
 fn is_toml(path: &Path) -> bool {
@@ -793,13 +804,31 @@ basic_auth_users:
     #[test]
     fn what_cannot_be_honoured_is_refused_by_name() {
         for (text, expected) in [
-            ("tls_server_config:\n  cert_file: a\n  key_file: b\n  client_ca_file: c\n", "client_auth_type"),
-            ("tls_server_config:\n  cert_file: a\n  key_file: b\n  client_auth_type: RequireAnyClientCert\n  client_ca_file: c\n", "unverified"),
-            ("tls_server_config:\n  cert_file: a\n  key_file: b\n  min_version: TLS10\n", "TLS12"),
-            ("tls_server_config:\n  cert_file: a\n  key_file: b\n  client_allowed_sans: [x]\n", "client_allowed_sans"),
+            (
+                "tls_server_config:\n  cert_file: a\n  key_file: b\n  client_ca_file: c\n",
+                "client_auth_type",
+            ),
+            (
+                "tls_server_config:\n  cert_file: a\n  key_file: b\n  client_auth_type: RequireAnyClientCert\n  client_ca_file: c\n",
+                "unverified",
+            ),
+            (
+                "tls_server_config:\n  cert_file: a\n  key_file: b\n  min_version: TLS10\n",
+                "TLS12",
+            ),
+            (
+                "tls_server_config:\n  cert_file: a\n  key_file: b\n  client_allowed_sans: [x]\n",
+                "client_allowed_sans",
+            ),
             ("rate_limit:\n  interval: 1s\n  burst: 2\n", "rate_limit"),
-            ("http_server_config:\n  headers:\n    X-Frame-Options: allow\n", "X-Frame-Options"),
-            ("http_server_config:\n  headers:\n    Set-Cookie: a\n", "Set-Cookie"),
+            (
+                "http_server_config:\n  headers:\n    X-Frame-Options: allow\n",
+                "X-Frame-Options",
+            ),
+            (
+                "http_server_config:\n  headers:\n    Set-Cookie: a\n",
+                "Set-Cookie",
+            ),
             ("basic_auth_users:\n  alice: plain\n", "bcrypt"),
             ("tsl_server_config: {}\n", "tsl_server_config"),
         ] {
@@ -891,7 +920,15 @@ basic_auth_users:
 
     #[test]
     fn any_text_gives_a_result_not_a_panic() {
-        for text in ["", "~", "[]", "basic_auth_users: ~", "tls_server_config: 3", "{{{{", "\u{0}"] {
+        for text in [
+            "",
+            "~",
+            "[]",
+            "basic_auth_users: ~",
+            "tls_server_config: 3",
+            "{{{{",
+            "\u{0}",
+        ] {
             let _ = parse_text(text, false);
             let _ = parse_text(text, true);
         }
