@@ -112,7 +112,8 @@ mod tests {
     #[test]
     fn every_seed_of_every_corpus_is_handled() {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus");
-        let targets: [(&str, fn(&[u8])); 7] = [
+        type Target = (&'static str, fn(&[u8]));
+        let targets: [Target; 7] = [
             ("v2_json", super::v2_json),
             ("xml", super::xml),
             ("token_response", super::token_response),

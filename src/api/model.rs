@@ -269,14 +269,12 @@ pub mod bounds {
 /// with `…` when something was cut.
 pub fn bounded_text(text: &str, limit: usize) -> String {
     let mut out = String::with_capacity(text.len().min(limit.saturating_mul(4)));
-    let mut kept = 0;
-    for c in text.chars().filter(|c| !c.is_control()) {
+    for (kept, c) in text.chars().filter(|c| !c.is_control()).enumerate() {
         if kept == limit {
             out.push('…');
             return out;
         }
         out.push(c);
-        kept += 1;
     }
     out
 }

@@ -408,10 +408,13 @@ fn settings(path: &Path) -> Result<Settings, String> {
     settings_from_text(&text, is_toml(path))
 }
 
+/// The remembered tags, and the order they came in (the oldest is dropped first).
+type Tags = (HashSet<Vec<u8>>, VecDeque<Vec<u8>>);
+
 /// Remembered successful verifications: HMACs of (user, password), oldest dropped first.
 struct Verified {
     key: ring::hmac::Key,
-    tags: Mutex<(HashSet<Vec<u8>>, VecDeque<Vec<u8>>)>,
+    tags: Mutex<Tags>,
 }
 
 impl Verified {
