@@ -107,3 +107,28 @@ fn a_plain_http_appliance_url_is_refused_unless_the_site_allows_it() {
     let (ok, output) = run(&["check-config"], &config);
     assert!(ok, "{output}");
 }
+
+#[test]
+fn check_config_reads_the_web_configuration_too() {
+    let ws = Workspace::new();
+    let secret = ws.write_secret("s3cret");
+    let web = ws.path("web-config.yml");
+    std::fs::write(&web, "basic_auth_users:\n  alice: not-a-hash\n").unwrap();
+    let config = ws.path("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "state_dir = \"{}\"\n[exporter]\nweb_config = \"{}\"\n{}",
+            ws.path("state").display(),
+            web.display(),
+            site("hq", &secret, "https://a.example.com")
+        ),
+    )
+    .unwrap();
+    let (ok, text) = run(&["check-config"], &config);
+    assert!(!ok, "{text}");
+    assert!(
+        text.contains("web-config.yml") && text.contains("not a bcrypt hash"),
+        "{text}"
+    );
+}

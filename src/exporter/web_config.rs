@@ -393,6 +393,12 @@ fn settings_from_text(text: &str, toml: bool) -> Result<Settings, String> {
     Ok(settings)
 }
 
+/// Reads the web configuration at `path` as the daemon would, certificates included
+/// (`check-config`).
+pub fn check(path: &Path) -> Result<(), WebConfigError> {
+    load(path).map(|_| ())
+}
+
 /// Whether the web configuration at `path` asks for TLS (false when it cannot be read).
 pub fn serves_tls(path: &Path) -> bool {
     settings(path).is_ok_and(|s| s.tls.is_some())
