@@ -300,7 +300,9 @@ fn check_config_reports_every_problem_and_accepts_a_good_file() {
     use std::os::unix::fs::PermissionsExt as _;
     let secret = ws.path("s.secret");
     std::fs::write(&secret, "x\n").unwrap();
-    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o644)).unwrap();
+    // Group-readable is a warning (a group may be meant to read it); everyone-readable is
+    // refused (tests/hostile_config.rs).
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o640)).unwrap();
     let good = ws.path("good.toml");
     std::fs::write(
         &good,
@@ -319,7 +321,7 @@ fn check_config_reports_every_problem_and_accepts_a_good_file() {
     let text = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{text}");
     assert!(text.contains("OK (1 site)"), "{text}");
-    assert!(text.contains("readable by everyone"), "{text}");
+    assert!(text.contains("readable by its group"), "{text}");
 
     let missing_secret = ws.path("missing.toml");
     std::fs::write(
