@@ -213,13 +213,14 @@ pub const DEFAULT_CREDENTIALS_WITHOUT_SYSTEMD: &str = "secrets:/etc/bt-watchdog/
 fn read_secret_file(path: &Path, source: &SecretSource) -> Result<String, String> {
     use std::io::Read as _;
     use std::os::unix::fs::PermissionsExt as _;
-    let file = std::fs::File::open(path)
-        .map_err(|e| format!("{source} ({}) cannot be read: {e}", path.display()))?;
-    let mode = file
-        .metadata()
-        .map_err(|e| format!("{source} ({}) cannot be read: {e}", path.display()))?
-        .permissions()
-        .mode();
+    // The secret file's own description names its path; a credential's adds the file.
+    let what = match source {
+        SecretSource::File(_) => source.to_string(),
+        _ => format!("{source} ({})", path.display()),
+    };
+    let unreadable = |e: std::io::Error| format!("{what} cannot be read: {e}");
+    let file = std::fs::File::open(path).map_err(unreadable)?;
+    let mode = file.metadata().map_err(unreadable)?.permissions().mode();
     if mode & 0o004 != 0 {
         return Err(format!(
             "{} is readable by everyone (mode {:o}): refused; run `chmod o-rwx {}` (or `chmod 600`) and change the secret if others may have read it",
@@ -232,7 +233,7 @@ fn read_secret_file(path: &Path, source: &SecretSource) -> Result<String, String
     let mut text = String::new();
     file.take(64 * 1024)
         .read_to_string(&mut text)
-        .map_err(|e| format!("{source} ({}) cannot be read: {e}", path.display()))?;
+        .map_err(unreadable)?;
     Ok(text)
 }
 
