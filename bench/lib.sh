@@ -55,7 +55,7 @@ pairs = json.load(open(ready))["pairs"]
 out = [f'mode = "{mode}"', f'state_dir = "{work}/state-{listen.split(":")[1]}"', "[exporter]", f'listen = "{listen}"']
 for i, p in enumerate(pairs):
     a, b = p["appliances"]
-    out += ["[[site]]", f'name = "pair{i}"', 'client_id = "bt-watchdog"', f'client_secret_file = "{work}/secret"',
+    out += ["[[site]]", f'name = "pair{i}"', 'client_id = "bt-watchdog"', f'client_secret_file = "{work}/secret"', 'allow_plain_http = true',
             f'appliances = [ {{ name = "{a["name"]}", url = "{a["url"]}" }}, {{ name = "{b["name"]}", url = "{b["url"]}" }} ]']
     if policy:
         out += ["[site.policy]"] + policy.split(";")

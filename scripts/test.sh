@@ -38,3 +38,6 @@ echo "==> benchmark scripts, smoke run (tiny parameters; the real runs are in BE
 ./bench/smoke.sh
 echo "==> cargo test"
 cargo test --locked --all-targets
+echo "==> fuzz targets, a short run of each (scripts/fuzz.sh; longer runs: scripts/fuzz.sh 600)"
+./scripts/fuzz.sh "${FUZZ_SECONDS:-10}"
+

@@ -9,6 +9,7 @@
 //! - [`daemon`]: the site loops, the actuator, the state store, signals and systemd;
 //! - [`exporter`]: Prometheus metrics and the HTTP endpoints (`/metrics`, `/status`, …);
 //! - [`sim`]: a simulated appliance pair with fault injection, for tests, `simulate` and `demo`;
+//! - [`fatal`]: a panic anywhere ends the process with a failure;
 //! - [`secret`]: the type that keeps client secrets out of logs and error messages.
 #![forbid(unsafe_code)]
 
@@ -20,5 +21,8 @@ pub mod control;
 pub(crate) mod daemon;
 pub(crate) mod engine;
 pub(crate) mod exporter;
+pub mod fatal;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod secret;
 pub mod sim;

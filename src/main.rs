@@ -11,7 +11,7 @@ use bt_watchdog::commands::exit::Exit;
 use bt_watchdog::commands::operator::{self, local_user};
 use bt_watchdog::commands::simulate::{self, SimulateOptions};
 use bt_watchdog::commands::{
-    alerts, check_config, demo, failover, load_config, run, status, stop_signal,
+    alerts, check_config, demo, failover, healthcheck, load_config, run, status, stop_signal,
 };
 use bt_watchdog::control::protocol::{FailoverRequest, Request};
 use bt_watchdog::sim::tls::TlsFiles;
@@ -59,6 +59,15 @@ enum Command {
     },
     /// Show the live state of every site from a running daemon.
     Status(StatusArgs),
+    /// Exit 0 when this host's daemon answers /healthz with 200 (for probes that can only run
+    /// a command, such as the container image's HEALTHCHECK).
+    Healthcheck {
+        /// The URL to ask (default: /healthz of exporter.listen from --config, on loopback).
+        #[arg(long)]
+        url: Option<String>,
+        #[arg(long, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+    },
     /// Fail a site over by hand: a preflight and a plan, carried out only with --confirm
     /// (or after typing the site name at a terminal).
     Failover(FailoverArgs),
@@ -340,6 +349,7 @@ fn main() -> ExitCode {
         }
     };
     init_logging(cli.log_format);
+    bt_watchdog::fatal::install();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -365,6 +375,7 @@ fn main() -> ExitCode {
             rules,
             output,
         }),
+        Command::Healthcheck { url, config } => runtime.block_on(healthcheck::run(url, &config)),
         Command::Simulate(args) => {
             Exit::done_or_usage(runtime.block_on(simulate::run(args.into(), stop_signal())))
         }

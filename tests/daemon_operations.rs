@@ -291,7 +291,9 @@ fn check_config_reports_every_problem_and_accepts_a_good_file() {
     use std::os::unix::fs::PermissionsExt as _;
     let secret = ws.path("s.secret");
     std::fs::write(&secret, "x\n").unwrap();
-    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o644)).unwrap();
+    // Group-readable is a warning (a group may be meant to read it); everyone-readable is
+    // refused (tests/hostile_config.rs).
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o640)).unwrap();
     let good = ws.path("good.toml");
     std::fs::write(
         &good,
@@ -310,7 +312,7 @@ fn check_config_reports_every_problem_and_accepts_a_good_file() {
     let text = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{text}");
     assert!(text.contains("OK (1 site)"), "{text}");
-    assert!(text.contains("readable by everyone"), "{text}");
+    assert!(text.contains("readable by its group"), "{text}");
 
     let missing_secret = ws.path("missing.toml");
     std::fs::write(
@@ -497,6 +499,15 @@ async fn systemd_hears_ready_and_keep_alives() {
     let credentials = ws.path("credentials");
     std::fs::create_dir(&credentials).unwrap();
     std::fs::write(credentials.join("secrets_hq"), format!("{SECRET}\n")).unwrap();
+    {
+        // systemd hands credentials over readable by the service only.
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(
+            credentials.join("secrets_hq"),
+            std::fs::Permissions::from_mode(0o400),
+        )
+        .unwrap();
+    }
     let site = site_toml("hq", &sim, &secret, "").replace(
         &format!("client_secret_file = \"{}\"", secret.display()),
         "client_secret_credential = \"secrets_hq\"",

@@ -22,15 +22,16 @@ fn write_web_config(path: &Path, text: &str) {
     std::fs::write(path, text).unwrap();
 }
 
+/// exporter-toolkit's YAML, as Prometheus exporters read it with `--web.config.file`.
 fn tls_section(client_ca: bool) -> String {
     let mut text = format!(
-        "[tls]\ncert_file = \"{}\"\nkey_file = \"{}\"\n",
+        "tls_server_config:\n  cert_file: {}\n  key_file: {}\n",
         fixture("appliance.pem").display(),
         fixture("appliance.key").display()
     );
     if client_ca {
         text.push_str(&format!(
-            "client_ca_file = \"{}\"\n",
+            "  client_ca_file: {}\n  client_auth_type: RequireAndVerifyClientCert\n",
             fixture("client-ca.pem").display()
         ));
     }
@@ -57,7 +58,7 @@ async fn start(web: &str) -> (bt_watchdog::sim::Simulator, Workspace, Watchdog) 
     let sim = simulator(SimSettings::default()).await;
     let ws = Workspace::new();
     let secret = ws.write_secret(SECRET);
-    write_web_config(&ws.path("web.toml"), web);
+    write_web_config(&ws.path("web.yml"), web);
     let config = config_toml(
         "observe",
         &ws.path("state"),
@@ -67,7 +68,7 @@ async fn start(web: &str) -> (bt_watchdog::sim::Simulator, Workspace, Watchdog) 
         "listen = \"127.0.0.1:0\"",
         &format!(
             "listen = \"127.0.0.1:0\"\nweb_config = \"{}\"",
-            ws.path("web.toml").display()
+            ws.path("web.yml").display()
         ),
     );
     std::fs::write(ws.path("config.toml"), config).unwrap();
@@ -137,7 +138,10 @@ async fn mutual_tls_rejects_a_client_without_a_certificate() {
 #[tokio::test(flavor = "multi_thread")]
 async fn basic_auth_and_changes_without_a_restart() {
     let alice = bcrypt::hash("right-password", 4).unwrap();
-    let (sim, ws, watchdog) = start(&format!("[basic_auth_users]\nalice = \"{alice}\"\n")).await;
+    let (sim, ws, watchdog) = start(&format!(
+        "basic_auth_users:\n  alice: {alice}\nhttp_server_config:\n  headers:\n    X-Content-Type-Options: nosniff\n"
+    ))
+    .await;
     // The web configuration applies to new connections: each request opens one, so that the
     // test does not depend on whether an earlier answer left a connection to reuse.
     let http = reqwest::Client::builder()
@@ -168,8 +172,8 @@ async fn basic_auth_and_changes_without_a_restart() {
     let bob = bcrypt::hash("bobs-password", 4).unwrap();
     std::thread::sleep(Duration::from_millis(1100));
     write_web_config(
-        &ws.path("web.toml"),
-        &format!("[basic_auth_users]\nbob = \"{bob}\"\n"),
+        &ws.path("web.yml"),
+        &format!("basic_auth_users:\n  bob: '{bob}'\n"),
     );
     let until = Instant::now() + Duration::from_secs(15);
     while status("bob", Some("bobs-password")).await != 200 {
@@ -182,26 +186,143 @@ async fn basic_auth_and_changes_without_a_restart() {
     }
     assert_eq!(status("alice", Some("right-password")).await, 401);
 
-    // A broken file is refused and the previous configuration stays.
+    // A broken file closes the exporter: nothing is served with settings that are no longer
+    // the file's, and the log says so.
     std::thread::sleep(Duration::from_millis(1100));
     write_web_config(
-        &ws.path("web.toml"),
-        "[basic_auth_users]\nbob = \"not-a-hash\"\n",
+        &ws.path("web.yml"),
+        "basic_auth_users:\n  bob: not-a-hash\n",
     );
     let until = Instant::now() + Duration::from_secs(15);
-    while !watchdog
-        .logs()
-        .contains("keeping the previous web configuration")
-    {
-        let _ = status("bob", Some("bobs-password")).await;
+    while !watchdog.logs().contains("the exporter is CLOSED") {
+        let _ = http
+            .get(&url)
+            .basic_auth("bob", Some("bobs-password"))
+            .send()
+            .await;
         assert!(
             Instant::now() < until,
-            "no rejection logged:\n{}",
+            "no closing logged:\n{}",
             watchdog.logs()
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    assert_eq!(status("bob", Some("bobs-password")).await, 200);
+    for path in ["/metrics", "/healthz", "/status"] {
+        let answer = http
+            .get(format!("{}{path}", watchdog.base))
+            .basic_auth("bob", Some("bobs-password"))
+            .send()
+            .await;
+        assert!(answer.is_err(), "{path} answered while closed: {answer:?}");
+    }
+    assert!(
+        watchdog.logs().contains("not a bcrypt hash"),
+        "{}",
+        watchdog.logs()
+    );
+
+    // Fixed: open again, and the metrics tell what happened.
+    std::thread::sleep(Duration::from_millis(1100));
+    write_web_config(
+        &ws.path("web.yml"),
+        &format!("basic_auth_users:\n  bob: '{bob}'\n"),
+    );
+    let until = Instant::now() + Duration::from_secs(15);
+    loop {
+        let answer = http
+            .get(&url)
+            .basic_auth("bob", Some("bobs-password"))
+            .send()
+            .await;
+        if answer.is_ok_and(|a| a.status() == 200) {
+            break;
+        }
+        assert!(Instant::now() < until, "not reopened:\n{}", watchdog.logs());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let text = http
+        .get(&url)
+        .basic_auth("bob", Some("bobs-password"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        common::watchdog::metric(&text, "beyondtrust_watchdog_exporter_web_config_valid"),
+        Some(1.0)
+    );
+    assert_eq!(
+        common::watchdog::metric(
+            &text,
+            "beyondtrust_watchdog_exporter_web_config_reload_failures_total"
+        ),
+        Some(1.0)
+    );
+    // Two wrong passwords and one request without credentials earlier, at least.
+    assert!(
+        common::watchdog::metric(&text, "beyondtrust_watchdog_exporter_auth_failures_total")
+            .is_some_and(|n| n >= 3.0),
+        "{text}"
+    );
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn healthz_answers_without_credentials_and_the_rest_does_not() {
+    let alice = bcrypt::hash("right-password", 4).unwrap();
+    let (sim, _ws, watchdog) = start(&format!(
+        "basic_auth_users:\n  alice: {alice}\nhttp_server_config:\n  headers:\n    X-Frame-Options: deny\n"
+    ))
+    .await;
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let until = Instant::now() + Duration::from_secs(15);
+    loop {
+        let answer = http
+            .get(format!("{}/healthz", watchdog.base))
+            .send()
+            .await
+            .unwrap();
+        assert_ne!(answer.status(), 401, "/healthz asked for credentials");
+        assert_eq!(answer.headers()["x-frame-options"], "deny");
+        if answer.status() == 200 {
+            break;
+        }
+        assert!(
+            Instant::now() < until,
+            "never healthy:\n{}",
+            watchdog.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // The container image's HEALTHCHECK: the binary asks /healthz, without credentials.
+    let probe = std::process::Command::new(common::watchdog::BINARY)
+        .args([
+            "healthcheck",
+            "--url",
+            &format!("{}/healthz", watchdog.base),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        probe.status.success(),
+        "{}",
+        String::from_utf8_lossy(&probe.stderr)
+    );
+    for path in ["/metrics", "/status", "/"] {
+        let answer = http
+            .get(format!("{}{path}", watchdog.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 401, "{path}");
+        assert_eq!(answer.headers()["x-frame-options"], "deny", "{path}");
+    }
     sim.shutdown().await;
 }
 

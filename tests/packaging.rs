@@ -53,6 +53,7 @@ fn the_containerfile_parses_and_runs_as_non_root() {
         "ENV",
         "ARG",
         "LABEL",
+        "HEALTHCHECK",
     ];
     let mut stages = Vec::new();
     let mut last_user = None;
@@ -73,6 +74,18 @@ fn the_containerfile_parses_and_runs_as_non_root() {
                 last_user = None;
             }
             "USER" => last_user = Some(args.clone()),
+            "HEALTHCHECK" => {
+                // Exec form, running a subcommand the binary has (distroless has no shell).
+                let command = args.split_once("CMD ").map(|(_, c)| c).unwrap_or_default();
+                let argv: Vec<String> = serde_json::from_str(command)
+                    .unwrap_or_else(|_| panic!("HEALTHCHECK CMD is not in exec form: {args}"));
+                let output = std::process::Command::new(env!("CARGO_BIN_EXE_bt-watchdog"))
+                    .arg(&argv[1])
+                    .arg("--help")
+                    .output()
+                    .unwrap();
+                assert!(output.status.success(), "no subcommand {:?}", argv[1]);
+            }
             "COPY" => {
                 if let Some(stage) = args.strip_prefix("--from=") {
                     let stage = stage.split_whitespace().next().unwrap();
@@ -127,15 +140,75 @@ fn the_unit_has_what_systemd_needs() {
         "RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX",
         "SystemCallFilter=@system-service",
         "CapabilityBoundingSet=\n",
+        "LimitCORE=0",
+        "PrivateIPC=yes",
+        "PrivateUsers=yes",
+        "#SocketBindAllow=",
+        "#IPAddressAllow=",
     ] {
         assert!(unit.contains(line), "the unit lacks {line:?}");
     }
 }
 
+/// A secret file as systemd and `install -m 600` make them: readable by its owner only.
+fn write_private(path: &std::path::Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
+/// `check-config` (and a standalone failover) run from a shell, where systemd's
+/// `$CREDENTIALS_DIRECTORY` is not set: the packaged configuration's credential is read where
+/// the unit's `LoadCredential=` would take it from, and a missing one says where it looked.
+#[test]
+fn the_packaged_configuration_is_checked_outside_systemd() {
+    let dir = tempfile::tempdir().unwrap();
+    let secrets = dir.path().join("secrets");
+    std::fs::create_dir(&secrets).unwrap();
+    let example = std::fs::read_to_string(repo("packaging/config.example.toml")).unwrap();
+    let line = "credentials_without_systemd = \"secrets:/etc/bt-watchdog/secrets\"";
+    assert!(example.contains(line), "the example shows {line}");
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        example.replace(
+            line,
+            &format!(
+                "credentials_without_systemd = \"secrets:{}\"",
+                secrets.display()
+            ),
+        ),
+    )
+    .unwrap();
+    let check = || {
+        let output = Command::new(env!("CARGO_BIN_EXE_bt-watchdog"))
+            .args(["check-config", "--config"])
+            .arg(&config)
+            .env_remove("CREDENTIALS_DIRECTORY")
+            .output()
+            .unwrap();
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).to_string(),
+        )
+    };
+    let (ok, text) = check();
+    assert!(!ok, "{text}");
+    assert!(
+        text.contains(&secrets.join("support").display().to_string())
+            && text.contains("credentials_without_systemd"),
+        "the error says where it looked: {text}"
+    );
+    write_private(&secrets.join("support"), "dummy\n");
+    let (ok, text) = check();
+    assert!(ok, "{text}");
+    assert!(text.contains("OK (1 site)"), "{text}");
+}
+
 #[test]
 fn the_example_configuration_is_accepted_with_a_dummy_secret() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("secrets_support"), "dummy\n").unwrap();
+    write_private(&dir.path().join("secrets_support"), "dummy\n");
     let output = Command::new(env!("CARGO_BIN_EXE_bt-watchdog"))
         .args(["check-config", "--config"])
         .arg(repo("packaging/config.example.toml"))

@@ -23,11 +23,11 @@ mod observer;
 mod session;
 mod target;
 pub mod time;
-mod token;
+pub(crate) mod token;
 pub mod transport;
 mod v2;
 mod xml;
-mod xml_parse;
+pub(crate) mod xml_parse;
 
 pub use client::{ApplianceClient, FailoverError};
 pub use endpoint::Endpoint;

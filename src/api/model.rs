@@ -251,6 +251,123 @@ pub struct FailoverAccepted {
 pub type ErrorBag = BTreeMap<String, Vec<String>>;
 
 /// Parsing of JSON bodies into the models above.
+/// How much of an appliance's own text is kept: it reaches logs, `/status`, metric labels and
+/// the engine's reasons, so a hostile or broken appliance must not be able to forge log lines,
+/// send terminal escapes or blow up every scrape with a megabyte "version".
+pub mod bounds {
+    /// A short field: version, build, host name, id, status word.
+    pub const FIELD: usize = 128;
+    /// A message meant for people.
+    pub const MESSAGE: usize = 200;
+    /// Entries kept of a list (shared IPs, appliances).
+    pub const LIST: usize = 32;
+    /// The serialized size of one raw `/appliance` entry kept for `/status`.
+    pub const RAW_BYTES: usize = 8 * 1024;
+}
+
+/// `text` without control characters (newlines, escapes, NULs), at most `limit` characters,
+/// with `…` when something was cut.
+pub fn bounded_text(text: &str, limit: usize) -> String {
+    let mut out = String::with_capacity(text.len().min(limit.saturating_mul(4)));
+    for (kept, c) in text.chars().filter(|c| !c.is_control()).enumerate() {
+        if kept == limit {
+            out.push('…');
+            return out;
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn bounded_field(text: Option<String>) -> Option<String> {
+    text.map(|t| bounded_text(&t, bounds::FIELD))
+}
+
+impl HealthBase {
+    /// The same answer with every appliance-supplied text bounded (see [`bounds`]).
+    pub fn bounded(self) -> HealthBase {
+        HealthBase {
+            version: bounded_field(self.version),
+            build: bounded_field(self.build),
+            appliance_hostname: bounded_field(self.appliance_hostname),
+            appliance_id: bounded_field(self.appliance_id),
+            enabled_shared_ips: self
+                .enabled_shared_ips
+                .into_iter()
+                .take(bounds::LIST)
+                .map(|ip| bounded_text(&ip, bounds::FIELD))
+                .collect(),
+            last_data_sync_status: bounded_field(self.last_data_sync_status),
+            field_issues: self
+                .field_issues
+                .into_iter()
+                .take(bounds::LIST)
+                .map(|issue| FieldIssue {
+                    problem: bounded_text(&issue.problem, bounds::MESSAGE),
+                    ..issue
+                })
+                .collect(),
+            ..self
+        }
+    }
+}
+
+impl Health {
+    /// The same answer with every appliance-supplied text bounded.
+    pub fn bounded(self) -> Health {
+        match self {
+            Health::Healthy(base) => Health::Healthy(base.bounded()),
+            Health::Unhealthy { health, message } => Health::Unhealthy {
+                health: health.bounded(),
+                message: message.map(|m| bounded_text(&m, bounds::MESSAGE)),
+            },
+        }
+    }
+}
+
+impl ApplianceRecord {
+    /// A list as kept: at most [`bounds::LIST`] entries, texts bounded, a raw entry larger than
+    /// [`bounds::RAW_BYTES`] replaced by a note.
+    pub fn bounded_list(records: Vec<ApplianceRecord>) -> Vec<ApplianceRecord> {
+        records
+            .into_iter()
+            .take(bounds::LIST)
+            .map(|record| {
+                let size = serde_json::to_vec(&record.raw).map(|v| v.len()).unwrap_or(usize::MAX);
+                ApplianceRecord {
+                    id: bounded_field(record.id),
+                    hostname: bounded_field(record.hostname),
+                    raw: if size > bounds::RAW_BYTES {
+                        serde_json::json!({ "omitted": format!("the appliance sent {size} bytes for this entry; at most {} are kept", bounds::RAW_BYTES) })
+                    } else {
+                        record.raw
+                    },
+                    ..record
+                }
+            })
+            .collect()
+    }
+}
+
+impl ApiInfo {
+    /// The same answer with every appliance-supplied text bounded.
+    pub fn bounded(self) -> ApiInfo {
+        ApiInfo {
+            command_api_version: bounded_field(self.command_api_version),
+            field_issues: self
+                .field_issues
+                .into_iter()
+                .take(bounds::LIST)
+                .map(|issue| FieldIssue {
+                    problem: bounded_text(&issue.problem, bounds::MESSAGE),
+                    ..issue
+                })
+                .collect(),
+            ..self
+        }
+    }
+}
+
 pub(crate) mod json {
     use super::*;
 
@@ -335,7 +452,7 @@ pub(crate) mod json {
     }
 
     fn short(text: &str) -> String {
-        text.chars().take(64).collect()
+        super::bounded_text(text, 64)
     }
 
     /// A `/health` body. `require_role` is set for a 200 answer, where a HealthBase without a
@@ -511,6 +628,54 @@ pub(crate) mod json {
 
 #[cfg(test)]
 mod tests {
+    /// A hostile appliance: a megabyte version with a forged log line and terminal escapes,
+    /// thousands of shared IPs, a huge raw `/appliance` entry. What reaches logs, `/status`
+    /// and labels is bounded and clean.
+    #[test]
+    fn appliance_text_is_bounded_and_stripped_of_control_characters() {
+        let forged = format!(
+            "25.1\n2030-01-01 ERROR forged line\u{1b}[2J{}",
+            "x".repeat(1 << 20)
+        );
+        let body = serde_json::json!({
+            "version": forged, "failover_role": "primary",
+            "enabled_shared_ips": vec!["10.0.0.1"; 5000],
+            "last_data_sync_status": "ok\r\n\u{0}",
+        })
+        .to_string();
+        let (health, _) = json::health(body.as_bytes(), true).unwrap();
+        let health = Health::Healthy(health).bounded();
+        let base = health.base();
+        let version = base.version.as_deref().unwrap();
+        assert!(
+            version.chars().count() <= bounds::FIELD + 1,
+            "{}",
+            version.len()
+        );
+        assert!(version.ends_with('…'));
+        assert!(!version.chars().any(char::is_control), "{version:?}");
+        assert_eq!(base.enabled_shared_ips.len(), bounds::LIST);
+        assert_eq!(base.last_data_sync_status.as_deref(), Some("ok"));
+        let unhealthy = Health::Unhealthy {
+            health: HealthBase::default(),
+            message: Some("disk\nfull".repeat(1000)),
+        }
+        .bounded();
+        let Health::Unhealthy { message, .. } = unhealthy else {
+            unreachable!()
+        };
+        assert!(message.unwrap().chars().count() <= bounds::MESSAGE + 1);
+        let big = serde_json::json!([{ "hostname": "h\u{7}", "blob": "y".repeat(100_000) }]);
+        let records =
+            ApplianceRecord::bounded_list(json::appliances(big.to_string().as_bytes()).unwrap());
+        assert_eq!(records[0].hostname.as_deref(), Some("h"));
+        assert!(
+            records[0].raw.get("omitted").is_some(),
+            "{:?}",
+            records[0].raw.get("omitted")
+        );
+    }
+
     use super::json;
     use super::*;
 

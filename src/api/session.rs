@@ -33,6 +33,8 @@ pub struct ApplianceSettings {
     pub client_secret: Secret,
     /// A private CA bundle; when set, only these CAs are trusted.
     pub ca_file: Option<PathBuf>,
+    /// An HTTP(S) proxy; without one none is used, whatever the environment says.
+    pub proxy: Option<String>,
     pub request_timeout: Duration,
     pub max_body_bytes: usize,
     pub budget: BudgetSettings,
@@ -48,6 +50,7 @@ impl ApplianceSettings {
             client_id: client_id.to_string(),
             client_secret,
             ca_file: None,
+            proxy: None,
             request_timeout: Duration::from_secs(5),
             max_body_bytes: transport::DEFAULT_MAX_BODY_BYTES,
             budget: BudgetSettings::default(),
@@ -82,8 +85,11 @@ impl Session {
         observer: Arc<dyn ApiObserver>,
     ) -> Result<Self, TransportSetupError> {
         let target = Target::new(&settings.name, transport::parse_base_url(&settings.url)?);
-        let http =
-            transport::shared_http_client(settings.request_timeout, settings.ca_file.as_deref())?;
+        let http = transport::shared_http_client(
+            settings.request_timeout,
+            settings.ca_file.as_deref(),
+            settings.proxy.as_deref(),
+        )?;
         let basic_auth = Secret::new(format!(
             "Basic {}",
             base64::engine::general_purpose::STANDARD.encode(format!(

@@ -88,10 +88,15 @@ pub fn load_ca_bundle(path: &Path) -> Result<Vec<reqwest::Certificate>, Transpor
 pub(crate) fn shared_http_client(
     request_timeout: Duration,
     ca_file: Option<&Path>,
+    proxy: Option<&str>,
 ) -> Result<reqwest::Client, TransportSetupError> {
     // The CA file's modification time is part of the key, so a replaced bundle is read again
     // on the next reload.
-    type Key = (Duration, Option<(PathBuf, Option<std::time::SystemTime>)>);
+    type Key = (
+        Duration,
+        Option<(PathBuf, Option<std::time::SystemTime>)>,
+        Option<String>,
+    );
     static CLIENTS: std::sync::OnceLock<
         std::sync::Mutex<std::collections::HashMap<Key, reqwest::Client>>,
     > = std::sync::OnceLock::new();
@@ -103,13 +108,14 @@ pub(crate) fn shared_http_client(
                 std::fs::metadata(p).and_then(|m| m.modified()).ok(),
             )
         }),
+        proxy.map(str::to_string),
     );
     let clients = CLIENTS.get_or_init(Default::default);
     if let Some(client) = clients.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
         return Ok(client.clone());
     }
     // Built outside the lock: a CA file is read from disk.
-    let client = build_http_client(request_timeout, ca_file)?;
+    let client = build_http_client(request_timeout, ca_file, proxy)?;
     clients
         .lock()
         .unwrap_or_else(|p| p.into_inner())
@@ -118,9 +124,14 @@ pub(crate) fn shared_http_client(
 }
 
 /// An HTTP client that never pools and always closes.
+///
+/// A proxy is used only when the site names one: `HTTPS_PROXY` and the like in the
+/// environment are ignored, so that nobody who can set a variable for the process can route
+/// the client secret through a host of their choice.
 pub(crate) fn build_http_client(
     request_timeout: Duration,
     ca_file: Option<&Path>,
+    proxy: Option<&str>,
 ) -> Result<reqwest::Client, TransportSetupError> {
     let mut defaults = HeaderMap::new();
     defaults.insert(header::CONNECTION, HeaderValue::from_static("close"));
@@ -135,6 +146,13 @@ pub(crate) fn build_http_client(
         .redirect(reqwest::redirect::Policy::none())
         .use_rustls_tls()
         .https_only(false);
+    builder = match proxy {
+        None => builder.no_proxy(),
+        Some(url) => builder.proxy(
+            reqwest::Proxy::all(url)
+                .map_err(|e| TransportSetupError::Client(format!("proxy {url:?}: {e}")))?,
+        ),
+    };
     if let Some(path) = ca_file {
         builder = builder.tls_built_in_root_certs(false);
         for cert in load_ca_bundle(path)? {

@@ -48,10 +48,10 @@ impl Dialect for JsonV2 {
             200 => {
                 let (health, _) = json::health(&answer.body, true)
                     .map_err(|m| target.malformed(endpoint, answer, m))?;
-                Ok(Health::Healthy(health))
+                Ok(Health::Healthy(health).bounded())
             }
             500 => match json::health(&answer.body, false) {
-                Ok((health, message)) => Ok(Health::Unhealthy { health, message }),
+                Ok((health, message)) => Ok(Health::Unhealthy { health, message }.bounded()),
                 Err(_) => Err(target.status_error(endpoint, answer)),
             },
             _ => Err(target.status_error(endpoint, answer)),
@@ -60,10 +60,11 @@ impl Dialect for JsonV2 {
 
     fn appliances(&self, target: &Target, answer: &Answer) -> Reading<Vec<ApplianceRecord>> {
         read(target, Endpoint::Appliance, answer, json::appliances)
+            .map(ApplianceRecord::bounded_list)
     }
 
     fn info(&self, target: &Target, answer: &Answer) -> Reading<ApiInfo> {
-        read(target, Endpoint::Info, answer, json::info)
+        read(target, Endpoint::Info, answer, json::info).map(ApiInfo::bounded)
     }
 
     /// `POST /failover-role` with the request as JSON.

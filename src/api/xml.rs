@@ -78,15 +78,16 @@ impl Dialect for XmlCommands {
     }
 
     fn health(&self, target: &Target, answer: &Answer) -> Reading<Health> {
-        read(target, Endpoint::Health, answer, xml_parse::check_health)
+        read(target, Endpoint::Health, answer, xml_parse::check_health).map(Health::bounded)
     }
 
     fn appliances(&self, target: &Target, answer: &Answer) -> Reading<Vec<ApplianceRecord>> {
         read(target, Endpoint::Appliance, answer, xml_parse::appliances)
+            .map(ApplianceRecord::bounded_list)
     }
 
     fn info(&self, target: &Target, answer: &Answer) -> Reading<ApiInfo> {
-        read(target, Endpoint::Info, answer, xml_parse::api_info)
+        read(target, Endpoint::Info, answer, xml_parse::api_info).map(ApiInfo::bounded)
     }
 
     /// A form-encoded POST with `data_sync_first` and `force` as 0 or 1, as the XML API wants.

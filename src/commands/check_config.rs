@@ -1,5 +1,6 @@
 //! `bt-watchdog check-config`: every problem of a configuration, with key paths, plus what
-//! can only be checked on this machine (secrets, CA files, the state directory).
+//! can only be checked on this machine (secrets, CA files, the exporter's web configuration,
+//! the state directory).
 
 use std::path::Path;
 
@@ -73,6 +74,11 @@ pub fn check(path: &Path) -> Report {
                 "{at}: health_interval is under a minute; appliances may answer /health from a one-minute cache, so this costs requests without fresher answers"
             ));
         }
+    }
+    if let Some(web_config) = &found.web_config
+        && let Err(error) = crate::exporter::web_config::check(web_config)
+    {
+        report.problems.push(error.to_string());
     }
     if let Some(state_dir) = &found.state_dir {
         match std::fs::metadata(state_dir) {

@@ -62,6 +62,7 @@ pub fn demo_config(
             client_id: settings.client_id.clone(),
             client_secret: SecretSource::Inline(Secret::new(settings.client_secret.clone())),
             ca_file: None,
+            proxy: None,
             appliances: [
                 ApplianceEntry {
                     name: settings.names[0].clone(),

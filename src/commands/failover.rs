@@ -474,7 +474,9 @@ fn refusal(error: LocalSiteError) -> Exit {
         LocalSiteError::UnknownSite(_)
         | LocalSiteError::UnknownAppliance(_)
         | LocalSiteError::Clients(_) => Exit::Usage,
-        LocalSiteError::Memory(_) | LocalSiteError::NoPreflight => Exit::NotDone,
+        LocalSiteError::Memory(_) | LocalSiteError::NoPreflight | LocalSiteError::Audit { .. } => {
+            Exit::NotDone
+        }
     }
 }
 

@@ -7,13 +7,14 @@
 //!   shares;
 //! - [`alerts`]: the shipped alert rules with the installation's runbook and dashboard links;
 //! - [`manpage`]: one man page for every subcommand;
-//! - [`check_config`], [`status`], [`simulate`], [`demo`].
+//! - [`check_config`], [`status`], [`healthcheck`], [`simulate`], [`demo`].
 
 pub mod alerts;
 pub mod check_config;
 pub mod demo;
 pub mod exit;
 pub mod failover;
+pub mod healthcheck;
 pub mod manpage;
 pub mod operator;
 pub mod run;

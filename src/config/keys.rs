@@ -89,6 +89,12 @@ pub const KEYS: &[Key] = &[
         "the local socket for `failover`, `pause`, `resume`, `ack`",
     ),
     key(
+        "credentials_without_systemd",
+        Value("\"secrets:/etc/bt-watchdog/secrets\""),
+        AsDefault,
+        "where `client_secret_credential` is read when `$CREDENTIALS_DIRECTORY` is not set (`check-config`, `failover --standalone` from a shell): `ID:PATH` as in the unit's `LoadCredential=ID:PATH` (a directory gives the credentials `ID_FILENAME`); `\"\"` for nowhere",
+    ),
+    key(
         "exporter.listen",
         Value("\"127.0.0.1:9877\""),
         AsDefault,
@@ -99,8 +105,8 @@ pub const KEYS: &[Key] = &[
         ..key(
             "exporter.web_config",
             Means("none"),
-            Commented("\"/etc/bt-watchdog/web.toml\""),
-            "TLS and basic auth for the exporter",
+            Commented("\"/etc/bt-watchdog/web-config.yml\""),
+            "TLS, mutual TLS, basic auth and response headers for the exporter: the exporter-toolkit `--web.config.file` YAML (a `.toml` name: the earlier TOML form)",
         )
     },
     key(
@@ -128,7 +134,7 @@ pub const KEYS: &[Key] = &[
         "site[].client_secret_file",
         Means("one of the three"),
         Commented("\"/etc/bt-watchdog/secrets/support\""),
-        "file holding the client secret (a trailing newline is ignored; check-config warns if it is group or world readable); give exactly one of the three `client_secret_*` keys",
+        "file holding the client secret (a trailing newline is ignored; refused when everyone may read it, a warning when its group may); give exactly one of the three `client_secret_*` keys",
     ),
     key(
         "site[].client_secret_env",
@@ -140,13 +146,25 @@ pub const KEYS: &[Key] = &[
         "site[].client_secret_credential",
         Means("one of the three"),
         Set("\"secrets_support\""),
-        "a systemd credential (`LoadCredential=`), read from `$CREDENTIALS_DIRECTORY`; the packaged unit loads them from /etc/bt-watchdog/secrets/",
+        "a systemd credential (`LoadCredential=`), read from `$CREDENTIALS_DIRECTORY`; the packaged unit loads them from /etc/bt-watchdog/secrets/; outside systemd see `credentials_without_systemd`",
     ),
     key(
         "site[].ca_file",
         Means("system roots"),
         Commented("\"/etc/bt-watchdog/ca.pem\""),
         "PEM bundle; when set, only these CAs are trusted",
+    ),
+    key(
+        "site[].proxy",
+        Means("no proxy"),
+        Commented("\"http://proxy.example.com:3128\""),
+        "an HTTP(S) proxy for this site's appliances; without it none is used (`HTTPS_PROXY` and the like in the environment are ignored)",
+    ),
+    key(
+        "site[].allow_plain_http",
+        Value("false"),
+        AsDefault,
+        "allow `http://` appliance URLs (a simulator, a lab): the client secret and tokens then travel in clear",
     ),
     key(
         "site[].appliances",
@@ -168,7 +186,7 @@ pub const KEYS: &[Key] = &[
         "site[].appliances[].url",
         Required,
         InParent,
-        "`https://host[:port]`, no path",
+        "`https://host[:port]`, no path (`http://` only with `allow_plain_http`)",
     ),
     key(
         "site[].appliances[].api",
@@ -322,7 +340,14 @@ mod tests {
     fn known_keys_include_sub_tables_once() {
         assert_eq!(
             known_in(""),
-            ["mode", "state_dir", "control_socket", "exporter", "site"]
+            [
+                "mode",
+                "state_dir",
+                "control_socket",
+                "credentials_without_systemd",
+                "exporter",
+                "site"
+            ]
         );
         assert_eq!(known_in("site[].appliances[]"), ["name", "url", "api"]);
         assert!(known_in("site[]").ends_with(&["hourly_budget_share", "policy"]));

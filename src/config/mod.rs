@@ -52,8 +52,13 @@ use crate::api::ApiChoice;
 pub enum SecretSource {
     File(PathBuf),
     Env(String),
-    /// A systemd credential (`LoadCredential=`): a file of that name in `$CREDENTIALS_DIRECTORY`.
-    Credential(String),
+    /// A systemd credential (`LoadCredential=`): a file of that name in `$CREDENTIALS_DIRECTORY`;
+    /// outside systemd (no such variable: `check-config`, `failover --standalone` from a
+    /// shell), the file `credentials_without_systemd` maps the name to, if it does.
+    Credential {
+        name: String,
+        outside_systemd: Option<PathBuf>,
+    },
     /// Held in memory by the program itself (`demo`); never read from a configuration file.
     Inline(Secret),
 }
@@ -63,7 +68,7 @@ impl fmt::Display for SecretSource {
         match self {
             SecretSource::File(path) => write!(f, "the secret file {}", path.display()),
             SecretSource::Env(var) => write!(f, "the environment variable {var}"),
-            SecretSource::Credential(name) => write!(f, "the systemd credential {name}"),
+            SecretSource::Credential { name, .. } => write!(f, "the systemd credential {name}"),
             SecretSource::Inline(_) => f.write_str("the built-in secret"),
         }
     }
@@ -85,6 +90,9 @@ pub struct SiteConfig {
     pub client_id: String,
     pub client_secret: SecretSource,
     pub ca_file: Option<PathBuf>,
+    /// An HTTP(S) proxy for this site's appliances; without one, none is used (proxy
+    /// variables in the environment are ignored).
+    pub proxy: Option<String>,
     pub appliances: [ApplianceEntry; 2],
     pub poll_interval: Duration,
     pub health_interval: Duration,
@@ -133,6 +141,23 @@ impl fmt::Display for ConfigError {
     }
 }
 
+/// The largest configuration file read: thousands of sites fit in far less.
+const MAX_CONFIG_BYTES: u64 = 16 * 1024 * 1024;
+
+fn read_config_text(path: &Path) -> std::io::Result<String> {
+    use std::io::Read as _;
+    let mut text = String::new();
+    std::fs::File::open(path)?
+        .take(MAX_CONFIG_BYTES + 1)
+        .read_to_string(&mut text)?;
+    if text.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(std::io::Error::other(format!(
+            "larger than {MAX_CONFIG_BYTES} bytes"
+        )));
+    }
+    Ok(text)
+}
+
 /// Reads and validates the file at `path`.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
     load_found(path).0
@@ -142,7 +167,7 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 /// its problems (for `check-config`, which checks secrets and CA files in the same pass).
 pub fn load_found(path: &Path) -> (Result<Config, ConfigError>, Found) {
     let origin = path.display().to_string();
-    match std::fs::read_to_string(path) {
+    match read_config_text(path) {
         Ok(text) => parse_found(&text, &origin),
         Err(e) => (
             Err(ConfigError {
@@ -175,7 +200,13 @@ fn parse_found(text: &str, origin: &str) -> (Result<Config, ConfigError>, Found)
             let location = e
                 .span()
                 .map(|span| {
-                    let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+                    // Counted on bytes: a span that is not on a character boundary cannot panic.
+                    let end = span.start.min(text.len());
+                    let line = text.as_bytes()[..end]
+                        .iter()
+                        .filter(|b| **b == b'\n')
+                        .count()
+                        + 1;
                     format!("line {line}: ")
                 })
                 .unwrap_or_default();
@@ -199,20 +230,57 @@ fn parse_found(text: &str, origin: &str) -> (Result<Config, ConfigError>, Found)
     (Err(fail(reader.problems)), found)
 }
 
+/// The packaged unit's `LoadCredential=`, which `credentials_without_systemd` mirrors by default.
+pub const DEFAULT_CREDENTIALS_WITHOUT_SYSTEMD: &str = "secrets:/etc/bt-watchdog/secrets";
+
+/// Reads a file that holds a secret, refusing one that everyone may read: a secret others
+/// could have read is not one, and a daemon that starts anyway hides that.
+fn read_secret_file(path: &Path, source: &SecretSource) -> Result<String, String> {
+    use std::io::Read as _;
+    use std::os::unix::fs::PermissionsExt as _;
+    // The secret file's own description names its path; a credential's adds the file.
+    let what = match source {
+        SecretSource::File(_) => source.to_string(),
+        _ => format!("{source} ({})", path.display()),
+    };
+    let unreadable = |e: std::io::Error| format!("{what} cannot be read: {e}");
+    let file = std::fs::File::open(path).map_err(unreadable)?;
+    let mode = file.metadata().map_err(unreadable)?.permissions().mode();
+    if mode & 0o004 != 0 {
+        return Err(format!(
+            "{} is readable by everyone (mode {:o}): refused; run `chmod o-rwx {}` (or `chmod 600`) and change the secret if others may have read it",
+            path.display(),
+            mode & 0o777,
+            path.display()
+        ));
+    }
+    // A secret is short; a huge file is a mistake (or a device), not a secret.
+    let mut text = String::new();
+    file.take(64 * 1024)
+        .read_to_string(&mut text)
+        .map_err(unreadable)?;
+    Ok(text)
+}
+
 /// Reads a site's client secret.
 pub fn read_secret(source: &SecretSource) -> Result<Secret, String> {
     let value = match source {
-        SecretSource::File(path) => {
-            std::fs::read_to_string(path).map_err(|e| format!("{source} cannot be read: {e}"))?
-        }
+        SecretSource::File(path) => read_secret_file(path, source)?,
         SecretSource::Env(var) => std::env::var(var).map_err(|_| format!("{source} is not set"))?,
-        SecretSource::Credential(name) => {
-            let dir = std::env::var_os("CREDENTIALS_DIRECTORY")
-                .ok_or_else(|| format!("{source} needs $CREDENTIALS_DIRECTORY, which systemd sets with LoadCredential= (it is not set)"))?;
-            let path = Path::new(&dir).join(name);
-            std::fs::read_to_string(&path)
-                .map_err(|e| format!("{source} ({}) cannot be read: {e}", path.display()))?
-        }
+        SecretSource::Credential {
+            name,
+            outside_systemd,
+        } => match (std::env::var_os("CREDENTIALS_DIRECTORY"), outside_systemd) {
+            (Some(dir), _) => read_secret_file(&Path::new(&dir).join(name), source)?,
+            (None, Some(path)) => read_secret_file(path, source).map_err(|e| {
+                format!("{e} ($CREDENTIALS_DIRECTORY is not set, so outside systemd it is read from {}, as credentials_without_systemd says; run as root, or as a user who may read it)", path.display())
+            })?,
+            (None, None) => {
+                return Err(format!(
+                    "{source} needs $CREDENTIALS_DIRECTORY, which systemd sets with LoadCredential= (it is not set), and credentials_without_systemd does not name a file for it"
+                ));
+            }
+        },
         SecretSource::Inline(secret) => return Ok(secret.clone()),
     };
     // A trailing newline from `echo … > file` is not part of the secret.
@@ -223,23 +291,28 @@ pub fn read_secret(source: &SecretSource) -> Result<Secret, String> {
     Ok(Secret::new(value))
 }
 
-/// Warnings about a secret file's permissions (readable by group or others).
+/// Warnings about a secret file's permissions: readable by its group (everyone is refused
+/// by [`read_secret`]).
 pub fn secret_file_warnings(source: &SecretSource) -> Option<String> {
     use std::os::unix::fs::PermissionsExt as _;
-    let SecretSource::File(path) = source else {
-        return None;
+    let path = match source {
+        SecretSource::File(path) => path.clone(),
+        SecretSource::Credential {
+            name,
+            outside_systemd,
+        } => match std::env::var_os("CREDENTIALS_DIRECTORY") {
+            Some(dir) => Path::new(&dir).join(name),
+            None => outside_systemd.clone()?,
+        },
+        _ => return None,
     };
-    let mode = std::fs::metadata(path).ok()?.permissions().mode();
-    (mode & 0o077 != 0).then(|| {
+    let mode = std::fs::metadata(&path).ok()?.permissions().mode();
+    (mode & 0o070 != 0 && mode & 0o007 == 0).then(|| {
         format!(
-            "{} is readable by {} (mode {:o}); chmod 600 it",
+            "{} is readable by its group (mode {:o}); unless that group is meant to read it, run `chmod 600 {}`",
             path.display(),
-            if mode & 0o007 != 0 {
-                "everyone"
-            } else {
-                "its group"
-            },
-            mode & 0o777
+            mode & 0o777,
+            path.display()
         )
     })
 }
@@ -411,6 +484,75 @@ failover_afer = "30s"
     }
 
     #[test]
+    fn plain_http_needs_the_site_to_say_so() {
+        let text = GOOD.replace("https://east", "http://east");
+        let error = parse(&text, "x").unwrap_err();
+        let problem = &error.problems[0];
+        assert_eq!(problem.path, "site[0].appliances[0].url");
+        assert!(problem.message.contains("allow_plain_http"), "{problem}");
+        let allowed = text.replace(
+            "client_id = \"watchdog\"",
+            "client_id = \"watchdog\"\nallow_plain_http = true",
+        );
+        assert!(parse(&allowed, "x").is_ok());
+    }
+
+    #[test]
+    fn a_proxy_is_used_only_when_configured_and_must_be_a_url() {
+        assert_eq!(parse(GOOD, "x").unwrap().sites[0].proxy, None);
+        let with = GOOD.replace(
+            "client_id = \"watchdog\"",
+            "client_id = \"watchdog\"\nproxy = \"http://proxy:3128\"",
+        );
+        assert_eq!(
+            parse(&with, "x").unwrap().sites[0].proxy.as_deref(),
+            Some("http://proxy:3128")
+        );
+        let bad = with.replace("http://proxy:3128", "proxy");
+        assert_eq!(
+            parse(&bad, "x").unwrap_err().problems[0].path,
+            "site[0].proxy"
+        );
+    }
+
+    #[test]
+    fn credentials_outside_systemd_follow_load_credential() {
+        let with = |line: &str, name: &str| {
+            let text = format!(
+                "{line}\n{}",
+                GOOD.replace(
+                    "client_secret_file = \"/etc/bt-watchdog/support.secret\"",
+                    &format!("client_secret_credential = \"{name}\""),
+                )
+            );
+            parse(&text, "x").map(|c| c.sites[0].client_secret.clone())
+        };
+        let outside = |source: SecretSource| match source {
+            SecretSource::Credential {
+                outside_systemd, ..
+            } => outside_systemd,
+            other => panic!("{other:?}"),
+        };
+        // The default mirrors the packaged unit's LoadCredential=secrets:/etc/bt-watchdog/secrets.
+        assert_eq!(
+            outside(with("", "secrets_support").unwrap()),
+            Some(PathBuf::from("/etc/bt-watchdog/secrets/support"))
+        );
+        assert_eq!(
+            outside(with("credentials_without_systemd = \"db:/srv/db.key\"", "db").unwrap()),
+            Some(PathBuf::from("/srv/db.key"))
+        );
+        assert_eq!(outside(with("", "other").unwrap()), None);
+        assert_eq!(
+            outside(with("credentials_without_systemd = \"\"", "secrets_support").unwrap()),
+            None
+        );
+        assert_eq!(outside(with("", "secrets_").unwrap()), None);
+        let error = with("credentials_without_systemd = \"relative\"", "x").unwrap_err();
+        assert_eq!(error.problems[0].path, "credentials_without_systemd");
+    }
+
+    #[test]
     fn a_missing_site_is_an_error() {
         let error = parse("mode = \"observe\"\n", "x").unwrap_err();
         assert_eq!(error.problems[0].path, "site");
@@ -421,6 +563,10 @@ failover_afer = "30s"
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("s");
         std::fs::write(&file, "abc\n").unwrap();
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
         assert_eq!(
             read_secret(&SecretSource::File(file.clone()))
                 .unwrap()
@@ -434,11 +580,20 @@ failover_afer = "30s"
                 .contains("empty")
         );
         use std::os::unix::fs::PermissionsExt as _;
+        std::fs::write(&file, "abc\n").unwrap();
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let refused = read_secret(&SecretSource::File(file.clone())).unwrap_err();
+        assert!(refused.contains("readable by everyone"), "{refused}");
+        assert!(
+            refused.contains(&format!("chmod o-rwx {}", file.display())),
+            "{refused}"
+        );
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o640)).unwrap();
+        assert!(read_secret(&SecretSource::File(file.clone())).is_ok());
         assert!(
             secret_file_warnings(&SecretSource::File(file.clone()))
                 .unwrap()
-                .contains("everyone")
+                .contains("its group")
         );
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
         assert_eq!(secret_file_warnings(&SecretSource::File(file)), None);

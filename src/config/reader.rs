@@ -22,6 +22,17 @@ use crate::api::budget::BudgetSettings;
 use crate::api::transport::parse_base_url;
 use crate::engine::{Mode, Policy};
 
+/// A proxy URL: http or https, a host, nothing else.
+fn check_proxy(proxy: &str) -> Result<(), String> {
+    let parsed = reqwest::Url::parse(proxy).map_err(|e| format!("{proxy:?} is not a URL: {e}"))?;
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none_or(str::is_empty) {
+        return Err(format!(
+            "{proxy:?}: give an http:// or https:// proxy URL with a host"
+        ));
+    }
+    Ok(())
+}
+
 const NO_SITE: &str = "no [[site]] is configured: there is nothing to watch";
 
 #[derive(Default)]
@@ -30,6 +41,8 @@ pub(super) struct Reader {
     /// Every key taken, as a generic path (`site[].policy.cooldown`), so that a test can hold
     /// the reader and the key table to each other.
     pub(super) taken: BTreeSet<String>,
+    /// `credentials_without_systemd`: (credential id, path), read before the sites.
+    credentials: Option<(String, PathBuf)>,
     /// What could be read of every site, valid or not: `check-config` checks secrets and CA
     /// files on this machine even while other keys have problems, so one pass shows all.
     pub(super) found: Found,
@@ -41,6 +54,8 @@ pub(super) struct Reader {
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct Found {
     pub state_dir: Option<PathBuf>,
+    /// `exporter.web_config`, when given.
+    pub web_config: Option<PathBuf>,
     pub sites: Vec<FoundSite>,
 }
 
@@ -132,6 +147,13 @@ impl Reader {
     fn string(&mut self, table: &mut toml::Table, path: &str, key: &str) -> Option<String> {
         self.typed(table, path, key, "a string", |value| match value {
             toml::Value::String(s) => Ok(s),
+            other => Err(other),
+        })
+    }
+
+    fn boolean(&mut self, table: &mut toml::Table, path: &str, key: &str) -> Option<bool> {
+        self.typed(table, path, key, "true or false", |value| match value {
+            toml::Value::Boolean(b) => Ok(b),
             other => Err(other),
         })
     }
@@ -283,6 +305,7 @@ impl Reader {
             .path(&mut root, "", "control_socket")
             .unwrap_or_else(|| crate::control::default_socket(&state_dir));
         let exporter = self.exporter(&mut root);
+        self.credentials = self.credentials_without_systemd(&mut root);
         let sites = self.sites(&mut root);
         self.leftovers(root, "");
         Some(Config {
@@ -292,6 +315,42 @@ impl Reader {
             exporter: exporter?,
             sites,
         })
+    }
+
+    /// `ID:PATH`, as in the unit's `LoadCredential=ID:PATH`.
+    fn credentials_without_systemd(&mut self, root: &mut toml::Table) -> Option<(String, PathBuf)> {
+        let key = "credentials_without_systemd";
+        let text = self
+            .string(root, "", key)
+            .unwrap_or_else(|| super::DEFAULT_CREDENTIALS_WITHOUT_SYSTEMD.to_string());
+        if text.is_empty() {
+            return None;
+        }
+        match text.split_once(':') {
+            Some((id, path)) if !id.is_empty() && !id.contains('/') && path.starts_with('/') => {
+                Some((id.to_string(), PathBuf::from(path)))
+            }
+            _ => {
+                self.problem(
+                    key,
+                    format!("{text:?} is not ID:/absolute/path (as in LoadCredential=ID:PATH), nor \"\" for none"),
+                );
+                None
+            }
+        }
+    }
+
+    /// Where a credential is outside systemd: the file itself when its name is the id, the
+    /// file of that name in the directory when it is `ID_FILENAME` (as systemd names the
+    /// credentials of a directory).
+    fn credential_outside_systemd(&self, name: &str) -> Option<PathBuf> {
+        let (id, path) = self.credentials.as_ref()?;
+        if name == id {
+            return Some(path.clone());
+        }
+        let file = name.strip_prefix(id.as_str())?.strip_prefix('_')?;
+        (!file.is_empty() && !file.split('/').any(|part| part == ".." || part.is_empty()))
+            .then(|| path.join(file))
     }
 
     fn exporter(&mut self, root: &mut toml::Table) -> Option<ExporterConfig> {
@@ -312,6 +371,7 @@ impl Reader {
         let web_config = self
             .string(&mut table, "exporter", "web_config")
             .map(PathBuf::from);
+        self.found.web_config = web_config.clone();
         self.leftovers(table, "exporter");
         Some(ExporterConfig {
             listen: listen?,
@@ -409,7 +469,16 @@ impl Reader {
         }
         let client_secret = self.client_secret(&mut table, path);
         let ca_file = self.string(&mut table, path, "ca_file").map(PathBuf::from);
-        let appliances = self.appliances(&mut table, path);
+        let allow_plain_http = self
+            .boolean(&mut table, path, "allow_plain_http")
+            .unwrap_or(false);
+        let proxy = self.string(&mut table, path, "proxy");
+        if let Some(proxy) = &proxy
+            && let Err(reason) = check_proxy(proxy)
+        {
+            self.problem(join(path, "proxy"), reason);
+        }
+        let appliances = self.appliances(&mut table, path, allow_plain_http);
         let poll_interval = self.duration(&mut table, path, "poll_interval", DEFAULT_POLL_INTERVAL);
         let health_interval =
             self.duration(&mut table, path, "health_interval", DEFAULT_HEALTH_INTERVAL);
@@ -469,6 +538,7 @@ impl Reader {
             client_id,
             client_secret: client_secret?,
             ca_file,
+            proxy,
             appliances: appliances?,
             poll_interval,
             health_interval,
@@ -490,7 +560,10 @@ impl Reader {
         let sources: Vec<SecretSource> = [
             secret_file.map(|f| SecretSource::File(PathBuf::from(f))),
             secret_env.map(SecretSource::Env),
-            secret_credential.map(SecretSource::Credential),
+            secret_credential.map(|name| SecretSource::Credential {
+                outside_systemd: self.credential_outside_systemd(&name),
+                name,
+            }),
         ]
         .into_iter()
         .flatten()
@@ -509,7 +582,7 @@ impl Reader {
                 None
             }
         };
-        if let Some(SecretSource::Credential(name)) = &client_secret
+        if let Some(SecretSource::Credential { name, .. }) = &client_secret
             && (name.is_empty() || name.contains('/'))
         {
             self.problem(
@@ -520,7 +593,12 @@ impl Reader {
         client_secret
     }
 
-    fn appliances(&mut self, table: &mut toml::Table, path: &str) -> Option<[ApplianceEntry; 2]> {
+    fn appliances(
+        &mut self,
+        table: &mut toml::Table,
+        path: &str,
+        allow_plain_http: bool,
+    ) -> Option<[ApplianceEntry; 2]> {
         let key_path = join(path, "appliances");
         let entries = match self.take(table, path, "appliances") {
             None => {
@@ -576,6 +654,16 @@ impl Reader {
                 match parse_base_url(&url) {
                     Ok(parsed) => self.urls.push((join(&entry_path, "url"), parsed)),
                     Err(e) => self.problem(join(&entry_path, "url"), e.to_string()),
+                }
+                if url
+                    .get(..7)
+                    .is_some_and(|s| s.eq_ignore_ascii_case("http://"))
+                    && !allow_plain_http
+                {
+                    self.problem(
+                        join(&entry_path, "url"),
+                        format!("{url:?} is plain HTTP: the client secret and every token would travel in clear; use https://, or set allow_plain_http = true for this site (a simulator, a lab)"),
+                    );
                 }
             }
             let api = self.api_choice(&mut entry, &entry_path);

@@ -90,6 +90,7 @@ pub fn append(state_dir: &Path, record: &AuditRecord) -> std::io::Result<()> {
         .create(true)
         .append(true)
         .open(path(state_dir))?;
+    super::ownership::match_directory(&file, state_dir)?;
     file.write_all(&line)?;
     file.sync_data()
 }
@@ -117,12 +118,48 @@ pub fn user_name(uid: u32) -> Option<String> {
     })
 }
 
-/// "alice (uid 1000)", or "bob, as root (uid 0)" when the CLI says who used sudo.
-pub fn describe_caller(uid: u32, claimed: &str) -> String {
-    let system = user_name(uid).unwrap_or_else(|| format!("uid {uid}"));
-    if claimed.is_empty() || claimed == system {
-        format!("{system} (uid {uid})")
-    } else {
-        format!("{claimed}, as {system} (uid {uid})")
+/// Who called, as far as the kernel vouches: "alice (uid 1000)"; "bob (login uid 1001), as
+/// root (uid 0)" when the caller's login uid (kept through sudo) is readable; otherwise
+/// "bob (as the CLI says), as root (uid 0)" when the CLI names someone else (`SUDO_USER`),
+/// which is then marked as the caller's own word.
+pub fn describe_caller(uid: u32, claimed: &str, login_uid: Option<u32>) -> String {
+    let name = |id: u32| user_name(id).unwrap_or_else(|| format!("uid {id}"));
+    let system = name(uid);
+    match login_uid {
+        Some(login) if login != uid => {
+            format!(
+                "{} (login uid {login}), as {system} (uid {uid})",
+                name(login)
+            )
+        }
+        _ if claimed.is_empty() || claimed == system => format!("{system} (uid {uid})"),
+        Some(_) => format!("{system} (uid {uid}; the CLI named {claimed})"),
+        None => format!("{claimed} (as the CLI says), as {system} (uid {uid})"),
+    }
+}
+
+/// This process's caller, for a standalone run: its effective uid and login uid.
+pub fn describe_self(claimed: &str) -> String {
+    let uid = super::ownership::effective_uid().unwrap_or(u32::MAX);
+    describe_caller(uid, claimed, super::ownership::login_uid(None))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_caller_is_who_the_kernel_says_and_a_claim_is_marked_as_one() {
+        assert_eq!(describe_caller(0, "", None), "root (uid 0)");
+        assert_eq!(
+            describe_caller(0, "alice", None),
+            "alice (as the CLI says), as root (uid 0)"
+        );
+        let with_login = describe_caller(0, "mallory", Some(4242));
+        assert!(
+            with_login.starts_with("uid 4242 (login uid 4242), as root"),
+            "{with_login}"
+        );
+        assert!(!with_login.contains("mallory"), "{with_login}");
     }
 }

@@ -40,6 +40,8 @@ pub fn acquire(state_dir: &Path) -> Result<StateLock, LockError> {
         .write(true)
         .open(&path)
         .map_err(io)?;
+    // Taken by root for a standalone run, it must stay openable by the daemon's user.
+    super::ownership::match_directory(&file, state_dir).map_err(io)?;
     match file.try_lock() {
         Ok(()) => Ok(StateLock { _file: file }),
         Err(TryLockError::WouldBlock) => Err(LockError::Held { path }),

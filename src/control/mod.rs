@@ -9,11 +9,13 @@
 //! - [`server`]: the daemon side;
 //! - [`client`]: the CLI side;
 //! - [`audit`]: the audit log every manual action writes;
-//! - [`lock`]: the state directory lock shared by the daemon and `--standalone`.
+//! - [`lock`]: the state directory lock shared by the daemon and `--standalone`;
+//! - [`ownership`]: files written there stay the state directory owner's, whoever runs.
 
 pub mod audit;
 pub mod client;
 pub mod lock;
+pub mod ownership;
 pub mod protocol;
 pub mod server;
 

@@ -23,6 +23,8 @@ const ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct Incoming {
     pub request: Request,
     pub uid: u32,
+    /// The caller's login uid (`/proc/PID/loginuid`, kept through sudo), when readable.
+    pub login_uid: Option<u32>,
     pub reply: oneshot::Sender<Answer>,
 }
 
@@ -43,19 +45,56 @@ pub fn bind(path: &Path) -> Result<(UnixListener, u32), SocketError> {
         path: path.to_path_buf(),
         source,
     };
-    // The caller holds the state lock, so a socket file left here is from a dead process.
-    match std::fs::remove_file(path) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(io(e)),
-    }
     let temporary = path.with_extension(format!("tmp{}", std::process::id()));
     let _ = std::fs::remove_file(&temporary);
     let listener = UnixListener::bind(&temporary).map_err(io)?;
-    std::fs::set_permissions(&temporary, std::fs::Permissions::from_mode(0o600)).map_err(io)?;
-    std::fs::rename(&temporary, path).map_err(io)?;
-    let owner = std::fs::metadata(path).map_err(io)?.uid();
-    Ok((listener, owner))
+    let placed = (|| {
+        std::fs::set_permissions(&temporary, std::fs::Permissions::from_mode(0o600))?;
+        let owner = std::fs::metadata(&temporary)?.uid();
+        // Only a stale socket of ours is replaced: never a file, a directory, someone else's
+        // socket, or a socket a live process still answers on.
+        match std::fs::symlink_metadata(path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+            Ok(existing) => stale_socket_of(path, &existing, owner)?,
+        }
+        std::fs::rename(&temporary, path)?;
+        Ok(owner)
+    })();
+    match placed {
+        Ok(owner) => Ok((listener, owner)),
+        Err(source) => {
+            let _ = std::fs::remove_file(&temporary);
+            Err(io(source))
+        }
+    }
+}
+
+/// Whether what is at `path` may be replaced: a socket owned by `owner` that nobody answers on.
+fn stale_socket_of(path: &Path, existing: &std::fs::Metadata, owner: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::FileTypeExt as _;
+    let refuse = |what: String| {
+        Err(std::io::Error::other(format!(
+            "{what} is in the way; it was left untouched: move it away, or set control_socket to another path"
+        )))
+    };
+    if !existing.file_type().is_socket() {
+        let kind = if existing.is_dir() {
+            "a directory"
+        } else if existing.file_type().is_symlink() {
+            "a symbolic link"
+        } else {
+            "a file that is not a socket"
+        };
+        return refuse(kind.to_string());
+    }
+    if existing.uid() != owner {
+        return refuse(format!("a socket of uid {}", existing.uid()));
+    }
+    if std::os::unix::net::UnixStream::connect(path).is_ok() {
+        return refuse("a socket another process answers on".to_string());
+    }
+    Ok(())
 }
 
 /// Serves the socket until `shutdown` changes. `owner` is the daemon's own uid: only it and
@@ -77,8 +116,8 @@ pub async fn serve(
 }
 
 async fn connection(stream: UnixStream, owner: u32, requests: mpsc::Sender<Incoming>) {
-    let uid = match stream.peer_cred() {
-        Ok(credentials) => credentials.uid(),
+    let (uid, pid) = match stream.peer_cred() {
+        Ok(credentials) => (credentials.uid(), credentials.pid()),
         Err(error) => {
             tracing::warn!("control socket: cannot tell who connected ({error}); refusing");
             return;
@@ -99,7 +138,10 @@ async fn connection(stream: UnixStream, owner: u32, requests: mpsc::Sender<Incom
         match received {
             Ok(Ok(_)) => match std::str::from_utf8(&line) {
                 Ok(text) => match serde_json::from_str::<Request>(text) {
-                    Ok(request) => handed_on(request, uid, &requests).await,
+                    Ok(request) => {
+                        let login_uid = super::ownership::login_uid(pid);
+                        handed_on(request, uid, login_uid, &requests).await
+                    }
                     Err(error) => {
                         refused(format!("not a request this daemon understands: {error}"))
                     }
@@ -121,12 +163,18 @@ async fn connection(stream: UnixStream, owner: u32, requests: mpsc::Sender<Incom
     let _ = write.write_all(&text).await;
 }
 
-async fn handed_on(request: Request, uid: u32, requests: &mpsc::Sender<Incoming>) -> Answer {
+async fn handed_on(
+    request: Request,
+    uid: u32,
+    login_uid: Option<u32>,
+    requests: &mpsc::Sender<Incoming>,
+) -> Answer {
     let (reply, answer) = oneshot::channel();
     if requests
         .send(Incoming {
             request,
             uid,
+            login_uid,
             reply,
         })
         .await
@@ -142,4 +190,38 @@ async fn handed_on(request: Request, uid: u32, requests: &mpsc::Sender<Incoming>
 
 fn refused(message: String) -> Answer {
     Answer::Refused { message }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn only_a_stale_socket_of_ours_is_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        // A file and a directory are never deleted.
+        let file = dir.path().join("file.sock");
+        std::fs::write(&file, "precious").unwrap();
+        let error = bind(&file).unwrap_err().to_string();
+        assert!(error.contains("not a socket"), "{error}");
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), "precious");
+        let directory = dir.path().join("dir.sock");
+        std::fs::create_dir(&directory).unwrap();
+        assert!(bind(&directory).is_err());
+        assert!(directory.is_dir());
+        // A socket someone answers on is not taken over.
+        let live = dir.path().join("live.sock");
+        let (_listener, _) = bind(&live).unwrap();
+        let error = bind(&live).unwrap_err().to_string();
+        assert!(error.contains("answers on"), "{error}");
+        // A stale one (its listener gone) is replaced.
+        drop(_listener);
+        assert!(bind(&live).is_ok());
+        // Nothing temporary is left behind.
+        let names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(names.iter().all(|n| !n.contains(".tmp")), "{names:?}");
+    }
 }

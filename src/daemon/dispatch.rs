@@ -141,7 +141,12 @@ impl Dispatcher {
         while let Some(incoming) = requests.recv().await {
             let dispatcher = self.clone();
             tokio::spawn(async move {
-                let answer = dispatcher.answer(incoming.request, incoming.uid).await;
+                let who = audit::describe_caller(
+                    incoming.uid,
+                    incoming.request.user(),
+                    incoming.login_uid,
+                );
+                let answer = dispatcher.answer(incoming.request, who).await;
                 let _ = incoming.reply.send(answer);
             });
         }
@@ -149,7 +154,7 @@ impl Dispatcher {
 
     /// Every outcome of a command is audited: carried out, refused, or given up on (then it
     /// is never carried out: see [`Ticket`]).
-    async fn answer(&self, request: Request, uid: u32) -> Answer {
+    async fn answer(&self, request: Request, who: String) -> Answer {
         let site = request.site().to_string();
         if let Request::Status { .. } = &request {
             return match self.directory.get(&site) {
@@ -164,7 +169,6 @@ impl Dispatcher {
                 },
             };
         }
-        let who = audit::describe_caller(uid, request.user());
         let record = match &request {
             Request::Pause { reason, .. } => AuditRecord::now(
                 who.clone(),
@@ -196,6 +200,27 @@ impl Dispatcher {
                 };
             }
         };
+        // Written before anything is done: an action nobody recorded must not happen. A
+        // confirmed failover, a pause, resume or ack gets an intent record now and its outcome
+        // after (a dry run changes nothing and is recorded once, after).
+        let acts = !matches!(&request, Request::Failover(f) if !f.confirm);
+        let before = AuditRecord {
+            action: match &request {
+                Request::Failover(_) => "failover requested".to_string(),
+                _ => format!("{} requested", record.action),
+            },
+            outcome: "about to hand it to the engine".to_string(),
+            ..record.clone()
+        };
+        if acts && let Err(error) = audit::append(&self.state_dir, &before) {
+            tracing::error!(site = %site, "refused a manual {} by {}: the audit log {} cannot be written: {error}", record.action, record.who, audit::path(&self.state_dir).display());
+            return Answer::Refused {
+                message: format!(
+                    "the audit log {} cannot be written ({error}); nothing was done",
+                    audit::path(&self.state_dir).display()
+                ),
+            };
+        }
         let (answer, outcome) = self.carry(&request, &site, who).await;
         let record = AuditRecord { outcome, ..record };
         audit::record(&self.state_dir, &record);

@@ -37,6 +37,13 @@ pub enum LocalSiteError {
     UnknownAppliance(String),
     #[error("the engine gave no preflight")]
     NoPreflight,
+    /// The intent could not be recorded: nothing was done.
+    #[error("the audit log {path} cannot be written ({source}); nothing was done")]
+    Audit {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// How a started failover ended, as far as this process saw it.
@@ -111,14 +118,10 @@ impl LocalSite {
         site_status(&self.board, &self.site.name)
     }
 
-    /// Who is asking, as the audit log names them: the uid this process runs as, read from the
-    /// lock file it created (no unsafe call needed), and the login name the CLI saw.
+    /// Who is asking, as the audit log names them: the uid this process runs as and its login
+    /// uid (kept through sudo), as the kernel says, and the login name the CLI saw.
     pub fn caller(&self, user: &str) -> String {
-        use std::os::unix::fs::MetadataExt as _;
-        let uid = std::fs::metadata(lock::lock_path(&self.state_dir))
-            .map(|m| m.uid())
-            .unwrap_or(u32::MAX);
-        audit::describe_caller(uid, user)
+        audit::describe_self(user)
     }
 
     /// Hands a manual failover to the engine: its preflight, and whether it started the plan.
@@ -132,6 +135,18 @@ impl LocalSite {
         ];
         let manual = manual_failover(request, &names, 1, self.caller(&request.user))
             .map_err(LocalSiteError::UnknownAppliance)?;
+        if request.confirm {
+            // The intent is on disk before the engine may act; its outcome follows (`record`).
+            let intent = AuditRecord {
+                action: "failover requested".to_string(),
+                outcome: "about to hand it to the engine".to_string(),
+                ..AuditRecord::failover(self.caller(&request.user), request, true, String::new())
+            };
+            audit::append(&self.state_dir, &intent).map_err(|source| LocalSiteError::Audit {
+                path: audit::path(&self.state_dir),
+                source,
+            })?;
+        }
         self.site_loop
             .operator(Command::Failover(manual))
             .await

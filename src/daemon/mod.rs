@@ -138,7 +138,7 @@ pub async fn start(
     let board = Arc::new(Board::default());
     let directory = Arc::new(Directory::default());
     let web = Arc::new(match &config.exporter.web_config {
-        Some(path) => WebConfig::from_file(path)?,
+        Some(path) => WebConfig::from_file(path, metrics.exporter().clone())?,
         None => WebConfig::open(),
     });
     let (control_listener, owner) = control_socket::bind(&config.control_socket)?;
@@ -188,6 +188,7 @@ pub async fn start(
     tokio::spawn(server::serve(
         exporter,
         web.clone(),
+        Some(metrics.exporter().clone()),
         listener,
         max_exporter_connections,
         stop_rx.clone(),
@@ -541,6 +542,7 @@ fn prepare_clients(
             secret.clone(),
         );
         settings.ca_file = site.ca_file.clone();
+        settings.proxy = site.proxy.clone();
         settings.request_timeout = site.request_timeout;
         settings.budget = site.budget.clone();
         settings.api = identity.api;

@@ -45,6 +45,50 @@ pub enum StoreError {
     },
 }
 
+/// The largest memory file read (a real one is a few kilobytes).
+const MAX_STATE_BYTES: u64 = 4 * 1024 * 1024;
+
+/// The file's bytes, or an error when it is larger than `limit`.
+fn read_capped(path: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read as _;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(limit + 1)
+        .read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > limit {
+        return Err(std::io::Error::other(format!(
+            "larger than {limit} bytes: not a memory file this watchdog wrote"
+        )));
+    }
+    Ok(bytes)
+}
+
+/// A memory file's bytes (read from `path`) as the engine's memory: whatever the bytes, an
+/// error or a memory, never a panic (the fuzz target `state_file` holds it to that).
+pub(crate) fn decode(path: &Path, text: &[u8]) -> Result<Memory, StoreError> {
+    #[derive(serde::Deserialize)]
+    struct Versioned {
+        version: u32,
+    }
+    let version: Versioned = serde_json::from_slice(text).map_err(|e| StoreError::Corrupt {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    if version.version > MEMORY_VERSION {
+        return Err(StoreError::TooNew {
+            path: path.to_path_buf(),
+            found: version.version,
+            supported: MEMORY_VERSION,
+        });
+    }
+    serde_json::from_slice::<Memory>(text)
+        .map(Memory::upgraded)
+        .map_err(|e| StoreError::Corrupt {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })
+}
+
 #[derive(Debug, Clone)]
 pub struct StateStore {
     dir: PathBuf,
@@ -83,7 +127,9 @@ impl StateStore {
 
     /// The remembered memory, or a fresh one when there is no file yet.
     pub fn load(&self) -> Result<Memory, StoreError> {
-        let text = match std::fs::read(&self.path) {
+        // A memory file is a few kilobytes; reading is capped so that a replaced or damaged
+        // file cannot make the start allocate without bound.
+        let text = match read_capped(&self.path, MAX_STATE_BYTES) {
             Ok(text) => text,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Memory::default()),
             Err(source) => {
@@ -93,28 +139,7 @@ impl StateStore {
                 });
             }
         };
-        #[derive(serde::Deserialize)]
-        struct Versioned {
-            version: u32,
-        }
-        let version: Versioned =
-            serde_json::from_slice(&text).map_err(|e| StoreError::Corrupt {
-                path: self.path.clone(),
-                reason: e.to_string(),
-            })?;
-        if version.version > MEMORY_VERSION {
-            return Err(StoreError::TooNew {
-                path: self.path.clone(),
-                found: version.version,
-                supported: MEMORY_VERSION,
-            });
-        }
-        serde_json::from_slice::<Memory>(&text)
-            .map(Memory::upgraded)
-            .map_err(|e| StoreError::Corrupt {
-                path: self.path.clone(),
-                reason: e.to_string(),
-            })
+        decode(&self.path, &text)
     }
 
     pub fn save(&self, memory: &Memory) -> Result<(), StoreError> {
@@ -138,6 +163,8 @@ impl StateStore {
                 .create(true)
                 .truncate(true)
                 .open(&temporary)?;
+            // Written by root (a standalone failover), it must stay the daemon user's.
+            crate::control::ownership::match_directory(&file, &self.dir)?;
             file.write_all(&text)?;
             file.sync_all()?;
             std::fs::rename(&temporary, &self.path)?;

@@ -5,7 +5,7 @@
 //! here calls an appliance or runs the engine, so a hanging appliance cannot slow a scrape.
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,13 +16,14 @@ use hyper::header::{self, HeaderValue};
 use hyper::server::conn::http1;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 use super::exposition::Exposition;
+use super::metrics::ExporterMetrics;
 use super::page;
 use super::status::Board;
-use super::web_config::WebConfig;
+use super::web_config::{Active, Verdict, WebConfig};
 
 pub struct Exporter {
     pub exposition: Arc<Exposition>,
@@ -175,69 +176,193 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     TcpListener::bind(addr).await
 }
 
+/// Connections served at once; more are closed at once (counted), so that a flood cannot take
+/// the descriptors and memory the polls need.
+pub const MAX_CONNECTIONS: usize = 64;
+/// Connections from one client address at once: one host cannot take every slot.
+pub const MAX_CONNECTIONS_PER_ADDRESS: usize = 16;
+/// Time to complete the TLS handshake and each request's headers.
+const HEADER_DEADLINE: Duration = Duration::from_secs(5);
+/// A connection is asked to close after this long (after the answer in flight), so that a
+/// kept-alive or slow client cannot hold a slot forever ...
+const CONNECTION_LIFETIME: Duration = Duration::from_secs(60);
+/// ... and is dropped if its answer is not written (read by the client) within this.
+const WRITE_DEADLINE: Duration = Duration::from_secs(10);
+
+/// The connections in flight, overall and per client address.
+struct Slots {
+    per_address: std::sync::Mutex<std::collections::HashMap<IpAddr, usize>>,
+    total: std::sync::atomic::AtomicUsize,
+    /// At most MAX_CONNECTIONS, and fewer when the descriptors left after the polls' reserve
+    /// are fewer: the exporter must never take what the polls need.
+    max_total: usize,
+}
+
+/// One connection's slot, given back when dropped.
+struct Slot {
+    slots: Arc<Slots>,
+    address: IpAddr,
+}
+
+impl Slots {
+    fn take(self: &Arc<Self>, address: IpAddr) -> Option<Slot> {
+        use std::sync::atomic::Ordering;
+        let mut per_address = self.per_address.lock().unwrap_or_else(|p| p.into_inner());
+        let mine = per_address.entry(address).or_insert(0);
+        if *mine >= MAX_CONNECTIONS_PER_ADDRESS
+            || self.total.load(Ordering::Relaxed) >= self.max_total
+        {
+            if *mine == 0 {
+                per_address.remove(&address);
+            }
+            return None;
+        }
+        *mine += 1;
+        self.total.fetch_add(1, Ordering::Relaxed);
+        Some(Slot {
+            slots: self.clone(),
+            address,
+        })
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        use std::sync::atomic::Ordering;
+        let mut per_address = self
+            .slots
+            .per_address
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(count) = per_address.get_mut(&self.address) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                per_address.remove(&self.address);
+            }
+        }
+        self.slots.total.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+fn unauthorized() -> Response<Full<Bytes>> {
+    let mut response = respond(
+        StatusCode::UNAUTHORIZED,
+        "text/plain; charset=utf-8",
+        "unauthorized\n",
+    );
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Basic realm=\"bt-watchdog\""),
+    );
+    response
+}
+
+/// Serves one connection: its request headers within [`HEADER_DEADLINE`], closed gracefully
+/// after [`CONNECTION_LIFETIME`], dropped if an answer is not taken within [`WRITE_DEADLINE`].
+async fn connection<Io>(
+    io: Io,
+    exporter: Arc<Exporter>,
+    active: Arc<Active>,
+    metrics: Option<ExporterMetrics>,
+) where
+    Io: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |request: Request<Incoming>| {
+        let exporter = exporter.clone();
+        let active = active.clone();
+        let metrics = metrics.clone();
+        async move {
+            // Probes (Kubernetes, systemd, load balancers) carry no credentials, and the
+            // answer says only whether the loops run.
+            let open = request.uri().path() == "/healthz";
+            let verdict = if open {
+                Verdict::Allowed
+            } else {
+                let authorization = request
+                    .headers()
+                    .get(header::AUTHORIZATION)
+                    .and_then(|v| v.to_str().ok());
+                active.check(authorization).await
+            };
+            let mut response = match verdict {
+                Verdict::Allowed => exporter.answer(&request),
+                Verdict::Refused => {
+                    if let Some(metrics) = &metrics {
+                        metrics.auth_failed();
+                    }
+                    unauthorized()
+                }
+            };
+            for (name, value) in &active.headers {
+                response.headers_mut().insert(name.clone(), value.clone());
+            }
+            Ok::<_, Infallible>(response)
+        }
+    });
+    let mut builder = http1::Builder::new();
+    builder
+        .header_read_timeout(HEADER_DEADLINE)
+        .timer(hyper_util::rt::TokioTimer::new());
+    let connection = builder.serve_connection(io, service);
+    tokio::pin!(connection);
+    tokio::select! {
+        _ = connection.as_mut() => {}
+        _ = tokio::time::sleep(CONNECTION_LIFETIME) => {
+            connection.as_mut().graceful_shutdown();
+            let _ = tokio::time::timeout(WRITE_DEADLINE, connection).await;
+        }
+    }
+}
+
 /// Serves until `shutdown` turns true, with TLS and basic auth as the web configuration says.
 pub async fn serve(
     exporter: Arc<Exporter>,
     web: Arc<WebConfig>,
+    metrics: Option<ExporterMetrics>,
     listener: TcpListener,
     max_connections: usize,
     shutdown: watch::Receiver<bool>,
 ) {
-    let limit = Arc::new(tokio::sync::Semaphore::new(max_connections.max(1)));
-    crate::accept::accept_bounded(
-        || listener.accept(),
-        limit,
+    let slots = Arc::new(Slots {
+        per_address: Default::default(),
+        total: Default::default(),
+        max_total: max_connections.clamp(1, MAX_CONNECTIONS),
+    });
+    crate::accept::accept_until(
+        || async {
+            // The peer travels with the stream: the cap is per client address.
+            let accepted: (TcpStream, SocketAddr) = listener.accept().await?;
+            Ok((accepted, ()))
+        },
         shutdown,
-        |stream, permit| {
-            let exporter = exporter.clone();
+        |(stream, peer): (TcpStream, SocketAddr)| {
+            let Some(slot) = slots.take(peer.ip()) else {
+                // Closed at once: the flood costs us one accept, and the slot stays free.
+                drop(stream);
+                if let Some(metrics) = &metrics {
+                    metrics.connection_refused();
+                }
+                return;
+            };
             let active = web.current();
+            if active.closed.is_some() {
+                // The web configuration is invalid: nothing is served until it is fixed.
+                drop(stream);
+                return;
+            }
+            let exporter = exporter.clone();
+            let metrics = metrics.clone();
             tokio::spawn(async move {
-                // Held until the connection ends.
-                let _permit = permit;
-                let guard = active.clone();
-                let service = hyper::service::service_fn(move |request: Request<Incoming>| {
-                    let authorization = request
-                        .headers()
-                        .get(header::AUTHORIZATION)
-                        .and_then(|v| v.to_str().ok());
-                    let response = if guard.authorized(authorization) {
-                        exporter.answer(&request)
-                    } else {
-                        let mut response = respond(
-                            StatusCode::UNAUTHORIZED,
-                            "text/plain; charset=utf-8",
-                            "unauthorized\n",
-                        );
-                        response.headers_mut().insert(
-                            header::WWW_AUTHENTICATE,
-                            HeaderValue::from_static("Basic realm=\"bt-watchdog\""),
-                        );
-                        response
-                    };
-                    async move { Ok::<_, Infallible>(response) }
-                });
-                // A client that sends nothing is dropped after a while.
-                let builder = {
-                    let mut builder = http1::Builder::new();
-                    builder
-                        .header_read_timeout(Duration::from_secs(10))
-                        .timer(hyper_util::rt::TokioTimer::new());
-                    builder
-                };
-                match &active.tls {
-                    None => {
-                        let _ = builder
-                            .serve_connection(TokioIo::new(stream), service)
-                            .await;
-                    }
+                let _slot = slot;
+                match active.tls.clone() {
+                    None => connection(TokioIo::new(stream), exporter, active, metrics).await,
                     Some(acceptor) => {
                         let Ok(Ok(tls)) =
-                            tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream))
-                                .await
+                            tokio::time::timeout(HEADER_DEADLINE, acceptor.accept(stream)).await
                         else {
                             return;
                         };
-                        let _ = builder.serve_connection(TokioIo::new(tls), service).await;
+                        connection(TokioIo::new(tls), exporter, active, metrics).await;
                     }
                 }
             });

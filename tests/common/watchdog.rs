@@ -89,6 +89,7 @@ pub fn site_toml(name: &str, sim: &Simulator, secret_file: &Path, extra_policy: 
 name = "{name}"
 client_id = "bt-watchdog"
 client_secret_file = "{secret}"
+allow_plain_http = {plain}
 appliances = [
   {{ name = "east", url = "{east}" }},
   {{ name = "west", url = "{west}" }},
@@ -101,6 +102,7 @@ request_timeout = "500ms"
 {policy}
 "#,
         secret = secret_file.display(),
+        plain = sim.url(0).starts_with("http://"),
         east = sim.url(0),
         west = sim.url(1),
         policy = policy.join("\n"),
@@ -140,6 +142,25 @@ impl Watchdog {
             .args(["run", "--config"])
             .arg(config)
             .envs(env.iter().copied())
+            .env("BT_WATCHDOG_LOG", level);
+        Watchdog::start_command(command, log)
+    }
+
+    /// As [`Watchdog::start`], with at most `max_files` open file descriptors (as a unit's
+    /// `LimitNOFILE=` would set), to show what a flood can and cannot exhaust.
+    pub fn start_with_file_limit(
+        config: &Path,
+        log: &Path,
+        level: &str,
+        max_files: u32,
+    ) -> Watchdog {
+        let mut command = Command::new("sh");
+        command
+            .arg("-c")
+            .arg(format!("ulimit -n {max_files} && exec \"$0\" \"$@\""))
+            .arg(BINARY)
+            .args(["run", "--config"])
+            .arg(config)
             .env("BT_WATCHDOG_LOG", level);
         Watchdog::start_command(command, log)
     }

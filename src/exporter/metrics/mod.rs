@@ -19,8 +19,11 @@ use crate::engine::{AlertKind, Blocker, StateKind, Trigger};
 
 mod api;
 mod appliance;
+mod exporter;
 mod family;
 mod watchdog;
+
+pub use exporter::ExporterMetrics;
 
 /// What the appliance-level gauges are set from.
 #[derive(Debug, Clone, Default)]
@@ -75,6 +78,7 @@ pub struct Metrics {
     appliance: appliance::ApplianceMetrics,
     api: api::ApiMetrics,
     watchdog: watchdog::WatchdogMetrics,
+    exporter: exporter::ExporterMetrics,
 }
 
 impl Metrics {
@@ -84,6 +88,7 @@ impl Metrics {
             appliance: appliance::ApplianceMetrics::new(&registry),
             api: api::ApiMetrics::new(&registry),
             watchdog: watchdog::WatchdogMetrics::new(&registry),
+            exporter: exporter::ExporterMetrics::new(&registry),
             registry,
         }
     }
@@ -115,6 +120,11 @@ impl Metrics {
 
     pub fn count_local_error(&self, site: &str, appliance: &str, fault: crate::api::LocalFault) {
         self.watchdog.count_local_error(site, appliance, fault);
+    }
+
+    /// The exporter's own counters (authentication, connection cap, web configuration).
+    pub fn exporter(&self) -> &ExporterMetrics {
+        &self.exporter
     }
 
     /// Removes every series of a site (it was removed from the configuration).
