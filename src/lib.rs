@@ -8,6 +8,8 @@
 //! - [`control`]: the local socket for manual failover and operator commands, and the audit log;
 //! - [`daemon`]: the site loops, the actuator, the state store, signals and systemd;
 //! - [`exporter`]: Prometheus metrics and the HTTP endpoints (`/metrics`, `/status`, …);
+//! - [`journal`]: the decision journal (every input and decision of every engine), read back
+//!   by `bt-watchdog journal` and replayed through the engine by `bt-watchdog replay`;
 //! - [`sim`]: a simulated appliance pair with fault injection, for tests, `simulate` and `demo`;
 //! - [`secret`]: the type that keeps client secrets out of logs and error messages.
 #![forbid(unsafe_code)]
@@ -20,5 +22,6 @@ pub mod control;
 pub(crate) mod daemon;
 pub(crate) mod engine;
 pub(crate) mod exporter;
+pub(crate) mod journal;
 pub mod secret;
 pub mod sim;

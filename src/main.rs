@@ -3,14 +3,16 @@
 #![forbid(unsafe_code)]
 
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use bt_watchdog::commands::exit::Exit;
 use bt_watchdog::commands::operator::{self, local_user};
 use bt_watchdog::commands::simulate::{self, SimulateOptions};
-use bt_watchdog::commands::{check_config, demo, failover, load_config, run, status, stop_signal};
+use bt_watchdog::commands::{
+    check_config, demo, failover, journal, load_config, replay, run, status, stop_signal,
+};
 use bt_watchdog::control::protocol::{FailoverRequest, Request};
 use bt_watchdog::sim::tls::TlsFiles;
 use bt_watchdog::sim::{SimApis, SimProduct};
@@ -62,6 +64,44 @@ enum Command {
         url: Option<String>,
         #[arg(long, default_value = DEFAULT_CONFIG)]
         config: PathBuf,
+    },
+    /// Print the decision journal: what each site saw, decided and did, and why.
+    Journal {
+        #[arg(long, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        /// Only this site.
+        #[arg(long)]
+        site: Option<String>,
+        /// Only from this long ago (2h, 30m) or this UTC date-time on.
+        #[arg(long)]
+        since: Option<String>,
+        /// Keep printing what is appended, until interrupted.
+        #[arg(long)]
+        follow: bool,
+        /// One JSON object per line, with every observation.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run the recorded observations through the engine with the recorded policy or another
+    /// one, and show what it would have done, and when.
+    Replay {
+        /// Where the journal is found when JOURNAL is not given.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// A journal file or directory (default: the configuration's state_dir/journal).
+        journal: Option<PathBuf>,
+        /// Only this site.
+        #[arg(long)]
+        site: Option<String>,
+        /// A TOML file of policy keys (bare, or a [policy] table) applied over the recorded policy.
+        #[arg(long)]
+        policy: Option<PathBuf>,
+        /// One policy change, as in --set failover_after=10s (repeatable; also mode=auto).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+        /// One JSON object; its `differences` array is empty when the decisions are the same.
+        #[arg(long)]
+        json: bool,
     },
     /// Fail a site over by hand: a preflight and a plan, carried out only with --confirm
     /// (or after typing the site name at a terminal).
@@ -248,6 +288,39 @@ fn main() -> ExitCode {
     let exit = match cli.command {
         Command::Run { config } => runtime.block_on(run::run(config)),
         Command::CheckConfig { config } => check_config::run(&config),
+        Command::Journal {
+            config,
+            site,
+            since,
+            follow,
+            json,
+        } => runtime.block_on(journal::run(
+            &config,
+            journal::JournalOptions {
+                site,
+                since,
+                follow,
+                json,
+            },
+        )),
+        Command::Replay {
+            config,
+            journal,
+            site,
+            policy,
+            set,
+            json,
+        } => replay::run(
+            config.as_deref(),
+            Path::new(DEFAULT_CONFIG),
+            replay::ReplayOptions {
+                journal,
+                site,
+                policy,
+                set,
+                json,
+            },
+        ),
         Command::Status { json, url, config } => runtime.block_on(status::run(json, url, &config)),
         Command::Simulate(args) => {
             Exit::done_or_usage(runtime.block_on(simulate::run(args.into(), stop_signal())))

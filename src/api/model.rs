@@ -103,7 +103,7 @@ impl fmt::Display for FieldIssue {
 }
 
 /// `GET /health` (v2) or `check_health` (XML), in one model the engine uses for both APIs.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct HealthBase {
     pub version: Option<String>,
     pub build: Option<String>,
@@ -117,11 +117,13 @@ pub struct HealthBase {
     pub last_data_sync: Option<UtcTime>,
     pub last_data_sync_status: Option<String>,
     /// Fields that were present but unusable; the rest of the answer is still valid.
+    /// Written to the journal for the reader, not read back: the engine never looks at them.
+    #[serde(default, skip_deserializing)]
     pub field_issues: Vec<FieldIssue>,
 }
 
 /// The answer to a health question.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum Health {
     /// HTTP 200.
@@ -147,7 +149,7 @@ impl Health {
 }
 
 /// The unauthenticated `/check_health` probe: it has no body, only a status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Probe {
     Healthy,
@@ -156,7 +158,7 @@ pub enum Probe {
 
 /// One entry of `GET /appliance`. The vendor does not publish its field names, so this keeps
 /// what it can recognise and the raw object for `/status`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ApplianceRecord {
     pub id: Option<String>,
     pub hostname: Option<String>,
@@ -239,7 +241,7 @@ pub struct FailoverRequest {
 }
 
 /// A successful answer to `POST /failover-role`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FailoverAccepted {
     pub message: String,
     /// The role change has only been started ("Role change will occur upon successful

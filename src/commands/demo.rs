@@ -56,6 +56,7 @@ pub fn demo_config(
             listen,
             web_config: None,
         },
+        journal: crate::config::JournalConfig::default(),
         sites: vec![SiteConfig {
             name: "demo".to_string(),
             api: ApiChoice::V2,

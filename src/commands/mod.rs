@@ -5,13 +5,17 @@
 //! - [`failover`]: a manual failover, through the daemon or standalone;
 //! - [`operator`]: `pause`, `resume`, `ack`, and what every command that talks to the daemon
 //!   shares;
+//! - [`journal`]: the decision journal, readably; [`replay`]: the journal through the engine
+//!   with another policy;
 //! - [`check_config`], [`status`], [`simulate`], [`demo`].
 
 pub mod check_config;
 pub mod demo;
 pub mod exit;
 pub mod failover;
+pub mod journal;
 pub mod operator;
+pub mod replay;
 pub mod run;
 pub mod simulate;
 pub mod status;

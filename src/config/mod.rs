@@ -34,7 +34,29 @@ pub struct Config {
     /// The local socket for `failover`, `pause`, `resume`, `ack` (default: in `state_dir`).
     pub control_socket: PathBuf,
     pub exporter: ExporterConfig,
+    pub journal: JournalConfig,
     pub sites: Vec<SiteConfig>,
+}
+
+/// Size and retention of each site's decision journal (`[journal]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JournalConfig {
+    /// A journal file is rotated when it would grow past this many bytes.
+    pub file_bytes: u64,
+    /// How many rotated files of a site are kept besides the current one.
+    pub max_files: u32,
+}
+
+pub const DEFAULT_JOURNAL_FILE_MIB: u32 = 16;
+pub const DEFAULT_JOURNAL_FILES: u32 = 8;
+
+impl Default for JournalConfig {
+    fn default() -> Self {
+        JournalConfig {
+            file_bytes: u64::from(DEFAULT_JOURNAL_FILE_MIB) * 1024 * 1024,
+            max_files: DEFAULT_JOURNAL_FILES,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -172,6 +194,47 @@ pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
         return Ok(config);
     }
     Err(fail(reader.problems))
+}
+
+/// A policy table applied over `base` (replay's `--policy` and `--set`): the keys it holds
+/// are validated as in a site's `policy` table, the others keep `base`'s values. `mode` may be
+/// given too (`"observe"` or `"auto"`).
+pub fn patch_policy(
+    base: &Policy,
+    mut table: toml::Table,
+    origin: &str,
+) -> Result<(Policy, Option<Mode>), ConfigError> {
+    let mut reader = reader::Reader::default();
+    let mode = match table.remove("mode") {
+        None => None,
+        Some(toml::Value::String(m)) if m == "observe" => Some(Mode::Observe),
+        Some(toml::Value::String(m)) if m == "auto" => Some(Mode::Auto),
+        Some(other) => {
+            reader.problems.push(Problem {
+                path: "mode".to_string(),
+                message: format!("{other} is not a mode: use \"observe\" or \"auto\""),
+            });
+            None
+        }
+    };
+    let policy = reader.policy(&mut table, "", base, base.poll_interval, Duration::ZERO);
+    for key in table.keys() {
+        reader.problems.push(Problem {
+            path: key.clone(),
+            message: format!(
+                "not a policy key (known: mode, {})",
+                keys::known_in("site[].policy").join(", ")
+            ),
+        });
+    }
+    if reader.problems.is_empty() {
+        Ok((policy, mode))
+    } else {
+        Err(ConfigError {
+            origin: origin.to_string(),
+            problems: reader.problems,
+        })
+    }
 }
 
 /// Reads a site's client secret.

@@ -15,8 +15,9 @@ pub const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
 
 use super::keys;
 use super::{
-    ApplianceEntry, Config, DEFAULT_HEALTH_INTERVAL, DEFAULT_LISTEN, DEFAULT_POLL_INTERVAL,
-    DEFAULT_REQUEST_TIMEOUT, DEFAULT_STATE_DIR, ExporterConfig, Problem, SecretSource, SiteConfig,
+    ApplianceEntry, Config, DEFAULT_HEALTH_INTERVAL, DEFAULT_JOURNAL_FILE_MIB,
+    DEFAULT_JOURNAL_FILES, DEFAULT_LISTEN, DEFAULT_POLL_INTERVAL, DEFAULT_REQUEST_TIMEOUT,
+    DEFAULT_STATE_DIR, ExporterConfig, JournalConfig, Problem, SecretSource, SiteConfig,
 };
 use crate::api::budget::BudgetSettings;
 use crate::api::transport::parse_base_url;
@@ -252,6 +253,7 @@ impl Reader {
             .path(&mut root, "", "control_socket")
             .unwrap_or_else(|| crate::control::default_socket(&state_dir));
         let exporter = self.exporter(&mut root);
+        let journal = self.journal(&mut root);
         let sites = self.sites(&mut root);
         self.leftovers(root, "");
         Some(Config {
@@ -259,8 +261,32 @@ impl Reader {
             state_dir,
             control_socket,
             exporter: exporter?,
+            journal,
             sites,
         })
+    }
+
+    fn journal(&mut self, root: &mut toml::Table) -> JournalConfig {
+        let mut table = self.table(root, "", "journal").unwrap_or_default();
+        let file_mib = self.integer(
+            &mut table,
+            "journal",
+            "file_size_mib",
+            DEFAULT_JOURNAL_FILE_MIB,
+            (1, 1024),
+        );
+        let max_files = self.integer(
+            &mut table,
+            "journal",
+            "max_files",
+            DEFAULT_JOURNAL_FILES,
+            (0, 1000),
+        );
+        self.leftovers(table, "journal");
+        JournalConfig {
+            file_bytes: u64::from(file_mib) * 1024 * 1024,
+            max_files,
+        }
     }
 
     fn exporter(&mut self, root: &mut toml::Table) -> Option<ExporterConfig> {
@@ -388,6 +414,7 @@ impl Reader {
         let policy = self.policy(
             &mut policy_table,
             &policy_path,
+            &Policy::default(),
             poll_interval,
             request_timeout,
         );
@@ -521,14 +548,15 @@ impl Reader {
         <[ApplianceEntry; 2]>::try_from(parsed).ok()
     }
 
-    fn policy(
+    /// The keys of a policy table; those absent keep `d`'s values.
+    pub(super) fn policy(
         &mut self,
         table: &mut toml::Table,
         path: &str,
+        d: &Policy,
         poll_interval: Duration,
         request_timeout: Duration,
     ) -> Policy {
-        let d = Policy::default();
         let policy = Policy {
             failover_after: self.duration(table, path, "failover_after", d.failover_after),
             failure_threshold: self.integer(

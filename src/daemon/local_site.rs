@@ -76,6 +76,7 @@ impl LocalSite {
         let store = StateStore::new(&config.state_dir, &site.name);
         let memory = store.load()?;
         let (ready, _) = tokio::sync::oneshot::channel();
+        let outlets = super::outlets(config, &metrics);
         let mut site_loop = SiteLoop::new(
             site.clone(),
             config.mode,
@@ -85,6 +86,7 @@ impl LocalSite {
             metrics,
             board.clone(),
             ready,
+            outlets,
         );
         for round in 0..5 {
             site_loop.poll_and_step().await;

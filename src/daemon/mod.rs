@@ -33,7 +33,7 @@ use crate::exporter::server::{self, Exporter};
 use crate::exporter::status::Board;
 use crate::exporter::web_config::WebConfig;
 use dispatch::{Directory, Dispatcher};
-use site::{SiteCommand, SiteLoop};
+use site::{Outlets, SiteCommand, SiteLoop};
 use store::{StateStore, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -135,6 +135,7 @@ pub async fn start(
     let metrics = Arc::new(Metrics::new());
     let board = Arc::new(Board::default());
     let directory = Arc::new(Directory::default());
+    let outlets = outlets(&config, &metrics);
     let web = Arc::new(match &config.exporter.web_config {
         Some(path) => WebConfig::from_file(path)?,
         None => WebConfig::open(),
@@ -162,6 +163,7 @@ pub async fn start(
             &config.state_dir,
             &metrics,
             &board,
+            &outlets,
         )?;
         directory.insert(&site.name, running.commands.clone(), appliance_names(site));
         sites.insert(site.name.clone(), running);
@@ -221,6 +223,7 @@ pub async fn start(
             directory,
             reload,
             stop_rx,
+            outlets,
         )
         .await;
         let _ = std::fs::remove_file(&socket_path);
@@ -305,13 +308,14 @@ async fn supervise(
     directory: Arc<Directory>,
     mut reload: mpsc::Receiver<()>,
     mut stop: watch::Receiver<bool>,
+    outlets: Outlets,
 ) -> Result<(), DaemonError> {
     loop {
         tokio::select! {
             _ = stop.changed() => break,
             Some(()) = reload.recv() => {
                 notify::reloading();
-                match apply_reload(&source, &mut config, &mut sites, &metrics, &board, &directory).await {
+                match apply_reload(&source, &mut config, &mut sites, &metrics, &board, &directory, &outlets).await {
                     Ok(summary) => {
                         tracing::info!("configuration reloaded: {summary}");
                         notify::ready("watching (reloaded)");
@@ -338,6 +342,7 @@ async fn apply_reload(
     metrics: &Arc<Metrics>,
     board: &Arc<Board>,
     directory: &Directory,
+    outlets: &Outlets,
 ) -> Result<String, DaemonError> {
     let new = source.load()?;
     // Build every new client first, so that a bad secret rejects the whole reload.
@@ -403,6 +408,7 @@ async fn apply_reload(
                     metrics,
                     board,
                     clients,
+                    outlets,
                 )?;
                 directory.insert(&site.name, running.commands.clone(), appliance_names(&site));
                 summary.push(format!("added {}", site.name));
@@ -465,9 +471,30 @@ fn spawn_site(
     state_dir: &Path,
     metrics: &Arc<Metrics>,
     board: &Arc<Board>,
+    outlets: &Outlets,
 ) -> Result<(RunningSite, oneshot::Receiver<()>), DaemonError> {
     let clients = build_clients(&site, metrics)?;
-    spawn_site_with(site, mode, state_dir, metrics, board, clients)
+    spawn_site_with(site, mode, state_dir, metrics, board, clients, outlets)
+}
+
+/// The decision journal's writer (and the notification hooks) the site loops share. The
+/// writer thread ends when the last site loop is gone.
+pub fn outlets(config: &Config, metrics: &Arc<Metrics>) -> Outlets {
+    let counted = metrics.clone();
+    let observer: crate::journal::writer::FaultObserver = Arc::new(move |site, error| {
+        if error.is_some() {
+            counted.count_journal_write_error(site);
+        }
+    });
+    let (journal, _writer) = crate::journal::Journal::start(
+        &config.state_dir,
+        crate::journal::Retention {
+            file_bytes: config.journal.file_bytes,
+            max_files: config.journal.max_files,
+        },
+        observer,
+    );
+    Outlets { journal }
 }
 
 pub fn spawn_site_with(
@@ -477,6 +504,7 @@ pub fn spawn_site_with(
     metrics: &Arc<Metrics>,
     board: &Arc<Board>,
     clients: [Arc<ApplianceClient>; 2],
+    outlets: &Outlets,
 ) -> Result<(RunningSite, oneshot::Receiver<()>), DaemonError> {
     let store = StateStore::new(state_dir, &site.name);
     store.ensure_dir()?;
@@ -496,6 +524,7 @@ pub fn spawn_site_with(
         metrics.clone(),
         board.clone(),
         ready_tx,
+        outlets.clone(),
     );
     let task = tokio::spawn(runner.run(commands_rx, shutdown_rx));
     Ok((

@@ -24,6 +24,7 @@ use crate::exporter::metrics::{ApplianceInfoLabels, ApplianceSample, Metrics, Si
 use crate::exporter::status::{
     AlertStatus, ApplianceStatus, Board, DecisionStatus, PauseStatus, SiteStatus,
 };
+use crate::journal::{self, ActionRecord, Journal};
 
 /// How often `/info` is asked again (product, permissions).
 const INFO_INTERVAL: Duration = Duration::from_secs(3600);
@@ -109,6 +110,17 @@ pub struct SiteLoop {
     /// Faults that are not the appliance's own, per appliance and endpoint, with their text.
     faults: BTreeMap<(usize, Endpoint), String>,
     hold: Option<TestHold>,
+    /// Where every input and decision is recorded.
+    journal: Journal,
+    /// Journal lines that could not be queued since the last one that could.
+    journal_lost: u64,
+}
+
+/// Where a site loop's records and events go besides the engine: the decision journal (and
+/// the notification hooks).
+#[derive(Clone, Debug)]
+pub struct Outlets {
+    pub journal: Journal,
 }
 
 impl SiteLoop {
@@ -122,8 +134,22 @@ impl SiteLoop {
         metrics: Arc<Metrics>,
         board: Arc<Board>,
         ready: oneshot::Sender<()>,
+        outlets: Outlets,
     ) -> Self {
-        let engine = Engine::new(engine_config(&site, mode), memory);
+        let config = engine_config(&site, mode);
+        let mut journal_lost = 0;
+        let start = journal::Record::new(
+            &site.name,
+            clock::now(),
+            journal::Body::Start {
+                config: config.clone(),
+                memory: memory.clone(),
+            },
+        );
+        if !outlets.journal.write(start) {
+            journal_lost += 1;
+        }
+        let engine = Engine::new(config, memory);
         let names = [
             site.appliances[0].name.clone(),
             site.appliances[1].name.clone(),
@@ -153,6 +179,30 @@ impl SiteLoop {
             store_fault: None,
             faults: BTreeMap::new(),
             hold: TestHold::from_env(),
+            journal: outlets.journal,
+            journal_lost,
+        }
+    }
+
+    /// Queues a journal line without waiting; a line that cannot be queued is counted, and
+    /// the next one that can be is preceded by a `gap` saying how many were lost.
+    fn record(&mut self, now: SystemTime, body: journal::Body) {
+        let site = self.site.name.clone();
+        if self.journal_lost > 0
+            && self.journal.write(journal::Record::new(
+                &site,
+                now,
+                journal::Body::Gap {
+                    lost: self.journal_lost,
+                },
+            ))
+        {
+            self.journal_lost = 0;
+        }
+        if !self.journal.write(journal::Record::new(&site, now, body)) {
+            self.journal_lost += 1;
+            self.metrics.count_journal_write_error(&site);
+            self.journal.note_lost(&site, self.journal_lost);
         }
     }
 
@@ -302,7 +352,14 @@ impl SiteLoop {
                 clients,
             } => {
                 tracing::info!(site = %site.name, "configuration reloaded");
-                self.engine.reconfigure(engine_config(&site, mode));
+                let config = engine_config(&site, mode);
+                self.record(
+                    clock::now(),
+                    journal::Body::Reconfigure {
+                        config: config.clone(),
+                    },
+                );
+                self.engine.reconfigure(config);
                 self.site = *site;
                 self.mode = mode;
                 self.clients = clients;
@@ -332,7 +389,16 @@ impl SiteLoop {
         let mut not_sent: Option<String> = None;
         let mut inputs = VecDeque::from([input]);
         while let Some(input) = inputs.pop_front() {
-            let actions = self.engine.step(now, input);
+            let actions = self.engine.step(now, input.clone());
+            // Recorded before anything is carried out: the journal says what was decided even
+            // when carrying it out fails.
+            let step = journal::Step {
+                input: Some(input),
+                repeat: false,
+                actions: actions.iter().map(ActionRecord::from_action).collect(),
+                state: self.engine.state().kind.as_str().to_string(),
+            };
+            self.record(now, journal::Body::Step(step));
             // The engine hands over its intent right before each call; anything else in
             // between (or no intent at all) means no call.
             let mut intent: Result<(), String> =
@@ -348,7 +414,16 @@ impl SiteLoop {
                             &mut intent,
                             Err("no intent was written before the call".to_string()),
                         ) {
-                            Ok(()) => self.send(call).await,
+                            Ok(()) => {
+                                // The journal is the intent's witness: what led to the call is
+                                // on disk before it goes out (bounded; the state file, written
+                                // above, is what guards against a second call).
+                                if let Err(error) = self.journal.sync(&self.site.name).await {
+                                    tracing::error!(site = %self.site.name, "the decision journal could not be synced before the call: {error}; calling anyway (the intent is on disk)");
+                                    self.metrics.count_journal_write_error(&self.site.name);
+                                }
+                                self.send(call).await
+                            }
                             Err(reason) => {
                                 tracing::error!(site = %self.site.name, appliance = %call.appliance_name,
                                     "not calling POST /failover-role: the intent could not be written durably first ({reason})");
@@ -724,6 +799,7 @@ impl SiteLoop {
                 .map(|t| crate::api::time::UtcTime::from_system_time(t).unix_seconds_f64())
                 .unwrap_or(0.0),
             state_writable: self.store_fault.is_none(),
+            journal_writable: self.journal.fault(site).is_none(),
         };
         self.metrics.set_site(site, &sample);
         let decisions: Vec<DecisionStatus> = self
@@ -781,6 +857,7 @@ impl SiteLoop {
                     f.error, f.failures
                 )
             }),
+            journal_write_error: self.journal.fault(site),
         });
     }
 }

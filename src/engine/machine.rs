@@ -17,7 +17,7 @@ use super::streak::Streak;
 use super::view::ApplianceView;
 
 /// What the engine needs to know about its site.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SiteConfig {
     /// The operator's names of the two appliances, in configuration order.
     pub names: [String; 2],

@@ -1,5 +1,7 @@
 //! What the engine is told: polls, answers to its calls, operator commands.
 
+use serde::{Deserialize, Serialize};
+
 use crate::api::ErrorKind;
 use crate::api::model::{ApplianceRecord, FailoverAccepted, Health, Probe};
 
@@ -7,7 +9,7 @@ use crate::api::model::{ApplianceRecord, FailoverAccepted, Health, Probe};
 pub type Slot = usize;
 
 /// One polling cycle's results for one appliance. `None` means "not asked this cycle".
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ApplianceReport {
     pub probe: Option<Result<Probe, ErrorKind>>,
     pub health: Option<Result<Health, ErrorKind>>,
@@ -15,13 +17,14 @@ pub struct ApplianceReport {
 }
 
 /// One polling cycle of a site.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct PollReport {
     pub appliances: [ApplianceReport; 2],
 }
 
 /// How a failover call ended, as the actuator saw it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum CallResult {
     Accepted(FailoverAccepted),
     Failed {
@@ -36,7 +39,8 @@ pub enum CallResult {
 }
 
 /// Operator commands (from the CLI through the daemon).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Command {
     Pause {
         reason: String,
@@ -54,7 +58,7 @@ pub enum Command {
     Failover(ManualRequest),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ManualRequest {
     /// Correlates the preflight report and outcome with the request.
     pub request_id: u64,
@@ -68,7 +72,10 @@ pub struct ManualRequest {
 
 // One input per poll or command: its size does not matter, boxing would only add noise.
 #[allow(clippy::large_enum_variant)]
-#[derive(Debug, Clone, PartialEq)]
+/// Serializable so that the journal records exactly what the engine was given, and replay
+/// gives a new engine the same.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Input {
     /// Time passed and nothing new was observed: the driver sends it at `Engine::next_wakeup`,
     /// so deadlines, retries and the ends of cooldowns act on time rather than at the next poll.

@@ -23,8 +23,10 @@ impl Mode {
     }
 }
 
-/// The site's `policy` table.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The site's `policy` table. Serializable for the journal, which records the policy a run
+/// decided with so that replay can use it (or change it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Policy {
     /// How long the primary must fail before a failover.
     pub failover_after: Duration,

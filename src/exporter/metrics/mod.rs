@@ -63,6 +63,8 @@ pub struct SiteSample {
     pub last_poll_seconds: f64,
     /// Whether the last write of the site's state file succeeded.
     pub state_writable: bool,
+    /// Whether the site's decision journal is being written.
+    pub journal_writable: bool,
 }
 
 /// Every metric, grouped by what it describes. A new metric is one entry in its group's table
@@ -109,6 +111,10 @@ impl Metrics {
 
     pub fn count_state_write_error(&self, site: &str) {
         self.watchdog.count_state_write_error(site);
+    }
+
+    pub fn count_journal_write_error(&self, site: &str) {
+        self.watchdog.count_journal_write_error(site);
     }
 
     pub fn count_local_error(&self, site: &str, appliance: &str, fault: crate::api::LocalFault) {
@@ -219,6 +225,7 @@ mod tests {
                 backup_data_age_seconds: None,
                 last_poll_seconds: 0.0,
                 state_writable: true,
+                journal_writable: true,
             },
         );
         metrics
