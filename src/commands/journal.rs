@@ -284,6 +284,7 @@ pub fn input_words(input: &Input) -> String {
                 format!("call {call_id} failed ({}: {message})", kind.label())
             }
             CallResult::NotSent { reason } => format!("call {call_id} not sent ({reason})"),
+            CallResult::Vetoed { reason } => format!("call {call_id} vetoed ({reason})"),
         },
         Input::Command(command) => match command {
             Command::Pause { reason, by } => format!("pause by {by} ({reason})"),

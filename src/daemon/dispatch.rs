@@ -82,6 +82,8 @@ pub(crate) fn manual_failover(
         confirmed: request.confirm,
         override_preflight: request.override_preflight,
         by,
+        // The site loop asks the pre-failover hook, when one is configured.
+        hook: None,
     })
 }
 

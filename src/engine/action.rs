@@ -41,6 +41,11 @@ pub struct FailoverCall {
     pub request: FailoverRequest,
     pub trigger: Trigger,
     pub reason: String,
+    /// The first call of an automatic failover: the pre-failover hook is asked, and may veto
+    /// it (answered with `CallResult::Vetoed`).
+    pub vetoable: bool,
+    /// The first call of a failover (automatic or manual): the decision was just taken.
+    pub first: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

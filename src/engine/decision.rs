@@ -329,6 +329,15 @@ impl Engine {
             );
             return Some((Blocker::StateUnwritable, why));
         }
+        if let Some((until, why)) = &self.vetoed
+            && now < *until
+        {
+            let why = format!(
+                "the pre-failover hook vetoed it ({why}); asking again in {}: would {intent}",
+                duration(since(*until, now))
+            );
+            return Some((Blocker::Vetoed, why));
+        }
         if let Some(gave_up) = &self.memory.gave_up {
             let why = format!(
                 "automatic action gave up at {} ({}); waiting for an operator (ack to allow another try)",

@@ -11,7 +11,7 @@ use super::episode_runner::EpisodeStart;
 use super::machine::Engine;
 use super::memory::Purpose;
 use super::memory::Trigger;
-use super::observation::{ManualRequest, Slot};
+use super::observation::{HookAnswer, ManualRequest, Slot};
 use super::policy::Mode;
 use super::words::duration;
 use crate::api::model::FailoverRole;
@@ -47,6 +47,19 @@ pub(super) fn handle(
     }
     if let Some((_, problem)) = engine.sync_problem(now) {
         problems.push(problem);
+    }
+    match &request.hook {
+        None => {}
+        Some(HookAnswer::Proceed { detail }) => {
+            notes.push(format!("the pre-failover hook agrees: {detail}"))
+        }
+        // The operator's --force overrides the hook's veto (and is recorded with it).
+        Some(HookAnswer::Veto { reason }) if request.force => notes.push(format!(
+            "the pre-failover hook vetoes ({reason}); --force overrides it"
+        )),
+        Some(HookAnswer::Veto { reason }) => problems.push(format!(
+            "the pre-failover hook vetoes: {reason} (--force overrides it)"
+        )),
     }
     if request.data_sync_first && !primary.is_some_and(|p| engine.views()[p].answering()) {
         problems.push(

@@ -42,6 +42,8 @@ mod tests;
 pub use action::{Action, AlertKind, FailoverCall, FailoverSummary, PreflightReport};
 pub use machine::{Engine, SiteConfig};
 pub use memory::{MEMORY_VERSION, Memory, Outcome, Trigger};
-pub use observation::{ApplianceReport, CallResult, Command, Input, ManualRequest, PollReport};
+pub use observation::{
+    ApplianceReport, CallResult, Command, HookAnswer, Input, ManualRequest, PollReport,
+};
 pub use policy::{Mode, Policy};
 pub use state::{Blocker, StateKind};

@@ -36,6 +36,21 @@ pub enum CallResult {
     NotSent {
         reason: String,
     },
+    /// The pre-failover hook vetoed the call (or did not answer, with `on_timeout = "abort"`):
+    /// it was never sent.
+    Vetoed {
+        reason: String,
+    },
+}
+
+/// The pre-failover hook's answer to a manual failover, for its preflight.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HookAnswer {
+    /// It agrees (or did not answer, with `on_timeout = "proceed"`); in words.
+    Proceed { detail: String },
+    /// It vetoes, and why.
+    Veto { reason: String },
 }
 
 /// Operator commands (from the CLI through the daemon).
@@ -68,6 +83,9 @@ pub struct ManualRequest {
     pub confirmed: bool,
     pub override_preflight: bool,
     pub by: String,
+    /// The pre-failover hook's answer, when one is configured (the daemon asks it first).
+    #[serde(default)]
+    pub hook: Option<HookAnswer>,
 }
 
 // One input per poll or command: its size does not matter, boxing would only add noise.

@@ -87,10 +87,12 @@ pub enum Blocker {
     RetriesExhausted,
     /// The last intent could not be written to the state directory.
     StateUnwritable,
+    /// The pre-failover hook vetoed the failover.
+    Vetoed,
 }
 
 impl Blocker {
-    pub const ALL: [Blocker; 12] = [
+    pub const ALL: [Blocker; 13] = [
         Blocker::ObserveMode,
         Blocker::Paused,
         Blocker::Cooldown,
@@ -103,6 +105,7 @@ impl Blocker {
         Blocker::RetryBackoff,
         Blocker::RetriesExhausted,
         Blocker::StateUnwritable,
+        Blocker::Vetoed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -119,6 +122,7 @@ impl Blocker {
             Blocker::RetryBackoff => "retry_backoff",
             Blocker::RetriesExhausted => "retries_exhausted",
             Blocker::StateUnwritable => "state_unwritable",
+            Blocker::Vetoed => "vetoed",
         }
     }
 }

@@ -338,9 +338,17 @@ impl Writer {
         let Some(entry) = self.files.get_mut(site) else {
             return Ok(());
         };
-        let (Some(file), true) = (entry.file.as_ref(), entry.dirty) else {
-            return Ok(());
+        let Some(file) = entry.file.as_ref() else {
+            // Nothing open because the last write failed: that is not "synced".
+            let faults = self.faults.lock().unwrap_or_else(|p| p.into_inner());
+            return match faults.get(site) {
+                Some(error) => Err(error.clone()),
+                None => Ok(()),
+            };
         };
+        if !entry.dirty {
+            return Ok(());
+        }
         file.sync_data()
             .map_err(|e| format!("journal {}: cannot sync: {e}", path.display()))?;
         entry.dirty = false;
@@ -384,5 +392,146 @@ impl Writer {
             self.write_line(site, &line)?;
         }
         Ok(previous)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::{ApplianceReport, Mode, Policy, PollReport};
+    use crate::journal::record::Step;
+
+    fn config() -> SiteConfig {
+        SiteConfig {
+            names: ["east".to_string(), "west".to_string()],
+            mode: Mode::Observe,
+            policy: Policy::default(),
+        }
+    }
+
+    fn poll(probe_ok: bool) -> Input {
+        let mut report = PollReport::default();
+        report.appliances[0] = ApplianceReport {
+            probe: Some(if probe_ok {
+                Ok(crate::api::model::Probe::Healthy)
+            } else {
+                Err(crate::api::ErrorKind::Timeout)
+            }),
+            ..ApplianceReport::default()
+        };
+        Input::Poll(report)
+    }
+
+    #[test]
+    fn rotates_by_size_keeps_a_bounded_number_of_files_and_each_file_stands_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let retention = Retention {
+            file_bytes: 4000,
+            max_files: 2,
+        };
+        let (journal, thread) = Journal::start(dir.path(), retention, Arc::new(|_, _| {}));
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        assert!(journal.write(Record::new(
+            "hq",
+            t0,
+            Body::Start {
+                config: config(),
+                memory: Memory::default(),
+            },
+        )));
+        for i in 0..200u64 {
+            let step = Step {
+                // Mostly the same poll: written as repeats.
+                input: Some(poll(i % 50 != 49)),
+                repeat: false,
+                actions: Vec::new(),
+                state: "healthy".to_string(),
+            };
+            assert!(journal.write(Record::new(
+                "hq",
+                t0 + Duration::from_secs(i),
+                Body::Step(step)
+            )));
+        }
+        drop(journal);
+        thread.join().unwrap();
+
+        let jdir = journal_dir(dir.path());
+        let files = crate::journal::segments(&jdir, "hq");
+        assert_eq!(
+            files.len(),
+            3,
+            "the current file and two rotated ones: {files:?}"
+        );
+        for file in &files {
+            let size = std::fs::metadata(file).unwrap().len();
+            assert!(size <= 4000, "{} is {size} bytes", file.display());
+            // Each file alone: a checkpoint (or the start) first, and no repeat it cannot resolve.
+            let mut reading = crate::journal::Reading::default();
+            crate::journal::read_file(file, &mut reading).unwrap();
+            assert!(reading.problems.is_empty(), "{:?}", reading.problems);
+            assert!(matches!(
+                reading.records[0].body,
+                Body::Checkpoint { .. } | Body::Start { .. }
+            ));
+            for record in &reading.records {
+                if let Body::Step(step) = &record.body {
+                    assert!(step.input.is_some());
+                }
+            }
+        }
+        let text = std::fs::read_to_string(&files[1]).unwrap();
+        assert!(text.contains("\"repeat\":true"), "{text}");
+        // The newest steps are all there, in order.
+        let reading = crate::journal::read(&jdir, Some("hq"), None).unwrap();
+        let last = reading.records.last().unwrap();
+        assert_eq!(last.now(), t0 + Duration::from_secs(199));
+        let mut previous = 0;
+        for record in &reading.records {
+            assert!(record.ns >= previous);
+            previous = record.ns;
+        }
+    }
+
+    #[test]
+    fn a_journal_that_cannot_be_written_is_reported_and_recovers() {
+        let dir = tempfile::tempdir().unwrap();
+        // A file where the journal directory should be: nothing can be created in it.
+        std::fs::write(dir.path().join("journal"), "").unwrap();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let observer_seen = seen.clone();
+        let (journal, thread) = Journal::start(
+            dir.path(),
+            Retention::default(),
+            Arc::new(move |site, error| {
+                observer_seen
+                    .lock()
+                    .unwrap()
+                    .push((site.to_string(), error.map(str::to_string)))
+            }),
+        );
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let at = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        journal.write(Record::new("hq", at, Body::Gap { lost: 1 }));
+        let synced = runtime.block_on(journal.sync("hq"));
+        assert!(journal.fault("hq").is_some_and(|e| e.contains("journal")));
+        assert!(
+            synced.is_err(),
+            "a journal that could not be written is not synced"
+        );
+        std::fs::remove_file(dir.path().join("journal")).unwrap();
+        journal.write(Record::new("hq", at, Body::Gap { lost: 1 }));
+        runtime.block_on(journal.sync("hq")).unwrap();
+        assert_eq!(journal.fault("hq"), None, "writing works again");
+        drop(journal);
+        thread.join().unwrap();
+        let seen = seen.lock().unwrap();
+        assert!(
+            seen[0].1.is_some() && seen.last().unwrap().1.is_none(),
+            "{seen:?}"
+        );
     }
 }

@@ -736,6 +736,7 @@ fn run(
                     confirmed: *confirmed,
                     override_preflight: *override_preflight,
                     by: "prop".into(),
+                    hook: None,
                 }))
             }
             Event::Restart => {

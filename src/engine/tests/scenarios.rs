@@ -490,6 +490,7 @@ fn s16_manual_failover_preflight_then_confirmed_even_in_observe_mode() {
         confirmed,
         override_preflight: false,
         by: "dave".into(),
+        hook: None,
     };
     h.input(Input::Command(Command::Failover(request(false, 1))));
     let report = h
@@ -537,6 +538,7 @@ fn s16_a_failing_preflight_refuses_unless_overridden() {
         confirmed: true,
         override_preflight: false,
         by: "erin".into(),
+        hook: None,
     };
     h.input(Input::Command(Command::Failover(request.clone())));
     let report = h
@@ -583,6 +585,7 @@ fn s16_manual_failover_is_refused_while_one_is_in_flight() {
         confirmed: true,
         override_preflight: true,
         by: "frank".into(),
+        hook: None,
     };
     h.input(Input::Command(Command::Failover(request)));
     let report = h
@@ -750,6 +753,7 @@ fn a_manual_failover_without_a_written_intent_is_not_carried_out() {
         confirmed: true,
         override_preflight: false,
         by: "grace".into(),
+        hook: None,
     };
     h.input(Input::Command(Command::Failover(request)));
     assert!(h.calls.is_empty());

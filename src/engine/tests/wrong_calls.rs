@@ -377,6 +377,7 @@ fn w10_a_failed_failover_gives_back_the_authority_to_fence() {
             confirmed: true,
             override_preflight: false,
             by: "erin".into(),
+            hook: None,
         },
     )));
     assert_eq!(h.requests(), vec![(WEST, promote(false))]);
