@@ -10,6 +10,7 @@
 //! - [`exporter`]: Prometheus metrics and the HTTP endpoints (`/metrics`, `/status`, …);
 //! - [`journal`]: the decision journal (every input and decision of every engine), read back
 //!   by `bt-watchdog journal` and replayed through the engine by `bt-watchdog replay`;
+//! - [`notify`]: the notification hooks (webhooks, programs) and the pre-failover veto hook;
 //! - [`sim`]: a simulated appliance pair with fault injection, for tests, `simulate` and `demo`;
 //! - [`secret`]: the type that keeps client secrets out of logs and error messages.
 #![forbid(unsafe_code)]
@@ -23,5 +24,6 @@ pub(crate) mod daemon;
 pub(crate) mod engine;
 pub(crate) mod exporter;
 pub(crate) mod journal;
+pub(crate) mod notify;
 pub mod secret;
 pub mod sim;

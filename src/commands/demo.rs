@@ -57,6 +57,8 @@ pub fn demo_config(
             web_config: None,
         },
         journal: crate::config::JournalConfig::default(),
+        notify: Vec::new(),
+        pre_failover: None,
         sites: vec![SiteConfig {
             name: "demo".to_string(),
             api: ApiChoice::V2,

@@ -35,7 +35,82 @@ pub struct Config {
     pub control_socket: PathBuf,
     pub exporter: ExporterConfig,
     pub journal: JournalConfig,
+    /// `[[notify]]`: where events are sent.
+    pub notify: Vec<NotifyConfig>,
+    /// `[pre_failover]`: the hook that may veto an automatic failover.
+    pub pre_failover: Option<PreFailoverConfig>,
     pub sites: Vec<SiteConfig>,
+}
+
+/// The pre-failover hook's name in metrics (no `[[notify]]` hook may take it).
+pub const PRE_FAILOVER_HOOK: &str = "pre_failover";
+
+/// The kinds of event a `[[notify]]` hook may ask for.
+pub const EVENT_KINDS: [&str; 7] = [
+    "state_change",
+    "decision_taken",
+    "decision_refused",
+    "failover_outcome",
+    "split_brain",
+    "cooldown",
+    "pause",
+];
+
+/// Where a hook delivers: an HTTP(S) webhook or a program.
+#[derive(Debug, Clone, PartialEq)]
+pub enum HookTarget {
+    /// POSTs the event as JSON; signed with HMAC-SHA256 when `secret_file` is given.
+    Webhook {
+        url: String,
+        secret_file: Option<PathBuf>,
+    },
+    /// Runs the program (no shell) with the event as JSON on stdin and in the environment.
+    Exec { command: Vec<String> },
+}
+
+impl fmt::Display for HookTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HookTarget::Webhook { url, .. } => write!(f, "webhook {url}"),
+            HookTarget::Exec { command } => {
+                write!(
+                    f,
+                    "command {}",
+                    command.first().map(String::as_str).unwrap_or("")
+                )
+            }
+        }
+    }
+}
+
+/// One `[[notify]]` table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NotifyConfig {
+    pub name: String,
+    pub target: HookTarget,
+    /// Bound on one delivery attempt.
+    pub timeout: Duration,
+    /// Further attempts after a failed one.
+    pub retries: u32,
+    /// Wait before the first retry; doubles for each further one.
+    pub retry_backoff: Duration,
+    /// The event kinds it receives (every kind when the key is absent).
+    pub events: Vec<String>,
+}
+
+/// What a pre-failover hook that does not answer in time means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnTimeout {
+    Proceed,
+    Abort,
+}
+
+/// The `[pre_failover]` table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PreFailoverConfig {
+    pub target: HookTarget,
+    pub timeout: Duration,
+    pub on_timeout: OnTimeout,
 }
 
 /// Size and retention of each site's decision journal (`[journal]`).

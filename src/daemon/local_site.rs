@@ -76,7 +76,7 @@ impl LocalSite {
         let store = StateStore::new(&config.state_dir, &site.name);
         let memory = store.load()?;
         let (ready, _) = tokio::sync::oneshot::channel();
-        let outlets = super::outlets(config, &metrics);
+        let outlets = super::outlets(config, &metrics).map_err(LocalSiteError::Clients)?;
         let mut site_loop = SiteLoop::new(
             site.clone(),
             config.mode,

@@ -58,6 +58,9 @@ pub enum DaemonError {
     WebConfig(#[from] crate::exporter::web_config::WebConfigError),
     #[error("{0}")]
     Socket(#[from] crate::control::server::SocketError),
+    /// A `[[notify]]` or `[pre_failover]` hook cannot be set up (its secret file).
+    #[error("{0}")]
+    Hooks(String),
 }
 
 /// Where the configuration comes from: a file (run) or a value (demo).
@@ -135,7 +138,7 @@ pub async fn start(
     let metrics = Arc::new(Metrics::new());
     let board = Arc::new(Board::default());
     let directory = Arc::new(Directory::default());
-    let outlets = outlets(&config, &metrics);
+    let outlets = outlets(&config, &metrics)?;
     let web = Arc::new(match &config.exporter.web_config {
         Some(path) => WebConfig::from_file(path)?,
         None => WebConfig::open(),
@@ -361,6 +364,14 @@ async fn apply_reload(
             "state_dir and exporter.listen only change on a restart; keeping the current ones"
         );
     }
+    if new.notify != config.notify
+        || new.pre_failover != config.pre_failover
+        || new.journal != config.journal
+    {
+        tracing::warn!(
+            "[[notify]], [pre_failover] and [journal] only change on a restart; keeping the current ones"
+        );
+    }
     let mut summary = Vec::new();
     let wanted: Vec<String> = new.sites.iter().map(|s| s.name.clone()).collect();
     let removed: Vec<String> = sites
@@ -477,9 +488,17 @@ fn spawn_site(
     spawn_site_with(site, mode, state_dir, metrics, board, clients, outlets)
 }
 
-/// The decision journal's writer (and the notification hooks) the site loops share. The
-/// writer thread ends when the last site loop is gone.
-pub fn outlets(config: &Config, metrics: &Arc<Metrics>) -> Outlets {
+/// The decision journal's writer and the notification hooks the site loops share. The
+/// writer thread ends when the last site loop is gone; hooks change only on a restart.
+pub fn outlets(config: &Config, metrics: &Arc<Metrics>) -> Result<Outlets, DaemonError> {
+    let notifier = crate::notify::Notifier::start(&config.notify, metrics.clone())
+        .map_err(DaemonError::Hooks)?;
+    let gate = match &config.pre_failover {
+        None => None,
+        Some(hook) => Some(Arc::new(
+            crate::notify::Gate::new(hook, metrics.clone()).map_err(DaemonError::Hooks)?,
+        )),
+    };
     let counted = metrics.clone();
     let observer: crate::journal::writer::FaultObserver = Arc::new(move |site, error| {
         if error.is_some() {
@@ -494,7 +513,11 @@ pub fn outlets(config: &Config, metrics: &Arc<Metrics>) -> Outlets {
         },
         observer,
     );
-    Outlets { journal }
+    Ok(Outlets {
+        journal,
+        notifier,
+        gate,
+    })
 }
 
 pub fn spawn_site_with(

@@ -114,6 +114,10 @@ pub struct SiteLoop {
     journal: Journal,
     /// Journal lines that could not be queued since the last one that could.
     journal_lost: u64,
+    notifier: crate::notify::Notifier,
+    gate: Option<Arc<crate::notify::Gate>>,
+    /// Manual failovers whose hook answer is in, back from the task that asked.
+    asked: (mpsc::Sender<Asked>, mpsc::Receiver<Asked>),
 }
 
 /// Where a site loop's records and events go besides the engine: the decision journal (and
@@ -121,7 +125,16 @@ pub struct SiteLoop {
 #[derive(Clone, Debug)]
 pub struct Outlets {
     pub journal: Journal,
+    pub notifier: crate::notify::Notifier,
+    /// The pre-failover hook, when one is configured.
+    pub gate: Option<Arc<crate::notify::Gate>>,
 }
+
+/// A manual failover whose pre-failover hook has answered, back to the loop.
+type Asked = (
+    engine::Command,
+    Option<oneshot::Sender<Option<PreflightReport>>>,
+);
 
 impl SiteLoop {
     #[allow(clippy::too_many_arguments)]
@@ -181,6 +194,9 @@ impl SiteLoop {
             hold: TestHold::from_env(),
             journal: outlets.journal,
             journal_lost,
+            notifier: outlets.notifier,
+            gate: outlets.gate,
+            asked: mpsc::channel(4),
         }
     }
 
@@ -227,6 +243,7 @@ impl SiteLoop {
                 biased;
                 _ = shutdown.changed() => break,
                 Some(command) = commands.recv() => self.command(command).await,
+                Some((command, reply)) = self.asked.1.recv() => self.operator_command(command, reply).await,
                 Some((call_id, result)) = self.results.1.recv() => {
                     self.calls_in_flight = self.calls_in_flight.saturating_sub(1);
                     self.step(Input::CallResult { call_id, result }).await;
@@ -295,7 +312,13 @@ impl SiteLoop {
     }
 
     /// An operator command; returns the preflight report when there is one.
-    pub async fn operator(&mut self, command: engine::Command) -> Option<PreflightReport> {
+    pub async fn operator(&mut self, mut command: engine::Command) -> Option<PreflightReport> {
+        // No loop runs meanwhile (standalone): the hook is waited for here.
+        if let (engine::Command::Failover(request), Some(gate)) = (&mut command, self.gate.clone())
+        {
+            let event = self.manual_hook_event(request);
+            request.hook = Some(hook_answer(gate.ask(&event).await));
+        }
         self.preflight = None;
         self.step(Input::Command(command)).await;
         self.preflight.take()
@@ -368,13 +391,79 @@ impl SiteLoop {
                 self.probe_missing = [false; 2];
                 self.publish(clock::now());
             }
-            SiteCommand::Operator { command, reply } => {
-                self.preflight = None;
-                self.step(Input::Command(command)).await;
-                if let Some(reply) = reply {
-                    let _ = reply.send(self.preflight.take());
+            SiteCommand::Operator { mut command, reply } => {
+                // A manual failover asks the pre-failover hook first, in its own task: the
+                // loop goes on polling, and the command comes back with the answer.
+                if let (engine::Command::Failover(request), Some(gate)) =
+                    (&mut command, self.gate.clone())
+                    && request.hook.is_none()
+                {
+                    let event = self.manual_hook_event(request);
+                    let back = self.asked.0.clone();
+                    tokio::spawn(async move {
+                        let answer = hook_answer(gate.ask(&event).await);
+                        if let engine::Command::Failover(request) = &mut command {
+                            request.hook = Some(answer);
+                        }
+                        let _ = back.send((command, reply)).await;
+                    });
+                    return;
                 }
+                self.operator_command(command, reply).await;
             }
+        }
+    }
+
+    async fn operator_command(
+        &mut self,
+        command: engine::Command,
+        reply: Option<oneshot::Sender<Option<PreflightReport>>>,
+    ) {
+        self.preflight = None;
+        self.step(Input::Command(command)).await;
+        if let Some(reply) = reply {
+            let _ = reply.send(self.preflight.take());
+        }
+    }
+
+    /// The pre-failover hook's question for a manual failover.
+    fn manual_hook_event(&self, request: &engine::ManualRequest) -> crate::notify::Event {
+        let target = self.name(request.target.min(1)).to_string();
+        crate::notify::Event {
+            kind: "pre_failover",
+            site: self.site.name.clone(),
+            at: crate::api::time::UtcTime::from_system_time(clock::now()),
+            state: self.engine.state().kind.as_str().to_string(),
+            previous_state: None,
+            blocker: None,
+            message: format!("manual failover to {target} by {}", request.by),
+            details: serde_json::json!({
+                "trigger": "manual",
+                "appliance": target,
+                "data_sync_first": request.data_sync_first,
+                "force": request.force,
+                "dry_run": !request.confirmed,
+                "by": request.by,
+            }),
+        }
+    }
+
+    /// The pre-failover hook's question for an automatic failover's first call.
+    fn auto_hook_event(&self, call: &engine::FailoverCall) -> crate::notify::Event {
+        crate::notify::Event {
+            kind: "pre_failover",
+            site: self.site.name.clone(),
+            at: crate::api::time::UtcTime::from_system_time(clock::now()),
+            state: self.engine.state().kind.as_str().to_string(),
+            previous_state: None,
+            blocker: None,
+            message: call.reason.clone(),
+            details: serde_json::json!({
+                "trigger": call.trigger.as_str(),
+                "appliance": call.appliance_name,
+                "request": call.request,
+                "dry_run": false,
+            }),
         }
     }
 
@@ -389,7 +478,9 @@ impl SiteLoop {
         let mut not_sent: Option<String> = None;
         let mut inputs = VecDeque::from([input]);
         while let Some(input) = inputs.pop_front() {
+            let before = self.before();
             let actions = self.engine.step(now, input.clone());
+            self.notify(now, &before, &actions);
             // Recorded before anything is carried out: the journal says what was decided even
             // when carrying it out fails.
             let step = journal::Step {
@@ -459,6 +550,32 @@ impl SiteLoop {
         self.publish(now);
     }
 
+    fn before(&self) -> crate::notify::Before {
+        let state = self.engine.state();
+        crate::notify::Before {
+            state: state.kind,
+            blocker: state.blocker,
+            paused: self.engine.memory().pause.is_some(),
+        }
+    }
+
+    /// Hands what a step changed to the notification hooks (never waits).
+    fn notify(&self, now: SystemTime, before: &crate::notify::Before, actions: &[Action]) {
+        let after = self.before();
+        let events = crate::notify::events(
+            &self.site.name,
+            crate::api::time::UtcTime::from_system_time(now),
+            before,
+            &after,
+            &self.engine.state().reason,
+            actions,
+            &serde_json::Value::Null,
+        );
+        for event in events {
+            self.notifier.send(event);
+        }
+    }
+
     /// Writes the memory durably; the error in words when it could not be.
     async fn persist(&mut self, memory: engine::Memory) -> Result<(), String> {
         let store = self.store.clone();
@@ -506,11 +623,28 @@ impl SiteLoop {
         let results = self.results.0.clone();
         let metrics = self.metrics.clone();
         let hold = self.hold;
+        let gate = self.gate.clone().filter(|_| call.vetoable);
+        let question = gate.as_ref().map(|_| self.auto_hook_event(&call));
         let r = call.request;
         tracing::info!(site = %site, appliance = %call.appliance_name, trigger = call.trigger.as_str(),
             "calling POST /failover-role {{role: {}, data_sync_first: {}, force: {}}} on {}", r.role, r.data_sync_first, r.force, call.appliance_name);
         self.calls_in_flight += 1;
         tokio::spawn(async move {
+            // The pre-failover hook first, bounded by its timeout; a veto sends nothing.
+            if let (Some(gate), Some(question)) = (gate, question) {
+                match gate.ask(&question).await {
+                    crate::notify::gate::Verdict::Proceed(detail) => {
+                        tracing::info!(site = %site, "{detail}");
+                    }
+                    crate::notify::gate::Verdict::Veto(reason) => {
+                        tracing::warn!(site = %site, "the pre-failover hook vetoed the failover: {reason}");
+                        let _ = results
+                            .send((call.call_id, CallResult::Vetoed { reason }))
+                            .await;
+                        return;
+                    }
+                }
+            }
             let result = match client.set_failover_role(call.request).await {
                 Ok(accepted) => CallResult::Accepted(accepted),
                 Err(error) => {
@@ -859,6 +993,14 @@ impl SiteLoop {
             }),
             journal_write_error: self.journal.fault(site),
         });
+    }
+}
+
+/// The gate's verdict as the engine's preflight takes it.
+fn hook_answer(verdict: crate::notify::gate::Verdict) -> engine::HookAnswer {
+    match verdict {
+        crate::notify::gate::Verdict::Proceed(detail) => engine::HookAnswer::Proceed { detail },
+        crate::notify::gate::Verdict::Veto(reason) => engine::HookAnswer::Veto { reason },
     }
 }
 

@@ -20,6 +20,7 @@ use crate::engine::{AlertKind, Blocker, Outcome, StateKind, Trigger};
 mod api;
 mod appliance;
 mod family;
+mod notify;
 mod watchdog;
 
 /// What the appliance-level gauges are set from.
@@ -75,6 +76,7 @@ pub struct Metrics {
     appliance: appliance::ApplianceMetrics,
     api: api::ApiMetrics,
     watchdog: watchdog::WatchdogMetrics,
+    notify: notify::NotifyMetrics,
 }
 
 impl Metrics {
@@ -84,6 +86,7 @@ impl Metrics {
             appliance: appliance::ApplianceMetrics::new(&registry),
             api: api::ApiMetrics::new(&registry),
             watchdog: watchdog::WatchdogMetrics::new(&registry),
+            notify: notify::NotifyMetrics::new(&registry),
             registry,
         }
     }
@@ -111,6 +114,21 @@ impl Metrics {
 
     pub fn count_state_write_error(&self, site: &str) {
         self.watchdog.count_state_write_error(site);
+    }
+
+    /// Creates a notification hook's series at zero.
+    pub fn register_hook(&self, hook: &str) {
+        self.notify.register(hook);
+    }
+
+    /// One event's outcome at a hook (see `notify::OUTCOMES`).
+    pub fn count_notification(&self, hook: &str, outcome: &str) {
+        self.notify.count(hook, outcome);
+    }
+
+    pub fn notification_succeeded(&self, hook: &str) {
+        let now = crate::api::time::UtcTime::from_system_time(std::time::SystemTime::now());
+        self.notify.succeeded(hook, now.unix_seconds_f64());
     }
 
     pub fn count_journal_write_error(&self, site: &str) {
