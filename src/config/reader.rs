@@ -761,6 +761,23 @@ impl Reader {
                 "stall_tolerance",
                 d.stall_tolerance.max(poll_interval * 3 + request_timeout),
             ),
+            max_representatives_for_switchover: match self.take(
+                table,
+                path,
+                "max_representatives_for_switchover",
+            ) {
+                None => d.max_representatives_for_switchover,
+                Some(toml::Value::Integer(n)) if (0..=100_000).contains(&n) => {
+                    u32::try_from(n).ok()
+                }
+                Some(other) => {
+                    self.problem(
+                        join(path, "max_representatives_for_switchover"),
+                        format!("must be an integer from 0 to 100000, not {other}"),
+                    );
+                    d.max_representatives_for_switchover
+                }
+            },
         };
         // One poll cycle can take poll_interval plus request_timeout; a tolerance below that
         // would call every slow poll a stall.

@@ -569,7 +569,7 @@ impl SiteLoop {
             &after,
             &self.engine.state().reason,
             actions,
-            &serde_json::Value::Null,
+            &serde_json::to_value(self.engine.impact(now)).unwrap_or_default(),
         );
         for event in events {
             self.notifier.send(event);
@@ -708,9 +708,23 @@ impl SiteLoop {
         if info_due {
             self.next_info = now + INFO_INTERVAL;
         }
+        // Who a failover would disconnect: read with the health questions (a routine request,
+        // skipped when the budget is short), and at every poll while a failover is being
+        // considered, so the decision carries a fresh count. A backup has no clients.
+        let considering = matches!(
+            self.engine.state().kind,
+            engine::StateKind::PrimarySuspect
+                | engine::StateKind::FailoverBlocked
+                | engine::StateKind::FailingOver
+        );
+        let clients_due: [bool; 2] = std::array::from_fn(|slot| {
+            (health_due || considering)
+                && self.engine.views()[slot].role() != Some(FailoverRole::Backup)
+        });
         let observe = |slot: usize| {
             let client = self.clients[slot].clone();
             let probe = !self.probe_missing[slot];
+            let clients_due = clients_due[slot];
             async move {
                 let probe = async {
                     if probe {
@@ -740,13 +754,26 @@ impl SiteLoop {
                         None
                     }
                 };
-                tokio::join!(probe, health, topology, info)
+                let clients = async {
+                    if clients_due {
+                        Some(client.client_counts().await)
+                    } else {
+                        None
+                    }
+                };
+                tokio::join!(probe, health, topology, info, clients)
             }
         };
         let (first, second) = tokio::join!(observe(0), observe(1));
         let mut report = PollReport::default();
-        for (slot, (probe, health, topology, info)) in [first, second].into_iter().enumerate() {
+        for (slot, (probe, health, topology, info, clients)) in
+            [first, second].into_iter().enumerate()
+        {
             report.appliances[slot] = self.absorb(slot, probe, health, topology, info);
+            if let Some(clients) = clients {
+                report.appliances[slot].clients =
+                    Some(self.note(slot, Endpoint::ClientCount, clients));
+            }
         }
         report
     }
@@ -879,6 +906,12 @@ impl SiteLoop {
                 },
                 ratelimit_limit: rate.limit,
                 ratelimit_remaining: rate.remaining,
+                // A backup accepts no clients: whatever it had is gone with its old role.
+                clients: if view.role() == Some(FailoverRole::Backup) {
+                    Some(std::collections::BTreeMap::new())
+                } else {
+                    view.clients.as_ref().map(|(c, _)| c.by_type.clone())
+                },
             };
             self.metrics.set_appliance(site, &view.name, &sample);
             appliances.push(ApplianceStatus {

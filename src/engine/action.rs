@@ -91,6 +91,9 @@ pub struct PreflightReport {
     pub notes: Vec<String>,
     /// The calls that will be made, in order.
     pub plan: Vec<PlannedCall>,
+    /// Who the failover disconnects: the clients last counted on the current primary.
+    #[serde(default)]
+    pub impact: Option<super::impact::Impact>,
     /// Whether the plan was started (confirmed, and passed or overridden).
     pub started: bool,
 }

@@ -280,11 +280,23 @@ impl Engine {
                 ),
             );
         }
-        let data = self.data_text(now);
+        let data = format!(
+            "{}; {}",
+            self.data_text(now),
+            self.impact_text(primary, now)
+        );
         if let Some((blocker, why)) = hold {
             return SiteState::blocked(
                 blocker,
                 format!("{failing}; backup {target} healthy; {data}; {why}"),
+            );
+        }
+        if let Some(why) = self.too_many_representatives(primary) {
+            return SiteState::blocked(
+                Blocker::ClientsConnected,
+                format!(
+                    "{failing}; backup {target} healthy; {data}; {why}: would {intent}; a manual failover can"
+                ),
             );
         }
         let reason = format!("{failing}; backup {target} healthy; {data}; {intent}");

@@ -119,6 +119,11 @@ pub(super) fn handle(
     // entirely out of date.
     let may_start =
         request.confirmed && !in_flight && !blind && (passed || request.override_preflight);
+    let impact = primary.and_then(|p| engine.impact_of(p, now));
+    match primary {
+        Some(p) => notes.push(engine.impact_text(p, now)),
+        None => notes.push("no current primary: no connected clients are known".to_string()),
+    }
     let report = PreflightReport {
         request_id: request.request_id,
         passed,
@@ -126,6 +131,7 @@ pub(super) fn handle(
         notes,
         plan: planned,
         started: may_start,
+        impact,
     };
     out.push(Action::Preflight(report));
 

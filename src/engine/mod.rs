@@ -22,6 +22,7 @@ mod decision;
 mod detection;
 mod episode;
 mod episode_runner;
+mod impact;
 mod machine;
 mod manual;
 mod memory;

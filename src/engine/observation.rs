@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::api::ErrorKind;
-use crate::api::model::{ApplianceRecord, FailoverAccepted, Health, Probe};
+use crate::api::model::{ApplianceRecord, ClientCounts, FailoverAccepted, Health, Probe};
 
 /// Appliances are addressed by their position in the site's configuration (0 or 1).
 pub type Slot = usize;
@@ -14,6 +14,9 @@ pub struct ApplianceReport {
     pub probe: Option<Result<Probe, ErrorKind>>,
     pub health: Option<Result<Health, ErrorKind>>,
     pub topology: Option<Result<Vec<ApplianceRecord>, ErrorKind>>,
+    /// Connected clients (`/appliance/client-count`), when asked this cycle.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clients: Option<Result<ClientCounts, ErrorKind>>,
 }
 
 /// One polling cycle of a site.

@@ -50,6 +50,10 @@ pub struct Policy {
     pub poll_interval: Duration,
     /// A gap between two steps longer than this is a stall (frozen process, clock jump).
     pub stall_tolerance: Duration,
+    /// An automatic failover while the primary still answers (its users are still connected)
+    /// is refused when more representatives than this are connected to it. Never applied to
+    /// a primary that does not answer.
+    pub max_representatives_for_switchover: Option<u32>,
 }
 
 impl Default for Policy {
@@ -66,6 +70,7 @@ impl Default for Policy {
             startup_grace: Duration::from_secs(60),
             poll_interval: Duration::from_secs(5),
             stall_tolerance: Duration::from_secs(30),
+            max_representatives_for_switchover: None,
         }
     }
 }

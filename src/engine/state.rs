@@ -89,10 +89,13 @@ pub enum Blocker {
     StateUnwritable,
     /// The pre-failover hook vetoed the failover.
     Vetoed,
+    /// More representatives are connected to the answering primary than the policy allows
+    /// an automatic switchover to disconnect.
+    ClientsConnected,
 }
 
 impl Blocker {
-    pub const ALL: [Blocker; 13] = [
+    pub const ALL: [Blocker; 14] = [
         Blocker::ObserveMode,
         Blocker::Paused,
         Blocker::Cooldown,
@@ -106,6 +109,7 @@ impl Blocker {
         Blocker::RetriesExhausted,
         Blocker::StateUnwritable,
         Blocker::Vetoed,
+        Blocker::ClientsConnected,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -123,6 +127,7 @@ impl Blocker {
             Blocker::RetriesExhausted => "retries_exhausted",
             Blocker::StateUnwritable => "state_unwritable",
             Blocker::Vetoed => "vetoed",
+            Blocker::ClientsConnected => "clients_connected",
         }
     }
 }

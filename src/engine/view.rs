@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use super::observation::ApplianceReport;
 use crate::api::ErrorKind;
-use crate::api::model::{ApplianceRecord, ClusterRole, FailoverRole, Health, Probe};
+use crate::api::model::{ApplianceRecord, ClientCounts, ClusterRole, FailoverRole, Health, Probe};
 use crate::api::time::UtcTime;
 
 /// How the appliance is doing, from the most recent evidence.
@@ -90,6 +90,9 @@ pub struct ApplianceView {
     /// latest such error: its condition is as it was, and no streak moves meanwhile.
     #[serde(skip)]
     pub no_information: Option<(SystemTime, ErrorKind)>,
+    /// The latest count of connected clients, and when it was taken.
+    #[serde(skip)]
+    pub clients: Option<(ClientCounts, SystemTime)>,
 }
 
 impl ApplianceView {
@@ -108,6 +111,7 @@ impl ApplianceView {
             last_error: None,
             answering_since: None,
             no_information: None,
+            clients: None,
         }
     }
 
@@ -169,6 +173,9 @@ impl ApplianceView {
     /// it `Unhealthy`; errors that are about us (401, 403, 429, our own budget) leave its
     /// condition as it was.
     pub fn absorb(&mut self, report: &ApplianceReport, now: SystemTime) {
+        if let Some(Ok(counts)) = &report.clients {
+            self.clients = Some((counts.clone(), now));
+        }
         let mut unhealthy: Option<Option<String>> = None;
         let mut healthy = false;
         let mut silent: Option<ErrorKind> = None;

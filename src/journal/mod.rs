@@ -189,3 +189,42 @@ pub fn events(records: &[Record]) -> Vec<Event> {
     }
     events
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn recent_events_are_the_decisions_of_a_site_since_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let (journal, thread) = Journal::start(
+            dir.path(),
+            Retention::default(),
+            std::sync::Arc::new(|_, _| {}),
+        );
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        for (i, site) in ["hq", "hq", "branch", "hq"].iter().enumerate() {
+            let step = Step {
+                input: Some(Input::Tick),
+                repeat: false,
+                actions: vec![ActionRecord::Decision {
+                    state: "healthy".to_string(),
+                    message: format!("decision {i}"),
+                }],
+                state: "healthy".to_string(),
+            };
+            journal.write(Record::new(
+                site,
+                t0 + Duration::from_secs(i as u64 * 60),
+                Body::Step(step),
+            ));
+        }
+        drop(journal);
+        thread.join().unwrap();
+        let events = recent_events(dir.path(), "hq", t0 + Duration::from_secs(30));
+        let messages: Vec<&str> = events.iter().map(|e| e.message.as_str()).collect();
+        assert_eq!(messages, ["decision 1", "decision 3"]);
+        assert!(recent_events(dir.path(), "nowhere", t0).is_empty());
+    }
+}

@@ -254,6 +254,7 @@ fn report(world: &[Obs; 2], now: SystemTime) -> PollReport {
             probe: Some(Err(ErrorKind::Timeout)),
             health: Some(Err(ErrorKind::Timeout)),
             topology: None,
+            clients: None,
         };
         report.appliances[slot] = match o.answer {
             Answer::NotAsked => ApplianceReport::default(),
@@ -262,6 +263,7 @@ fn report(world: &[Obs; 2], now: SystemTime) -> PollReport {
                 probe: Some(Err(kind)),
                 health: Some(Err(kind)),
                 topology: None,
+                clients: None,
             },
             Answer::Full | Answer::ProbeOnly => {
                 let base = HealthBase {
@@ -285,6 +287,7 @@ fn report(world: &[Obs; 2], now: SystemTime) -> PollReport {
                     probe: Some(Ok(probe)),
                     health: matches!(o.answer, Answer::Full).then_some(Ok(health)),
                     topology: None,
+                    clients: None,
                 }
             }
         };

@@ -128,3 +128,47 @@ fn a_manual_failover_shows_the_hook_and_force_overrides_its_veto() {
     );
     assert!(!h.calls[0].vetoable, "a manual call is not asked again");
 }
+
+#[test]
+fn too_many_representatives_hold_back_a_switchover_but_never_the_failover_of_a_dead_primary() {
+    use crate::api::model::ClientCounts;
+    let mut policy = policy();
+    policy.max_representatives_for_switchover = Some(2);
+    let mut h = Harness::with(Mode::Auto, policy, crate::engine::Memory::default());
+    h.run_for(Duration::from_secs(120));
+    let counts = ClientCounts {
+        by_type: [
+            ("rep_console".to_string(), 5),
+            ("asset_client".to_string(), 30),
+        ]
+        .into_iter()
+        .collect(),
+    };
+    let count = |h: &mut Harness| {
+        h.now += h.interval();
+        h.world.tick(h.now);
+        let mut poll = h.world.report();
+        poll.appliances[EAST].clients = Some(Ok(counts.clone()));
+        h.input(Input::Poll(poll));
+    };
+    count(&mut h);
+    // East answers but is unhealthy: a graceful switchover would disconnect 5 representatives.
+    h.world.healthy[EAST] = false;
+    for _ in 0..40 {
+        count(&mut h);
+    }
+    assert!(h.calls.is_empty(), "{:?}", h.calls);
+    assert_eq!(h.engine.state().blocker, Some(Blocker::ClientsConnected));
+    assert!(
+        h.reason()
+            .contains("5 representatives are connected to east")
+            && h.reason()
+                .contains("disconnects 30 asset_client, 5 rep_console on east"),
+        "{}",
+        h.reason()
+    );
+    // East dies: its users are gone already; the failover is not held back.
+    h.world.up[EAST] = false;
+    h.run_for(Duration::from_secs(120));
+    assert_eq!(h.requests(), vec![(WEST, promote(false))]);
+}

@@ -35,6 +35,7 @@ fn errors(kind: ErrorKind) -> ApplianceReport {
         probe: Some(Err(kind)),
         health: Some(Err(kind)),
         topology: None,
+        clients: None,
     }
 }
 
@@ -152,6 +153,7 @@ fn w3_split_brain_fencing_waits_for_a_role_reported_since_the_return() {
             probe: Some(Ok(Probe::Healthy)),
             health: None,
             topology: None,
+            clients: None,
         },
     );
     assert_eq!(

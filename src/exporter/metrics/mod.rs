@@ -7,7 +7,7 @@
 //! dashboards never see series appear and vanish. Values are set by the site loops after each
 //! poll; a scrape only encodes them.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use prometheus::{Encoder as _, Registry, TextEncoder};
@@ -36,6 +36,8 @@ pub struct ApplianceSample {
     pub data_sync_ok: Option<bool>,
     pub ratelimit_limit: Option<u64>,
     pub ratelimit_remaining: Option<u64>,
+    /// Connected clients per type, when counted (all zero on a backup).
+    pub clients: Option<BTreeMap<String, u64>>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord)]
