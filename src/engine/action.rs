@@ -93,7 +93,7 @@ pub struct PreflightReport {
     pub plan: Vec<PlannedCall>,
     /// Who the failover disconnects: the clients last counted on the current primary.
     #[serde(default)]
-    pub impact: Option<super::impact::Impact>,
+    pub impact: Option<Box<super::impact::Impact>>,
     /// Whether the plan was started (confirmed, and passed or overridden).
     pub started: bool,
 }

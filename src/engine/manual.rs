@@ -119,7 +119,7 @@ pub(super) fn handle(
     // entirely out of date.
     let may_start =
         request.confirmed && !in_flight && !blind && (passed || request.override_preflight);
-    let impact = primary.and_then(|p| engine.impact_of(p, now));
+    let impact = primary.and_then(|p| engine.impact_of(p, now)).map(Box::new);
     match primary {
         Some(p) => notes.push(engine.impact_text(p, now)),
         None => notes.push("no current primary: no connected clients are known".to_string()),

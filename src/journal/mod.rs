@@ -65,7 +65,7 @@ pub fn segments(dir: &Path, site: &str) -> Vec<PathBuf> {
             }
         }
     }
-    rotated.sort_by(|a, b| b.0.cmp(&a.0));
+    rotated.sort_by_key(|(generation, _)| std::cmp::Reverse(*generation));
     let mut files: Vec<PathBuf> = rotated.into_iter().map(|(_, path)| path).collect();
     let current = journal_file(dir, site, 0);
     if current.exists() {

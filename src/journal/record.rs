@@ -94,11 +94,11 @@ pub enum ActionRecord {
     },
     /// The memory written to the state file.
     Persist {
-        memory: Memory,
+        memory: Box<Memory>,
     },
     /// The answer to a manual failover request.
     Preflight {
-        report: crate::engine::PreflightReport,
+        report: Box<crate::engine::PreflightReport>,
     },
     PollSoon,
 }
@@ -134,10 +134,10 @@ impl ActionRecord {
                 reason: reason.clone(),
             },
             Action::Persist(memory) => ActionRecord::Persist {
-                memory: memory.clone(),
+                memory: Box::new(memory.clone()),
             },
             Action::Preflight(report) => ActionRecord::Preflight {
-                report: report.clone(),
+                report: Box::new(report.clone()),
             },
             Action::PollSoon => ActionRecord::PollSoon,
         }

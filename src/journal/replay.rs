@@ -310,14 +310,13 @@ fn replay_site(site: &str, records: &[&Record], change: &Change) -> Result<SiteR
                     }
                 }
                 let input = match input {
-                    Input::CallResult { call_id, result } => match linked.remove(&call_id) {
-                        Some(ours) => Some(Input::CallResult {
+                    // An answer to a call the replayed engine did not make means nothing to it.
+                    Input::CallResult { call_id, result } => {
+                        linked.remove(&call_id).map(|ours| Input::CallResult {
                             call_id: ours,
                             result,
-                        }),
-                        // The replayed engine did not make this call: its answer means nothing to it.
-                        None => None,
-                    },
+                        })
+                    }
                     other => Some(other),
                 };
                 if let Some(input) = input {

@@ -248,7 +248,7 @@ impl Writer {
             Body::Step(step) => {
                 for action in &step.actions {
                     if let ActionRecord::Persist { memory } = action {
-                        entry.memory = Some(memory.clone());
+                        entry.memory = Some((**memory).clone());
                     }
                 }
                 if let Some(input @ Input::Poll(_)) = &step.input {
