@@ -218,6 +218,7 @@ mod tests {
         let metrics = Metrics::new();
         let names = ["east".to_string(), "west".to_string()];
         metrics.register_site("hq", &names);
+        metrics.register_hook("chat");
         metrics.set_appliance(
             "hq",
             "east",
@@ -228,6 +229,7 @@ mod tests {
                 data_sync_ok: Some(true),
                 ratelimit_limit: Some(1),
                 ratelimit_remaining: Some(1),
+                clients: Some([("rep_console".to_string(), 3)].into_iter().collect()),
                 ..Default::default()
             },
         );
