@@ -134,10 +134,9 @@ impl LocalSite {
         ];
         let manual = manual_failover(request, &names, 1, self.caller(&request.user))
             .map_err(LocalSiteError::UnknownAppliance)?;
-        self.site_loop
-            .operator(Command::Failover(manual))
-            .await
-            .ok_or(LocalSiteError::NoPreflight)
+        let report = self.site_loop.operator(Command::Failover(manual)).await;
+        self.site_loop.flush_journal().await;
+        report.ok_or(LocalSiteError::NoPreflight)
     }
 
     /// Polls and carries out the plan until the failover ends, or long enough that it should
@@ -145,6 +144,7 @@ impl LocalSite {
     pub async fn settle(&mut self) -> Settled {
         let limit = self.site.policy.converge_timeout * 3 + Duration::from_secs(30);
         let settled = self.site_loop.settle(Instant::now() + limit).await;
+        self.site_loop.flush_journal().await;
         match (settled, &self.site_loop.engine().memory().last_failover) {
             (true, Some(record)) if record.outcome == Outcome::Success => Settled::Success,
             (true, Some(record)) => Settled::Failed {

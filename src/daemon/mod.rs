@@ -335,6 +335,7 @@ async fn supervise(
         let _ = site.shutdown.send(true);
         let _ = site.task.await;
     }
+    outlets.close().await;
     Ok(())
 }
 
@@ -505,7 +506,7 @@ pub fn outlets(config: &Config, metrics: &Arc<Metrics>) -> Result<Outlets, Daemo
             counted.count_journal_write_error(site);
         }
     });
-    let (journal, _writer) = crate::journal::Journal::start(
+    let (journal, writer) = crate::journal::Journal::start(
         &config.state_dir,
         crate::journal::Retention {
             file_bytes: config.journal.file_bytes,
@@ -517,6 +518,7 @@ pub fn outlets(config: &Config, metrics: &Arc<Metrics>) -> Result<Outlets, Daemo
         journal,
         notifier,
         gate,
+        writer: Arc::new(std::sync::Mutex::new(writer)),
     })
 }
 

@@ -128,6 +128,26 @@ pub struct Outlets {
     pub notifier: crate::notify::Notifier,
     /// The pre-failover hook, when one is configured.
     pub gate: Option<Arc<crate::notify::Gate>>,
+    /// The journal's writer thread, joined on shutdown so that its last lines are written.
+    pub writer: Arc<std::sync::Mutex<Option<std::thread::JoinHandle<()>>>>,
+}
+
+impl Outlets {
+    /// Once every site loop is gone: lets the journal writer write what is queued and end
+    /// (bounded, so that a hung disk cannot hold up the stop).
+    pub async fn close(self) {
+        let writer = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take();
+        drop(self.journal);
+        if let Some(writer) = writer {
+            let joined = tokio::task::spawn_blocking(move || writer.join());
+            if tokio::time::timeout(Duration::from_secs(5), joined)
+                .await
+                .is_err()
+            {
+                tracing::warn!("the decision journal's writer did not finish within 5s");
+            }
+        }
+    }
 }
 
 /// A manual failover whose pre-failover hook has answered, back to the loop.
@@ -324,6 +344,14 @@ impl SiteLoop {
         self.preflight.take()
     }
 
+    /// Waits until what was journalled so far is on disk (a standalone process is about to
+    /// end); a journal that cannot be written is reported, not an error of the command.
+    pub async fn flush_journal(&self) {
+        if let Err(error) = self.journal.sync(&self.site.name).await {
+            tracing::warn!(site = %self.site.name, "the decision journal could not be written: {error}");
+        }
+    }
+
     /// Polls and takes in call results until no failover is in progress, or `deadline`.
     pub async fn settle(&mut self, deadline: Instant) -> bool {
         let mut next_poll = Instant::now();
@@ -444,6 +472,7 @@ impl SiteLoop {
                 "force": request.force,
                 "dry_run": !request.confirmed,
                 "by": request.by,
+                "impact": self.engine.impact(clock::now()),
             }),
         }
     }
@@ -463,6 +492,7 @@ impl SiteLoop {
                 "appliance": call.appliance_name,
                 "request": call.request,
                 "dry_run": false,
+                "impact": self.engine.impact(clock::now()),
             }),
         }
     }

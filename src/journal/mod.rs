@@ -221,7 +221,7 @@ mod tests {
             ));
         }
         drop(journal);
-        thread.join().unwrap();
+        thread.unwrap().join().unwrap();
         let events = recent_events(dir.path(), "hq", t0 + Duration::from_secs(30));
         let messages: Vec<&str> = events.iter().map(|e| e.message.as_str()).collect();
         assert_eq!(messages, ["decision 1", "decision 3"]);

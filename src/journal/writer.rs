@@ -87,11 +87,12 @@ impl std::fmt::Debug for Journal {
 
 impl Journal {
     /// Starts the writer thread for `state_dir/journal`. It ends when every handle is dropped.
+    /// Without a thread (the system refused one), every line counts as lost and is reported.
     pub fn start(
         state_dir: &Path,
         retention: Retention,
         observer: FaultObserver,
-    ) -> (Journal, std::thread::JoinHandle<()>) {
+    ) -> (Journal, Option<std::thread::JoinHandle<()>>) {
         let (queue, receiver) = mpsc::channel(QUEUE);
         let faults = Arc::new(Mutex::new(BTreeMap::new()));
         let writer = Writer {
@@ -105,11 +106,10 @@ impl Journal {
             .name("journal".to_string())
             .spawn(move || writer.run(receiver));
         let thread = match thread {
-            Ok(thread) => thread,
-            // No thread, no journal: every record then counts as lost and is reported.
+            Ok(thread) => Some(thread),
             Err(error) => {
-                tracing::error!("cannot start the journal writer: {error}");
-                std::thread::spawn(|| {})
+                tracing::error!("cannot start the decision journal's writer: {error}");
+                None
             }
         };
         (Journal { queue, faults }, thread)
@@ -454,7 +454,7 @@ mod tests {
             )));
         }
         drop(journal);
-        thread.join().unwrap();
+        thread.unwrap().join().unwrap();
 
         let jdir = journal_dir(dir.path());
         let files = crate::journal::segments(&jdir, "hq");
@@ -527,7 +527,7 @@ mod tests {
         runtime.block_on(journal.sync("hq")).unwrap();
         assert_eq!(journal.fault("hq"), None, "writing works again");
         drop(journal);
-        thread.join().unwrap();
+        thread.unwrap().join().unwrap();
         let seen = seen.lock().unwrap();
         assert!(
             seen[0].1.is_some() && seen.last().unwrap().1.is_none(),
