@@ -8,6 +8,9 @@
 //! - [`control`]: the local socket for manual failover and operator commands, and the audit log;
 //! - [`daemon`]: the site loops, the actuator, the state store, signals and systemd;
 //! - [`exporter`]: Prometheus metrics and the HTTP endpoints (`/metrics`, `/status`, …);
+//! - [`journal`]: the decision journal (every input and decision of every engine), read back
+//!   by `bt-watchdog journal` and replayed through the engine by `bt-watchdog replay`;
+//! - [`notify`]: the notification hooks (webhooks, programs) and the pre-failover veto hook;
 //! - [`sim`]: a simulated appliance pair with fault injection, for tests, `simulate` and `demo`;
 //! - [`fatal`]: a panic anywhere ends the process with a failure;
 //! - [`secret`]: the type that keeps client secrets out of logs and error messages.
@@ -24,5 +27,7 @@ pub(crate) mod exporter;
 pub mod fatal;
 #[doc(hidden)]
 pub mod fuzzing;
+pub(crate) mod journal;
+pub(crate) mod notify;
 pub mod secret;
 pub mod sim;

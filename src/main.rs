@@ -3,7 +3,7 @@
 #![forbid(unsafe_code)]
 
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -11,7 +11,8 @@ use bt_watchdog::commands::exit::Exit;
 use bt_watchdog::commands::operator::{self, local_user};
 use bt_watchdog::commands::simulate::{self, SimulateOptions};
 use bt_watchdog::commands::{
-    alerts, check_config, demo, failover, healthcheck, load_config, run, status, stop_signal,
+    alerts, check_config, demo, failover, healthcheck, journal, load_config, replay, run, status,
+    stop_signal,
 };
 use bt_watchdog::control::protocol::{FailoverRequest, Request};
 use bt_watchdog::sim::tls::TlsFiles;
@@ -66,7 +67,47 @@ enum Command {
         #[arg(long)]
         url: Option<String>,
         #[arg(long, default_value = DEFAULT_CONFIG)]
+        /// The configuration file, for the exporter address.
         config: PathBuf,
+    },
+    /// Print the decision journal: what each site saw, decided and did, and why.
+    Journal {
+        #[arg(long, default_value = DEFAULT_CONFIG)]
+        /// The configuration file, for the state directory.
+        config: PathBuf,
+        /// Only this site.
+        #[arg(long)]
+        site: Option<String>,
+        /// Only from this long ago (2h, 30m) or this UTC date-time on.
+        #[arg(long)]
+        since: Option<String>,
+        /// Keep printing what is appended, until interrupted.
+        #[arg(long)]
+        follow: bool,
+        /// One JSON object per line, with every observation.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run the recorded observations through the engine with the recorded policy or another
+    /// one, and show what it would have done, and when.
+    Replay {
+        /// Where the journal is found when JOURNAL is not given.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// A journal file or directory (default: the configuration's state_dir/journal).
+        journal: Option<PathBuf>,
+        /// Only this site.
+        #[arg(long)]
+        site: Option<String>,
+        /// A TOML file of policy keys (bare, or a [policy] table) applied over the recorded policy.
+        #[arg(long)]
+        policy: Option<PathBuf>,
+        /// One policy change, as in --set failover_after=10s (repeatable; also mode=auto).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+        /// One JSON object; its `differences` array is empty when the decisions are the same.
+        #[arg(long)]
+        json: bool,
     },
     /// Fail a site over by hand: a preflight and a plan, carried out only with --confirm
     /// (or after typing the site name at a terminal).
@@ -376,6 +417,39 @@ fn main() -> ExitCode {
             output,
         }),
         Command::Healthcheck { url, config } => runtime.block_on(healthcheck::run(url, &config)),
+        Command::Journal {
+            config,
+            site,
+            since,
+            follow,
+            json,
+        } => runtime.block_on(journal::run(
+            &config,
+            journal::JournalOptions {
+                site,
+                since,
+                follow,
+                json,
+            },
+        )),
+        Command::Replay {
+            config,
+            journal,
+            site,
+            policy,
+            set,
+            json,
+        } => replay::run(
+            config.as_deref(),
+            Path::new(DEFAULT_CONFIG),
+            replay::ReplayOptions {
+                journal,
+                site,
+                policy,
+                set,
+                json,
+            },
+        ),
         Command::Simulate(args) => {
             Exit::done_or_usage(runtime.block_on(simulate::run(args.into(), stop_signal())))
         }

@@ -358,6 +358,7 @@ cooldown_typo = "1m"
 name = "branch"
 client_id = "x"
 client_secret_file = "/nonexistent/branch.secret"
+allow_plain_http = true
 appliances = [{ name = "e", url = "http://10.0.0.5:8443" }, { name = "f", url = "http://10.0.0.5:8443/" }]
 "#,
     )
@@ -620,6 +621,11 @@ async fn status_reaches_an_exporter_with_tls_and_basic_auth() {
     .unwrap();
     std::fs::write(ws.path("right"), "right-password\n").unwrap();
     std::fs::write(ws.path("wrong"), "wrong-password\n").unwrap();
+    // Password files readable by others are refused, as secrets are.
+    for file in ["right", "wrong"] {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(ws.path(file), std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
     let status = |args: Vec<String>, password_env: Option<&'static str>| {
         let mut command = Command::new(BINARY);
         command.arg("status").args(args);

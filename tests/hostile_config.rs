@@ -12,7 +12,7 @@ use common::watchdog::{BINARY, Workspace};
 
 fn site(name: &str, secret: &std::path::Path, url: &str) -> String {
     format!(
-        "[[site]]\nname = \"{name}\"\nclient_id = \"x\"\nclient_secret_file = \"{}\"\nappliances = [{{ name = \"a\", url = \"{url}\" }}, {{ name = \"b\", url = \"https://b.example.com\" }}]\n",
+        "[[site]]\nname = \"{name}\"\nclient_id = \"x\"\nclient_secret_file = \"{}\"\nappliances = [{{ name = \"a\", url = \"{url}\" }}, {{ name = \"b\", url = \"https://b-{name}.example.com\" }}]\n",
         secret.display()
     )
 }
@@ -43,7 +43,12 @@ fn world_readable_secrets_are_refused_at_start_and_all_listed_by_check_config() 
         let secret = ws.path(&format!("{name}.secret"));
         std::fs::write(&secret, "s3cret\n").unwrap();
         std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o644)).unwrap();
-        sites.push_str(&site(name, &secret, "https://a.example.com"));
+        // Each site its own appliances: one appliance in two pairs is refused on its own.
+        sites.push_str(&site(
+            name,
+            &secret,
+            &format!("https://a-{name}.example.com"),
+        ));
         secrets.push(secret);
     }
     let config = ws.path("config.toml");

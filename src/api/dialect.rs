@@ -6,7 +6,9 @@
 
 use super::endpoint::Endpoint;
 use super::error::ApiError;
-use super::model::{ApiInfo, ApplianceRecord, FailoverAccepted, FailoverRequest, Health};
+use super::model::{
+    ApiInfo, ApplianceRecord, ClientCounts, FailoverAccepted, FailoverRequest, Health,
+};
 use super::target::Target;
 use super::transport::Answer;
 
@@ -42,6 +44,8 @@ pub(super) trait Dialect: Sync {
     fn appliances(&self, target: &Target, answer: &Answer) -> Reading<Vec<ApplianceRecord>>;
 
     fn info(&self, target: &Target, answer: &Answer) -> Reading<ApiInfo>;
+
+    fn client_counts(&self, target: &Target, answer: &Answer) -> Reading<ClientCounts>;
 
     /// The failover call; encoding the request can fail.
     fn failover(&self, target: &Target, request: &FailoverRequest) -> Reading<Call>;

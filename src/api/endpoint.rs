@@ -14,16 +14,19 @@ pub enum Endpoint {
     Appliance,
     Info,
     FailoverRole,
+    /// `GET /appliance/client-count` (v2 only): who a failover would disconnect.
+    ClientCount,
 }
 
 impl Endpoint {
-    pub const ALL: [Endpoint; 6] = [
+    pub const ALL: [Endpoint; 7] = [
         Endpoint::Token,
         Endpoint::CheckHealth,
         Endpoint::Health,
         Endpoint::Appliance,
         Endpoint::Info,
         Endpoint::FailoverRole,
+        Endpoint::ClientCount,
     ];
 
     /// The metric label value.
@@ -35,6 +38,7 @@ impl Endpoint {
             Endpoint::Appliance => "appliance",
             Endpoint::Info => "info",
             Endpoint::FailoverRole => "failover_role",
+            Endpoint::ClientCount => "client_count",
         }
     }
 
@@ -47,6 +51,7 @@ impl Endpoint {
             Endpoint::Appliance => ("GET", "/api/command/v2/appliance"),
             Endpoint::Info => ("GET", "/api/command/v2/info"),
             Endpoint::FailoverRole => ("POST", "/api/command/v2/failover-role"),
+            Endpoint::ClientCount => ("GET", "/api/command/v2/appliance/client-count"),
         }
     }
 }

@@ -13,7 +13,9 @@ use std::time::Duration;
 use super::endpoint::Endpoint;
 use super::model::ErrorBag;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorKind {
     /// No TCP connection: refused, unreachable, DNS failure.

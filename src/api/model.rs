@@ -103,7 +103,7 @@ impl fmt::Display for FieldIssue {
 }
 
 /// `GET /health` (v2) or `check_health` (XML), in one model the engine uses for both APIs.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct HealthBase {
     pub version: Option<String>,
     pub build: Option<String>,
@@ -117,11 +117,13 @@ pub struct HealthBase {
     pub last_data_sync: Option<UtcTime>,
     pub last_data_sync_status: Option<String>,
     /// Fields that were present but unusable; the rest of the answer is still valid.
+    /// Written to the journal for the reader, not read back: the engine never looks at them.
+    #[serde(default, skip_deserializing)]
     pub field_issues: Vec<FieldIssue>,
 }
 
 /// The answer to a health question.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum Health {
     /// HTTP 200.
@@ -147,7 +149,7 @@ impl Health {
 }
 
 /// The unauthenticated `/check_health` probe: it has no body, only a status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Probe {
     Healthy,
@@ -156,7 +158,7 @@ pub enum Probe {
 
 /// One entry of `GET /appliance`. The vendor does not publish its field names, so this keeps
 /// what it can recognise and the raw object for `/status`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ApplianceRecord {
     pub id: Option<String>,
     pub hostname: Option<String>,
@@ -239,12 +241,53 @@ pub struct FailoverRequest {
 }
 
 /// A successful answer to `POST /failover-role`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FailoverAccepted {
     pub message: String,
     /// The role change has only been started ("Role change will occur upon successful
     /// completion"): the caller must poll until the roles converge.
     pub completes_later: bool,
+}
+
+/// `GET /appliance/client-count`: how many clients of each type are connected, by type name as
+/// the API gives it (`rep_console` on Remote Support, `access_console` on Privileged Remote
+/// Access, `asset_client`, `gateway`, and any type a later version adds), summed over the
+/// appliances the answer lists.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientCounts {
+    pub by_type: BTreeMap<String, u64>,
+}
+
+impl ClientCounts {
+    /// The console types a representative (RS) or user (PRA) is connected with.
+    pub const CONSOLES: [&'static str; 2] = ["rep_console", "access_console"];
+
+    /// Connected representatives (RS) or console users (PRA).
+    pub fn representatives(&self) -> u64 {
+        Self::CONSOLES
+            .iter()
+            .filter_map(|t| self.by_type.get(*t))
+            .sum()
+    }
+
+    pub fn total(&self) -> u64 {
+        self.by_type.values().sum()
+    }
+
+    /// "3 rep_console, 12 asset_client, 1 gateway" (or "no clients").
+    pub fn describe(&self) -> String {
+        let parts: Vec<String> = self
+            .by_type
+            .iter()
+            .filter(|(_, n)| **n > 0)
+            .map(|(t, n)| format!("{n} {t}"))
+            .collect();
+        if parts.is_empty() {
+            "no clients".to_string()
+        } else {
+            parts.join(", ")
+        }
+    }
 }
 
 /// The 422 error bag: field name → what is wrong with it.
@@ -524,6 +567,93 @@ pub(crate) mod json {
                 })
             })
             .collect()
+    }
+
+    /// The client types the vendor documents (RS and PRA).
+    const CLIENT_TYPES: [&str; 4] = ["rep_console", "access_console", "asset_client", "gateway"];
+
+    /// A `/appliance/client-count` body. The vendor gives no schema ("an array of appliance
+    /// objects, each including client counts per type"), so counts are recognised wherever
+    /// they are: a documented type name holding a number (at any depth of an entry), or an
+    /// object naming its type (`type`/`client_type`) next to a count (`count`/`total`).
+    /// Unknown fields are ignored; a body that is not a JSON array (or object) of objects is
+    /// an error, and so is one in which no count can be found.
+    pub fn client_counts(body: &[u8]) -> Result<ClientCounts, Malformed> {
+        let value: serde_json::Value = decode(body, "client count")?;
+        let entries = match value {
+            serde_json::Value::Array(items) => items,
+            object @ serde_json::Value::Object(_) => vec![object],
+            _ => {
+                return Err(Malformed(
+                    "client count is not a JSON array of appliance objects".to_string(),
+                ));
+            }
+        };
+        let mut counts = ClientCounts::default();
+        let mut found = entries.is_empty();
+        for (index, entry) in entries.iter().enumerate() {
+            if !entry.is_object() {
+                return Err(Malformed(format!(
+                    "client count entry {index} is not an object"
+                )));
+            }
+            found |= collect_counts(entry, &mut counts, 0);
+        }
+        if !found {
+            return Err(Malformed(format!(
+                "client count: no count per client type ({}) found in the answer",
+                CLIENT_TYPES.join(", ")
+            )));
+        }
+        Ok(counts)
+    }
+
+    fn count_of(value: &serde_json::Value) -> Option<u64> {
+        match value {
+            serde_json::Value::Number(n) => n.as_u64(),
+            serde_json::Value::String(s) => s.trim().parse().ok(),
+            _ => None,
+        }
+    }
+
+    /// Adds the counts found in `value`; whether any was.
+    fn collect_counts(value: &serde_json::Value, counts: &mut ClientCounts, depth: u32) -> bool {
+        // Deep enough for any plausible shape, bounded against hostile nesting.
+        if depth > 4 {
+            return false;
+        }
+        let mut found = false;
+        match value {
+            serde_json::Value::Object(object) => {
+                let named = ["type", "client_type"]
+                    .iter()
+                    .find_map(|k| object.get(*k).and_then(|v| v.as_str()));
+                let number = ["count", "total", "connected"]
+                    .iter()
+                    .find_map(|k| object.get(*k).and_then(count_of));
+                if let (Some(kind), Some(number)) = (named, number) {
+                    *counts.by_type.entry(kind.to_string()).or_default() += number;
+                    return true;
+                }
+                for (key, inner) in object {
+                    if CLIENT_TYPES.contains(&key.as_str())
+                        && let Some(number) = count_of(inner)
+                    {
+                        *counts.by_type.entry(key.clone()).or_default() += number;
+                        found = true;
+                    } else if inner.is_object() || inner.is_array() {
+                        found |= collect_counts(inner, counts, depth + 1);
+                    }
+                }
+            }
+            serde_json::Value::Array(items) => {
+                for item in items {
+                    found |= collect_counts(item, counts, depth + 1);
+                }
+            }
+            _ => {}
+        }
+        found
     }
 
     #[derive(Deserialize)]
@@ -818,6 +948,45 @@ mod tests {
         assert_eq!(
             body,
             serde_json::json!({"role": "primary", "data_sync_first": true, "force": false})
+        );
+    }
+
+    #[test]
+    fn client_counts_are_read_from_any_plausible_shape() {
+        let by_key = json::client_counts(
+            br#"[{"id": "a1", "hostname": "east", "client_counts": {"rep_console": 3, "asset_client": 12, "gateway": 1}, "new_field": true},
+                 {"id": "a2", "hostname": "traffic", "rep_console": "2"}]"#,
+        )
+        .unwrap();
+        assert_eq!(
+            by_key.by_type["rep_console"], 5,
+            "summed over the appliances"
+        );
+        assert_eq!(by_key.by_type["asset_client"], 12);
+        assert_eq!(by_key.representatives(), 5);
+        assert_eq!(
+            by_key.describe(),
+            "12 asset_client, 1 gateway, 5 rep_console"
+        );
+        let listed = json::client_counts(
+            br#"[{"appliance": "east", "clients": [{"type": "access_console", "count": 4}, {"type": "jumpoint", "count": 2}]}]"#,
+        )
+        .unwrap();
+        assert_eq!(
+            listed.representatives(),
+            4,
+            "PRA consoles are representatives too"
+        );
+        assert_eq!(listed.by_type["jumpoint"], 2, "types as the API names them");
+        assert_eq!(json::client_counts(b"[]").unwrap().total(), 0);
+        let none = json::client_counts(br#"[{"id": "a1", "uptime": 5}]"#).unwrap_err();
+        assert!(none.0.contains("no count per client type"), "{none:?}");
+        assert!(json::client_counts(b"\"12\"").is_err());
+        assert!(
+            json::client_counts(b"[3]")
+                .unwrap_err()
+                .0
+                .contains("entry 0")
         );
     }
 }

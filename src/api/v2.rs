@@ -4,7 +4,9 @@ use super::dialect::{Body, Call, Dialect, Reading};
 use super::endpoint::Endpoint;
 use super::error::{ApiError, ErrorKind};
 use super::model::json::{self, Malformed};
-use super::model::{ApiInfo, ApplianceRecord, FailoverAccepted, FailoverRequest, Health};
+use super::model::{
+    ApiInfo, ApplianceRecord, ClientCounts, FailoverAccepted, FailoverRequest, Health,
+};
 use super::target::Target;
 use super::transport::Answer;
 
@@ -65,6 +67,10 @@ impl Dialect for JsonV2 {
 
     fn info(&self, target: &Target, answer: &Answer) -> Reading<ApiInfo> {
         read(target, Endpoint::Info, answer, json::info).map(ApiInfo::bounded)
+    }
+
+    fn client_counts(&self, target: &Target, answer: &Answer) -> Reading<ClientCounts> {
+        read(target, Endpoint::ClientCount, answer, json::client_counts)
     }
 
     /// `POST /failover-role` with the request as JSON.

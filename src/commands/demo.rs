@@ -56,6 +56,9 @@ pub fn demo_config(
             listen,
             web_config: None,
         },
+        journal: crate::config::JournalConfig::default(),
+        notify: Vec::new(),
+        pre_failover: None,
         sites: vec![SiteConfig {
             name: "demo".to_string(),
             api: ApiChoice::V2,

@@ -7,6 +7,8 @@
 //!   shares;
 //! - [`alerts`]: the shipped alert rules with the installation's runbook and dashboard links;
 //! - [`manpage`]: one man page for every subcommand;
+//! - [`journal`]: the decision journal, readably; [`replay`]: the journal through the engine
+//!   with another policy;
 //! - [`check_config`], [`status`], [`healthcheck`], [`simulate`], [`demo`].
 
 pub mod alerts;
@@ -15,8 +17,10 @@ pub mod demo;
 pub mod exit;
 pub mod failover;
 pub mod healthcheck;
+pub mod journal;
 pub mod manpage;
 pub mod operator;
+pub mod replay;
 pub mod run;
 pub mod simulate;
 pub mod status;

@@ -44,6 +44,9 @@ pub enum Example {
 }
 
 const SEE_API: Option<(&str, &str)> = Some(("Choosing the API", "choosing-the-api-v2-xml-or-auto"));
+const SEE_JOURNAL: Option<(&str, &str)> = Some(("The decision journal", "the-decision-journal"));
+const SEE_HOOKS: Option<(&str, &str)> =
+    Some(("Notifications and the veto", "notifications-and-the-veto"));
 
 const fn key(
     path: &'static str,
@@ -109,6 +112,105 @@ pub const KEYS: &[Key] = &[
             "TLS, mutual TLS, basic auth and response headers for the exporter: the exporter-toolkit `--web.config.file` YAML (a `.toml` name: the earlier TOML form)",
         )
     },
+    Key {
+        see: SEE_JOURNAL,
+        ..key(
+            "journal.file_size_mib",
+            Value("16"),
+            AsDefault,
+            "a site's journal file (`state_dir/journal/SITE.jsonl`) is rotated when it would grow past this many MiB (1 to 1024)",
+        )
+    },
+    key(
+        "journal.max_files",
+        Value("8"),
+        AsDefault,
+        "rotated journal files kept per site besides the current one; the oldest is deleted (0 to 1000)",
+    ),
+    Key {
+        see: SEE_HOOKS,
+        ..key(
+            "notify[].name",
+            Required,
+            Commented("\"chat\""),
+            "the hook's name in logs and metrics: letters, digits, `-`, `_`",
+        )
+    },
+    key(
+        "notify[].url",
+        Means("one of `url` and `command`"),
+        Commented("\"https://hooks.example.com/bt-watchdog\""),
+        "a webhook: each event is POSTed to it as JSON",
+    ),
+    key(
+        "notify[].command",
+        Means("one of `url` and `command`"),
+        Commented(r#"["/usr/local/bin/page-oncall", "--team", "ops"]"#),
+        "a program (argv, no shell) run for each event, with the event as JSON on stdin and in `BT_WATCHDOG_*` environment variables; exit 0 is delivered",
+    ),
+    key(
+        "notify[].secret_file",
+        Means("unsigned"),
+        Commented("\"/etc/bt-watchdog/secrets/hook\""),
+        "a file holding the secret of the webhook's `X-BT-Watchdog-Signature: sha256=…` header (HMAC-SHA256 of the body)",
+    ),
+    key(
+        "notify[].timeout",
+        Means("`5s`"),
+        Commented("\"5s\""),
+        "bound on one delivery attempt",
+    ),
+    key(
+        "notify[].retries",
+        Means("`3`"),
+        Commented("3"),
+        "further attempts after a failed one (0 to 20)",
+    ),
+    key(
+        "notify[].retry_backoff",
+        Means("`1s`"),
+        Commented("\"1s\""),
+        "wait before the first retry, doubling after (at most 5 minutes)",
+    ),
+    key(
+        "notify[].events",
+        Means("every kind"),
+        Commented(r#"["decision_taken", "decision_refused", "failover_outcome", "split_brain"]"#),
+        "the event kinds it receives: `state_change`, `decision_taken`, `decision_refused`, `failover_outcome`, `split_brain`, `cooldown`, `pause`",
+    ),
+    Key {
+        see: SEE_HOOKS,
+        ..key(
+            "pre_failover.url",
+            Means("one of `url` and `command`, or no hook"),
+            Commented("\"https://change.example.com/bt-watchdog/may-i\""),
+            "a webhook asked before an automatic failover: 2xx proceeds, 4xx or 5xx vetoes with its body as the reason",
+        )
+    },
+    key(
+        "pre_failover.command",
+        Means("one of `url` and `command`, or no hook"),
+        Commented(r#"["/usr/local/bin/may-fail-over"]"#),
+        "a program asked before an automatic failover (the event on stdin and in the environment): exit 0 proceeds, another exit vetoes with its output as the reason",
+    ),
+    key(
+        "pre_failover.secret_file",
+        Means("unsigned"),
+        Commented("\"/etc/bt-watchdog/secrets/hook\""),
+        "signs the webhook's request as for `notify[].secret_file`",
+    ),
+    key(
+        "pre_failover.timeout",
+        Means("`10s`"),
+        Commented("\"10s\""),
+        "how long the failover waits for the hook's answer",
+    ),
+    key(
+        "pre_failover.on_timeout",
+        Means("`\"proceed\"`"),
+        Commented("\"proceed\""),
+        "`proceed` or `abort` when the hook does not answer in time (or cannot be reached)",
+    ),
     key(
         "site[].name",
         Required,
@@ -274,6 +376,15 @@ pub const KEYS: &[Key] = &[
         "\"30s\"",
         "a longer gap between polls is a stall",
     ),
+    Key {
+        see: Some(("Impact", "impact-who-does-a-failover-disconnect")),
+        ..key(
+            "site[].policy.max_representatives_for_switchover",
+            Means("no limit"),
+            Commented("25"),
+            "an automatic failover while the primary still answers is refused when more representatives (consoles) than this are connected to it; never applied to a primary that does not answer",
+        )
+    },
 ];
 
 /// `site[0].appliances[1]` → `site[].appliances[]`: the path of a place in a file as the
@@ -346,6 +457,9 @@ mod tests {
                 "control_socket",
                 "credentials_without_systemd",
                 "exporter",
+                "journal",
+                "notify",
+                "pre_failover",
                 "site"
             ]
         );

@@ -36,7 +36,104 @@ pub struct Config {
     /// The local socket for `failover`, `pause`, `resume`, `ack` (default: in `state_dir`).
     pub control_socket: PathBuf,
     pub exporter: ExporterConfig,
+    pub journal: JournalConfig,
+    /// `[[notify]]`: where events are sent.
+    pub notify: Vec<NotifyConfig>,
+    /// `[pre_failover]`: the hook that may veto an automatic failover.
+    pub pre_failover: Option<PreFailoverConfig>,
     pub sites: Vec<SiteConfig>,
+}
+
+/// The pre-failover hook's name in metrics (no `[[notify]]` hook may take it).
+pub const PRE_FAILOVER_HOOK: &str = "pre_failover";
+
+/// The kinds of event a `[[notify]]` hook may ask for.
+pub const EVENT_KINDS: [&str; 7] = [
+    "state_change",
+    "decision_taken",
+    "decision_refused",
+    "failover_outcome",
+    "split_brain",
+    "cooldown",
+    "pause",
+];
+
+/// Where a hook delivers: an HTTP(S) webhook or a program.
+#[derive(Debug, Clone, PartialEq)]
+pub enum HookTarget {
+    /// POSTs the event as JSON; signed with HMAC-SHA256 when `secret_file` is given.
+    Webhook {
+        url: String,
+        secret_file: Option<PathBuf>,
+    },
+    /// Runs the program (no shell) with the event as JSON on stdin and in the environment.
+    Exec { command: Vec<String> },
+}
+
+impl fmt::Display for HookTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HookTarget::Webhook { url, .. } => write!(f, "webhook {url}"),
+            HookTarget::Exec { command } => {
+                write!(
+                    f,
+                    "command {}",
+                    command.first().map(String::as_str).unwrap_or("")
+                )
+            }
+        }
+    }
+}
+
+/// One `[[notify]]` table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NotifyConfig {
+    pub name: String,
+    pub target: HookTarget,
+    /// Bound on one delivery attempt.
+    pub timeout: Duration,
+    /// Further attempts after a failed one.
+    pub retries: u32,
+    /// Wait before the first retry; doubles for each further one.
+    pub retry_backoff: Duration,
+    /// The event kinds it receives (every kind when the key is absent).
+    pub events: Vec<String>,
+}
+
+/// What a pre-failover hook that does not answer in time means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnTimeout {
+    Proceed,
+    Abort,
+}
+
+/// The `[pre_failover]` table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PreFailoverConfig {
+    pub target: HookTarget,
+    pub timeout: Duration,
+    pub on_timeout: OnTimeout,
+}
+
+/// Size and retention of each site's decision journal (`[journal]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JournalConfig {
+    /// A journal file is rotated when it would grow past this many bytes.
+    pub file_bytes: u64,
+    /// How many rotated files of a site are kept besides the current one.
+    pub max_files: u32,
+}
+
+pub const DEFAULT_JOURNAL_FILE_MIB: u32 = 16;
+pub const DEFAULT_JOURNAL_FILES: u32 = 8;
+
+impl Default for JournalConfig {
+    fn default() -> Self {
+        JournalConfig {
+            file_bytes: u64::from(DEFAULT_JOURNAL_FILE_MIB) * 1024 * 1024,
+            max_files: DEFAULT_JOURNAL_FILES,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -260,6 +357,47 @@ fn read_secret_file(path: &Path, source: &SecretSource) -> Result<String, String
         .read_to_string(&mut text)
         .map_err(unreadable)?;
     Ok(text)
+}
+
+/// A policy table applied over `base` (replay's `--policy` and `--set`): the keys it holds
+/// are validated as in a site's `policy` table, the others keep `base`'s values. `mode` may be
+/// given too (`"observe"` or `"auto"`).
+pub fn patch_policy(
+    base: &Policy,
+    mut table: toml::Table,
+    origin: &str,
+) -> Result<(Policy, Option<Mode>), ConfigError> {
+    let mut reader = reader::Reader::default();
+    let mode = match table.remove("mode") {
+        None => None,
+        Some(toml::Value::String(m)) if m == "observe" => Some(Mode::Observe),
+        Some(toml::Value::String(m)) if m == "auto" => Some(Mode::Auto),
+        Some(other) => {
+            reader.problems.push(Problem {
+                path: "mode".to_string(),
+                message: format!("{other} is not a mode: use \"observe\" or \"auto\""),
+            });
+            None
+        }
+    };
+    let policy = reader.policy(&mut table, "", base, base.poll_interval, Duration::ZERO);
+    for key in table.keys() {
+        reader.problems.push(Problem {
+            path: key.clone(),
+            message: format!(
+                "not a policy key (known: mode, {})",
+                keys::known_in("site[].policy").join(", ")
+            ),
+        });
+    }
+    if reader.problems.is_empty() {
+        Ok((policy, mode))
+    } else {
+        Err(ConfigError {
+            origin: origin.to_string(),
+            problems: reader.problems,
+        })
+    }
 }
 
 /// Reads a site's client secret.

@@ -15,8 +15,10 @@ pub const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
 
 use super::keys;
 use super::{
-    ApplianceEntry, Config, DEFAULT_HEALTH_INTERVAL, DEFAULT_LISTEN, DEFAULT_POLL_INTERVAL,
-    DEFAULT_REQUEST_TIMEOUT, DEFAULT_STATE_DIR, ExporterConfig, Problem, SecretSource, SiteConfig,
+    ApplianceEntry, Config, DEFAULT_HEALTH_INTERVAL, DEFAULT_JOURNAL_FILE_MIB,
+    DEFAULT_JOURNAL_FILES, DEFAULT_LISTEN, DEFAULT_POLL_INTERVAL, DEFAULT_REQUEST_TIMEOUT,
+    DEFAULT_STATE_DIR, EVENT_KINDS, ExporterConfig, HookTarget, JournalConfig, NotifyConfig,
+    OnTimeout, PRE_FAILOVER_HOOK, PreFailoverConfig, Problem, SecretSource, SiteConfig,
 };
 use crate::api::budget::BudgetSettings;
 use crate::api::transport::parse_base_url;
@@ -306,6 +308,9 @@ impl Reader {
             .unwrap_or_else(|| crate::control::default_socket(&state_dir));
         let exporter = self.exporter(&mut root);
         self.credentials = self.credentials_without_systemd(&mut root);
+        let journal = self.journal(&mut root);
+        let notify = self.notify(&mut root);
+        let pre_failover = self.pre_failover(&mut root);
         let sites = self.sites(&mut root);
         self.leftovers(root, "");
         Some(Config {
@@ -313,8 +318,210 @@ impl Reader {
             state_dir,
             control_socket,
             exporter: exporter?,
+            journal,
+            notify,
+            pre_failover,
             sites,
         })
+    }
+
+    fn strings(&mut self, table: &mut toml::Table, path: &str, key: &str) -> Option<Vec<String>> {
+        let values = self.typed(
+            table,
+            path,
+            key,
+            "an array of strings",
+            |value| match value {
+                toml::Value::Array(a) => Ok(a),
+                other => Err(other),
+            },
+        )?;
+        let mut strings = Vec::new();
+        for (index, value) in values.into_iter().enumerate() {
+            match value {
+                toml::Value::String(s) => strings.push(s),
+                other => self.problem(
+                    format!("{}[{index}]", join(path, key)),
+                    format!("must be a string, not {}", type_name(&other)),
+                ),
+            }
+        }
+        Some(strings)
+    }
+
+    /// `url` (with an optional `secret_file`) or `command`: exactly one.
+    fn hook_target(&mut self, table: &mut toml::Table, path: &str) -> Option<HookTarget> {
+        let url = self.string(table, path, "url");
+        let command = self.strings(table, path, "command");
+        let secret_file = self.path(table, path, "secret_file");
+        match (url, command) {
+            (Some(url), None) => {
+                let scheme_ok = reqwest::Url::parse(&url)
+                    .map_err(|e| e.to_string())
+                    .and_then(|u| match u.scheme() {
+                        "http" | "https" => Ok(()),
+                        other => Err(format!("{other} is not http or https")),
+                    });
+                if let Err(e) = scheme_ok {
+                    self.problem(
+                        join(path, "url"),
+                        format!("{url:?} is not an http(s) URL: {e}"),
+                    );
+                    return None;
+                }
+                Some(HookTarget::Webhook { url, secret_file })
+            }
+            (None, Some(command)) => {
+                if command.first().is_none_or(|c| c.is_empty()) {
+                    self.problem(
+                        join(path, "command"),
+                        "must name a program: [\"/usr/local/bin/page\", \"--team\", \"ops\"]",
+                    );
+                    return None;
+                }
+                if secret_file.is_some() {
+                    self.problem(
+                        join(path, "secret_file"),
+                        "signs webhooks only; a command gets no signature",
+                    );
+                }
+                Some(HookTarget::Exec { command })
+            }
+            (Some(_), Some(_)) => {
+                self.problem(path, "give url or command, not both");
+                None
+            }
+            (None, None) => {
+                self.problem(join(path, "url"), "is required (or command)");
+                None
+            }
+        }
+    }
+
+    fn notify(&mut self, root: &mut toml::Table) -> Vec<NotifyConfig> {
+        let mut hooks: Vec<NotifyConfig> = Vec::new();
+        let entries = match self.take(root, "", "notify") {
+            None => return hooks,
+            Some(toml::Value::Array(entries)) => entries,
+            Some(other) => {
+                self.problem(
+                    "notify",
+                    format!(
+                        "must be an array of tables ([[notify]]), not {}",
+                        type_name(&other)
+                    ),
+                );
+                return hooks;
+            }
+        };
+        for (index, entry) in entries.into_iter().enumerate() {
+            let path = format!("notify[{index}]");
+            let toml::Value::Table(mut table) = entry else {
+                self.problem(&path, "must be a table");
+                continue;
+            };
+            let name = self.string(&mut table, &path, "name").unwrap_or_default();
+            if name.is_empty()
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            {
+                self.problem(
+                    join(&path, "name"),
+                    "is required: letters, digits, '-' and '_' (it is a metric label)",
+                );
+            } else if name == PRE_FAILOVER_HOOK || hooks.iter().any(|h| h.name == name) {
+                self.problem(join(&path, "name"), format!("{name:?} is taken"));
+            }
+            let target = self.hook_target(&mut table, &path);
+            let timeout = self.duration(&mut table, &path, "timeout", Duration::from_secs(5));
+            let retries = self.integer(&mut table, &path, "retries", 3, (0, 20));
+            let retry_backoff =
+                self.duration(&mut table, &path, "retry_backoff", Duration::from_secs(1));
+            let events = match self.strings(&mut table, &path, "events") {
+                None => EVENT_KINDS.iter().map(|k| k.to_string()).collect(),
+                Some(events) => {
+                    for event in &events {
+                        if !EVENT_KINDS.contains(&event.as_str()) {
+                            self.problem(
+                                join(&path, "events"),
+                                format!(
+                                    "{event:?} is not an event kind (known: {})",
+                                    EVENT_KINDS.join(", ")
+                                ),
+                            );
+                        }
+                    }
+                    events
+                }
+            };
+            self.leftovers(table, &path);
+            if let Some(target) = target {
+                hooks.push(NotifyConfig {
+                    name,
+                    target,
+                    timeout,
+                    retries,
+                    retry_backoff,
+                    events,
+                });
+            }
+        }
+        hooks
+    }
+
+    fn pre_failover(&mut self, root: &mut toml::Table) -> Option<PreFailoverConfig> {
+        let mut table = self.table(root, "", "pre_failover")?;
+        let target = self.hook_target(&mut table, "pre_failover");
+        let timeout = self.duration(
+            &mut table,
+            "pre_failover",
+            "timeout",
+            Duration::from_secs(10),
+        );
+        let on_timeout = match self
+            .string(&mut table, "pre_failover", "on_timeout")
+            .as_deref()
+        {
+            None | Some("proceed") => OnTimeout::Proceed,
+            Some("abort") => OnTimeout::Abort,
+            Some(other) => {
+                self.problem(
+                    "pre_failover.on_timeout",
+                    format!("{other:?}: use \"proceed\" or \"abort\""),
+                );
+                OnTimeout::Proceed
+            }
+        };
+        self.leftovers(table, "pre_failover");
+        Some(PreFailoverConfig {
+            target: target?,
+            timeout,
+            on_timeout,
+        })
+    }
+
+    fn journal(&mut self, root: &mut toml::Table) -> JournalConfig {
+        let mut table = self.table(root, "", "journal").unwrap_or_default();
+        let file_mib = self.integer(
+            &mut table,
+            "journal",
+            "file_size_mib",
+            DEFAULT_JOURNAL_FILE_MIB,
+            (1, 1024),
+        );
+        let max_files = self.integer(
+            &mut table,
+            "journal",
+            "max_files",
+            DEFAULT_JOURNAL_FILES,
+            (0, 1000),
+        );
+        self.leftovers(table, "journal");
+        JournalConfig {
+            file_bytes: u64::from(file_mib) * 1024 * 1024,
+            max_files,
+        }
     }
 
     /// `ID:PATH`, as in the unit's `LoadCredential=ID:PATH`.
@@ -524,6 +731,7 @@ impl Reader {
         let policy = self.policy(
             &mut policy_table,
             &policy_path,
+            &Policy::default(),
             poll_interval,
             request_timeout,
         );
@@ -679,14 +887,15 @@ impl Reader {
         <[ApplianceEntry; 2]>::try_from(parsed).ok()
     }
 
-    fn policy(
+    /// The keys of a policy table; those absent keep `d`'s values.
+    pub(super) fn policy(
         &mut self,
         table: &mut toml::Table,
         path: &str,
+        d: &Policy,
         poll_interval: Duration,
         request_timeout: Duration,
     ) -> Policy {
-        let d = Policy::default();
         let policy = Policy {
             failover_after: self.duration(table, path, "failover_after", d.failover_after),
             failure_threshold: self.integer(
@@ -710,6 +919,23 @@ impl Reader {
                 "stall_tolerance",
                 d.stall_tolerance.max(poll_interval * 3 + request_timeout),
             ),
+            max_representatives_for_switchover: match self.take(
+                table,
+                path,
+                "max_representatives_for_switchover",
+            ) {
+                None => d.max_representatives_for_switchover,
+                Some(toml::Value::Integer(n)) if (0..=100_000).contains(&n) => {
+                    u32::try_from(n).ok()
+                }
+                Some(other) => {
+                    self.problem(
+                        join(path, "max_representatives_for_switchover"),
+                        format!("must be an integer from 0 to 100000, not {other}"),
+                    );
+                    d.max_representatives_for_switchover
+                }
+            },
         };
         // One poll cycle can take poll_interval plus request_timeout; a tolerance below that
         // would call every slow poll a stall.

@@ -94,7 +94,15 @@ pub(super) fn document(line: impl Fn(&Key) -> Option<(bool, &'static str)>, docs
         let (key_table, name) = split(key.path);
         if key_table != table {
             table = key_table;
-            out.push_str(&format!("\n{}\n", header(table)));
+            // A table whose every line is commented out is commented out too: an empty
+            // `[[notify]]` would be a hook without a target.
+            let all_commented = KEYS
+                .iter()
+                .filter(|k| split(k.path).0 == table)
+                .filter_map(&line)
+                .all(|(commented, _)| commented);
+            let hash = if all_commented { "# " } else { "" };
+            out.push_str(&format!("\n{hash}{}\n", header(table)));
         }
         if docs {
             let see = key

@@ -109,6 +109,8 @@ pub(crate) fn manual_failover(
         override_preflight: request.override_preflight,
         by,
         shown_plan: request.shown_plan.clone(),
+        // The site loop asks the pre-failover hook, when one is configured.
+        hook: None,
     })
 }
 
@@ -200,10 +202,11 @@ impl Dispatcher {
                 };
             }
         };
-        // Written before anything is done: an action nobody recorded must not happen. A
-        // confirmed failover, a pause, resume or ack gets an intent record now and its outcome
-        // after (a dry run changes nothing and is recorded once, after).
-        let acts = !matches!(&request, Request::Failover(f) if !f.confirm);
+        // Written before anything is done: a failover nobody recorded must not happen. A
+        // confirmed failover gets an intent record now and its outcome after; a pause, resume
+        // or ack (the watchdog's own state, nothing sent to an appliance) and a dry run are
+        // recorded once, with what they did.
+        let acts = matches!(&request, Request::Failover(f) if f.confirm);
         let before = AuditRecord {
             action: match &request {
                 Request::Failover(_) => "failover requested".to_string(),

@@ -83,6 +83,7 @@ impl LocalSite {
         let store = StateStore::new(&config.state_dir, &site.name);
         let memory = store.load()?;
         let (ready, _) = tokio::sync::oneshot::channel();
+        let outlets = super::outlets(config, &metrics).map_err(LocalSiteError::Clients)?;
         let mut site_loop = SiteLoop::new(
             site.clone(),
             config.mode,
@@ -92,6 +93,7 @@ impl LocalSite {
             metrics,
             board.clone(),
             ready,
+            outlets,
         );
         for round in 0..5 {
             site_loop.poll_and_step().await;
@@ -147,10 +149,9 @@ impl LocalSite {
                 source,
             })?;
         }
-        self.site_loop
-            .operator(Command::Failover(manual))
-            .await
-            .ok_or(LocalSiteError::NoPreflight)
+        let report = self.site_loop.operator(Command::Failover(manual)).await;
+        self.site_loop.flush_journal().await;
+        report.ok_or(LocalSiteError::NoPreflight)
     }
 
     /// Polls and carries out the plan until the failover ends, or long enough that it should
@@ -158,6 +159,7 @@ impl LocalSite {
     pub async fn settle(&mut self) -> Settled {
         let limit = self.site.policy.converge_timeout * 3 + Duration::from_secs(30);
         let settled = self.site_loop.settle(Instant::now() + limit).await;
+        self.site_loop.flush_journal().await;
         match (settled, &self.site_loop.engine().memory().last_failover) {
             (true, Some(record)) if record.outcome == Outcome::Success => Settled::Success,
             (true, Some(record)) => Settled::Failed {

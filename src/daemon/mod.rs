@@ -34,7 +34,7 @@ use crate::exporter::status::Board;
 use crate::exporter::web_config::WebConfig;
 use crate::secret::Secret;
 use dispatch::{Directory, Dispatcher};
-use site::{SiteCommand, SiteLoop};
+use site::{Outlets, SiteCommand, SiteLoop};
 use store::{StateStore, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -59,6 +59,9 @@ pub enum DaemonError {
     WebConfig(#[from] crate::exporter::web_config::WebConfigError),
     #[error("{0}")]
     Socket(#[from] crate::control::server::SocketError),
+    /// A `[[notify]]` or `[pre_failover]` hook cannot be set up (its secret file).
+    #[error("{0}")]
+    Hooks(String),
 }
 
 /// Where the configuration comes from: a file (run) or a value (demo).
@@ -137,6 +140,7 @@ pub async fn start(
     let metrics = Arc::new(Metrics::new());
     let board = Arc::new(Board::default());
     let directory = Arc::new(Directory::default());
+    let outlets = outlets(&config, &metrics)?;
     let web = Arc::new(match &config.exporter.web_config {
         Some(path) => WebConfig::from_file(path, metrics.exporter().clone())?,
         None => WebConfig::open(),
@@ -164,6 +168,7 @@ pub async fn start(
             &config.state_dir,
             &metrics,
             &board,
+            &outlets,
         )?;
         directory.insert(&site.name, running.commands.clone(), appliance_names(site));
         sites.insert(site.name.clone(), running);
@@ -224,6 +229,7 @@ pub async fn start(
             directory,
             reload,
             stop_rx,
+            outlets,
         )
         .await;
         let _ = std::fs::remove_file(&socket_path);
@@ -308,13 +314,14 @@ async fn supervise(
     directory: Arc<Directory>,
     mut reload: mpsc::Receiver<()>,
     mut stop: watch::Receiver<bool>,
+    outlets: Outlets,
 ) -> Result<(), DaemonError> {
     loop {
         tokio::select! {
             _ = stop.changed() => break,
             Some(()) = reload.recv() => {
                 notify::reloading();
-                match apply_reload(&source, &mut config, &mut sites, &metrics, &board, &directory).await {
+                match apply_reload(&source, &mut config, &mut sites, &metrics, &board, &directory, &outlets).await {
                     Ok(summary) => {
                         tracing::info!("configuration reloaded: {summary}");
                         notify::ready("watching (reloaded)");
@@ -331,6 +338,7 @@ async fn supervise(
         let _ = site.shutdown.send(true);
         let _ = site.task.await;
     }
+    outlets.close().await;
     Ok(())
 }
 
@@ -344,6 +352,7 @@ async fn apply_reload(
     metrics: &Arc<Metrics>,
     board: &Arc<Board>,
     directory: &Directory,
+    outlets: &Outlets,
 ) -> Result<String, DaemonError> {
     let new = source.load()?;
     let mut changed = Vec::new();
@@ -371,6 +380,14 @@ async fn apply_reload(
     if new.state_dir != config.state_dir || new.exporter != config.exporter {
         tracing::warn!(
             "state_dir and exporter.listen only change on a restart; keeping the current ones"
+        );
+    }
+    if new.notify != config.notify
+        || new.pre_failover != config.pre_failover
+        || new.journal != config.journal
+    {
+        tracing::warn!(
+            "[[notify]], [pre_failover] and [journal] only change on a restart; keeping the current ones"
         );
     }
 
@@ -434,6 +451,7 @@ async fn apply_reload(
             clients,
             store,
             memory,
+            outlets,
         );
         directory.insert(&site.name, running.commands.clone(), appliance_names(&site));
         summary.push(format!("added {}", site.name));
@@ -586,15 +604,50 @@ fn spawn_site(
     state_dir: &Path,
     metrics: &Arc<Metrics>,
     board: &Arc<Board>,
+    outlets: &Outlets,
 ) -> Result<(RunningSite, oneshot::Receiver<()>), DaemonError> {
     let clients = prepare_clients(&site, metrics, None)?;
     let (store, memory) = open_memory(&site, state_dir)?;
     Ok(spawn_prepared(
-        site, mode, metrics, board, clients, store, memory,
+        site, mode, metrics, board, clients, store, memory, outlets,
     ))
 }
 
+/// The decision journal's writer and the notification hooks the site loops share. The
+/// writer thread ends when the last site loop is gone; hooks change only on a restart.
+pub fn outlets(config: &Config, metrics: &Arc<Metrics>) -> Result<Outlets, DaemonError> {
+    let notifier = crate::notify::Notifier::start(&config.notify, metrics.clone())
+        .map_err(DaemonError::Hooks)?;
+    let gate = match &config.pre_failover {
+        None => None,
+        Some(hook) => Some(Arc::new(
+            crate::notify::Gate::new(hook, metrics.clone()).map_err(DaemonError::Hooks)?,
+        )),
+    };
+    let counted = metrics.clone();
+    let observer: crate::journal::writer::FaultObserver = Arc::new(move |site, error| {
+        if error.is_some() {
+            counted.count_journal_write_error(site);
+        }
+    });
+    let (journal, writer) = crate::journal::Journal::start(
+        &config.state_dir,
+        crate::journal::Retention {
+            file_bytes: config.journal.file_bytes,
+            max_files: config.journal.max_files,
+        },
+        observer,
+    );
+    Ok(Outlets {
+        journal,
+        notifier,
+        gate,
+        writer: Arc::new(std::sync::Mutex::new(writer)),
+    })
+}
+
 /// Starts a site whose clients and memory are ready; cannot fail.
+#[allow(clippy::too_many_arguments)]
 fn spawn_prepared(
     site: SiteConfig,
     mode: Mode,
@@ -603,6 +656,7 @@ fn spawn_prepared(
     clients: SiteClients,
     store: StateStore,
     memory: crate::engine::Memory,
+    outlets: &Outlets,
 ) -> (RunningSite, oneshot::Receiver<()>) {
     if let Some(until) = memory.cooldown_until {
         tracing::info!(site = %site.name, "remembered: cooldown until {until}");
@@ -619,6 +673,7 @@ fn spawn_prepared(
         metrics.clone(),
         board.clone(),
         ready_tx,
+        outlets.clone(),
     );
     let task = tokio::spawn(runner.run(commands_rx, shutdown_rx));
     (

@@ -26,6 +26,7 @@ use crate::exporter::metrics::{ApplianceInfoLabels, ApplianceSample, Metrics, Si
 use crate::exporter::status::{
     AlertStatus, ApiErrorStatus, ApplianceStatus, Board, DecisionStatus, PauseStatus, SiteStatus,
 };
+use crate::journal::{self, ActionRecord, Journal};
 
 /// How often `/info` is asked again (product, permissions).
 const INFO_INTERVAL: Duration = Duration::from_secs(3600);
@@ -99,6 +100,7 @@ type Observed = (
     Option<Result<Health, ApiError>>,
     Option<Result<Vec<crate::api::model::ApplianceRecord>, ApiError>>,
     Option<Result<ApiInfo, ApiError>>,
+    Option<Result<crate::api::model::ClientCounts, ApiError>>,
 );
 
 /// A failover call's answer, as the actuator hands it back: (call id, result).
@@ -115,6 +117,39 @@ enum TestHold {
     /// After the appliance answered the call, before the engine hears of it.
     CallAnswered,
 }
+
+/// Where a site loop's records and events go besides the engine: the decision journal (and
+/// the notification hooks).
+#[derive(Clone, Debug)]
+pub struct Outlets {
+    pub journal: Journal,
+    pub notifier: crate::notify::Notifier,
+    /// The pre-failover hook, when one is configured.
+    pub gate: Option<Arc<crate::notify::Gate>>,
+    /// The journal's writer thread, joined on shutdown so that its last lines are written.
+    pub writer: Arc<std::sync::Mutex<Option<std::thread::JoinHandle<()>>>>,
+}
+
+impl Outlets {
+    /// Once every site loop is gone: lets the journal writer write what is queued and end
+    /// (bounded, so that a hung disk cannot hold up the stop).
+    pub async fn close(self) {
+        let writer = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take();
+        drop(self.journal);
+        if let Some(writer) = writer {
+            let joined = tokio::task::spawn_blocking(move || writer.join());
+            if tokio::time::timeout(Duration::from_secs(5), joined)
+                .await
+                .is_err()
+            {
+                tracing::warn!("the decision journal's writer did not finish within 5s");
+            }
+        }
+    }
+}
+
+/// A manual failover whose pre-failover hook has answered, back to the loop.
+type Asked = (engine::Command, oneshot::Sender<OperatorAnswer>, Ticket);
 
 impl TestHold {
     fn from_env() -> Option<TestHold> {
@@ -177,6 +212,14 @@ pub struct SiteLoop {
     polling: Option<JoinHandle<[Observed; 2]>>,
     /// Old names of renamed appliances whose series go once no call of theirs is in flight.
     renamed_away: Vec<String>,
+    /// Where every input and decision is recorded.
+    journal: Journal,
+    /// Journal lines that could not be queued since the last one that could.
+    journal_lost: u64,
+    notifier: crate::notify::Notifier,
+    gate: Option<Arc<crate::notify::Gate>>,
+    /// Manual failovers whose hook answer is in, back from the task that asked.
+    asked: (mpsc::Sender<Asked>, mpsc::Receiver<Asked>),
 }
 
 impl SiteLoop {
@@ -190,8 +233,22 @@ impl SiteLoop {
         metrics: Arc<Metrics>,
         board: Arc<Board>,
         ready: oneshot::Sender<()>,
+        outlets: Outlets,
     ) -> Self {
-        let engine = Engine::new(engine_config(&site, mode), memory);
+        let config = engine_config(&site, mode);
+        let mut journal_lost = 0;
+        let start = journal::Record::new(
+            &site.name,
+            clock::now(),
+            journal::Body::Start {
+                config: config.clone(),
+                memory: memory.clone(),
+            },
+        );
+        if !outlets.journal.write(start) {
+            journal_lost += 1;
+        }
+        let engine = Engine::new(config, memory);
         let names = [
             site.appliances[0].name.clone(),
             site.appliances[1].name.clone(),
@@ -221,9 +278,36 @@ impl SiteLoop {
             store_fault: None,
             faults: BTreeMap::new(),
             hold: TestHold::from_env(),
+            journal: outlets.journal,
+            journal_lost,
+            notifier: outlets.notifier,
+            gate: outlets.gate,
+            asked: mpsc::channel(4),
             command_done: None,
             polling: None,
             renamed_away: Vec::new(),
+        }
+    }
+
+    /// Queues a journal line without waiting; a line that cannot be queued is counted, and
+    /// the next one that can be is preceded by a `gap` saying how many were lost.
+    fn record(&mut self, now: SystemTime, body: journal::Body) {
+        let site = self.site.name.clone();
+        if self.journal_lost > 0
+            && self.journal.write(journal::Record::new(
+                &site,
+                now,
+                journal::Body::Gap {
+                    lost: self.journal_lost,
+                },
+            ))
+        {
+            self.journal_lost = 0;
+        }
+        if !self.journal.write(journal::Record::new(&site, now, body)) {
+            self.journal_lost += 1;
+            self.metrics.count_journal_write_error(&site);
+            self.journal.note_lost(&site, self.journal_lost);
         }
     }
 
@@ -248,6 +332,7 @@ impl SiteLoop {
                 biased;
                 _ = shutdown.changed() => break,
                 Some(command) = commands.recv() => self.command(command).await,
+                Some((command, reply, ticket)) = self.asked.1.recv() => self.operator_command(command, reply, ticket).await,
                 Some((call_id, result)) = self.results.1.recv() => {
                     self.calls_in_flight = self.calls_in_flight.saturating_sub(1);
                     self.step(Input::CallResult { call_id, result }).await;
@@ -328,10 +413,24 @@ impl SiteLoop {
     }
 
     /// An operator command; returns the preflight report when there is one.
-    pub async fn operator(&mut self, command: engine::Command) -> Option<PreflightReport> {
+    pub async fn operator(&mut self, mut command: engine::Command) -> Option<PreflightReport> {
+        // No loop runs meanwhile (standalone): the hook is waited for here.
+        if let (engine::Command::Failover(request), Some(gate)) = (&mut command, self.gate.clone())
+        {
+            let event = self.manual_hook_event(request);
+            request.hook = Some(hook_answer(gate.ask(&event).await));
+        }
         self.preflight = None;
         self.step(Input::Command(command)).await;
         self.preflight.take()
+    }
+
+    /// Waits until what was journalled so far is on disk (a standalone process is about to
+    /// end); a journal that cannot be written is reported, not an error of the command.
+    pub async fn flush_journal(&self) {
+        if let Err(error) = self.journal.sync(&self.site.name).await {
+            tracing::warn!(site = %self.site.name, "the decision journal could not be written: {error}");
+        }
     }
 
     /// Polls and takes in call results until no failover is in progress, or `deadline`.
@@ -393,7 +492,14 @@ impl SiteLoop {
                     self.urgent = true;
                 }
                 let old_names = engine_config(&self.site, self.mode).names;
-                self.engine.reconfigure(engine_config(&site, mode));
+                let config = engine_config(&site, mode);
+                self.record(
+                    clock::now(),
+                    journal::Body::Reconfigure {
+                        config: config.clone(),
+                    },
+                );
+                self.engine.reconfigure(config);
                 let mut any_new = false;
                 for (slot, client) in clients.into_iter().enumerate() {
                     // A kept client keeps its token, rate state and flavour; what was learnt
@@ -422,31 +528,101 @@ impl SiteLoop {
                 self.publish(clock::now());
             }
             SiteCommand::Operator {
-                command,
+                mut command,
                 reply,
                 ticket,
             } => {
-                if !ticket.take() {
-                    tracing::info!(site = %self.site.name, "an operator command came after its sender gave up on it: not carried out");
+                // A manual failover asks the pre-failover hook first, in its own task: the
+                // loop goes on polling, and the command comes back with the answer.
+                if let (engine::Command::Failover(request), Some(gate)) =
+                    (&mut command, self.gate.clone())
+                    && request.hook.is_none()
+                {
+                    let event = self.manual_hook_event(request);
+                    let back = self.asked.0.clone();
+                    tokio::spawn(async move {
+                        let answer = hook_answer(gate.ask(&event).await);
+                        if let engine::Command::Failover(request) = &mut command {
+                            request.hook = Some(answer);
+                        }
+                        let _ = back.send((command, reply, ticket)).await;
+                    });
                     return;
                 }
-                self.preflight = None;
-                self.command_done = None;
-                self.step(Input::Command(command)).await;
-                let answer = match (self.preflight.take(), self.command_done.take()) {
-                    (Some(report), _) => OperatorAnswer::Preflight(report),
-                    (None, done) => {
-                        let state = self.engine.state();
-                        OperatorAnswer::Done(format!(
-                            "{}. Now {}: {}",
-                            done.unwrap_or_else(|| "done".to_string()),
-                            state.kind.as_str(),
-                            state.reason
-                        ))
-                    }
-                };
-                let _ = reply.send(answer);
+                self.operator_command(command, reply, ticket).await;
             }
+        }
+    }
+
+    /// Carries out an operator command, if its sender has not given up on it (then never).
+    async fn operator_command(
+        &mut self,
+        command: engine::Command,
+        reply: oneshot::Sender<OperatorAnswer>,
+        ticket: Ticket,
+    ) {
+        if !ticket.take() {
+            tracing::info!(site = %self.site.name, "an operator command came after its sender gave up on it: not carried out");
+            return;
+        }
+        self.preflight = None;
+        self.command_done = None;
+        self.step(Input::Command(command)).await;
+        let answer = match (self.preflight.take(), self.command_done.take()) {
+            (Some(report), _) => OperatorAnswer::Preflight(report),
+            (None, done) => {
+                let state = self.engine.state();
+                OperatorAnswer::Done(format!(
+                    "{}. Now {}: {}",
+                    done.unwrap_or_else(|| "done".to_string()),
+                    state.kind.as_str(),
+                    state.reason
+                ))
+            }
+        };
+        let _ = reply.send(answer);
+    }
+
+    /// The pre-failover hook's question for a manual failover.
+    fn manual_hook_event(&self, request: &engine::ManualRequest) -> crate::notify::Event {
+        let target = self.name(request.target.min(1)).to_string();
+        crate::notify::Event {
+            kind: "pre_failover",
+            site: self.site.name.clone(),
+            at: crate::api::time::UtcTime::from_system_time(clock::now()),
+            state: self.engine.state().kind.as_str().to_string(),
+            previous_state: None,
+            blocker: None,
+            message: format!("manual failover to {target} by {}", request.by),
+            details: serde_json::json!({
+                "trigger": "manual",
+                "appliance": target,
+                "data_sync_first": request.data_sync_first,
+                "force": request.force,
+                "dry_run": !request.confirmed,
+                "by": request.by,
+                "impact": self.engine.impact(clock::now()),
+            }),
+        }
+    }
+
+    /// The pre-failover hook's question for an automatic failover's first call.
+    fn auto_hook_event(&self, call: &engine::FailoverCall) -> crate::notify::Event {
+        crate::notify::Event {
+            kind: "pre_failover",
+            site: self.site.name.clone(),
+            at: crate::api::time::UtcTime::from_system_time(clock::now()),
+            state: self.engine.state().kind.as_str().to_string(),
+            previous_state: None,
+            blocker: None,
+            message: call.reason.clone(),
+            details: serde_json::json!({
+                "trigger": call.trigger.as_str(),
+                "appliance": call.appliance_name,
+                "request": call.request,
+                "dry_run": false,
+                "impact": self.engine.impact(clock::now()),
+            }),
         }
     }
 
@@ -461,7 +637,18 @@ impl SiteLoop {
         let mut not_sent: Option<String> = None;
         let mut inputs = VecDeque::from([input]);
         while let Some(input) = inputs.pop_front() {
-            let actions = self.engine.step(now, input);
+            let before = self.before();
+            let actions = self.engine.step(now, input.clone());
+            self.notify(now, &before, &actions);
+            // Recorded before anything is carried out: the journal says what was decided even
+            // when carrying it out fails.
+            let step = journal::Step {
+                input: Some(input),
+                repeat: false,
+                actions: actions.iter().map(ActionRecord::from_action).collect(),
+                state: self.engine.state().kind.as_str().to_string(),
+            };
+            self.record(now, journal::Body::Step(step));
             // The engine hands over its intent right before each call; anything else in
             // between (or no intent at all) means no call.
             let mut intent: Result<(), String> =
@@ -477,7 +664,16 @@ impl SiteLoop {
                             &mut intent,
                             Err("no intent was written before the call".to_string()),
                         ) {
-                            Ok(()) => self.send(call).await,
+                            Ok(()) => {
+                                // The journal is the intent's witness: what led to the call is
+                                // on disk before it goes out (bounded; the state file, written
+                                // above, is what guards against a second call).
+                                if let Err(error) = self.journal.sync(&self.site.name).await {
+                                    tracing::error!(site = %self.site.name, "the decision journal could not be synced before the call: {error}; calling anyway (the intent is on disk)");
+                                    self.metrics.count_journal_write_error(&self.site.name);
+                                }
+                                self.send(call).await
+                            }
                             Err(reason) => {
                                 tracing::error!(site = %self.site.name, appliance = %call.appliance_name,
                                     "not calling POST /failover-role: the intent could not be written durably first ({reason})");
@@ -511,6 +707,32 @@ impl SiteLoop {
             ));
         }
         self.publish(now);
+    }
+
+    fn before(&self) -> crate::notify::Before {
+        let state = self.engine.state();
+        crate::notify::Before {
+            state: state.kind,
+            blocker: state.blocker,
+            paused: self.engine.memory().pause.is_some(),
+        }
+    }
+
+    /// Hands what a step changed to the notification hooks (never waits).
+    fn notify(&self, now: SystemTime, before: &crate::notify::Before, actions: &[Action]) {
+        let after = self.before();
+        let events = crate::notify::events(
+            &self.site.name,
+            crate::api::time::UtcTime::from_system_time(now),
+            before,
+            &after,
+            &self.engine.state().reason,
+            actions,
+            &serde_json::to_value(self.engine.impact(now)).unwrap_or_default(),
+        );
+        for event in events {
+            self.notifier.send(event);
+        }
     }
 
     /// Writes the memory durably; the error in words when it could not be.
@@ -560,11 +782,28 @@ impl SiteLoop {
         let results = self.results.0.clone();
         let metrics = self.metrics.clone();
         let hold = self.hold;
+        let gate = self.gate.clone().filter(|_| call.vetoable);
+        let question = gate.as_ref().map(|_| self.auto_hook_event(&call));
         let r = call.request;
         tracing::info!(site = %site, appliance = %call.appliance_name, trigger = call.trigger.as_str(),
             "calling POST /failover-role {{role: {}, data_sync_first: {}, force: {}}} on {}", r.role, r.data_sync_first, r.force, call.appliance_name);
         self.calls_in_flight += 1;
         tokio::spawn(async move {
+            // The pre-failover hook first, bounded by its timeout; a veto sends nothing.
+            if let (Some(gate), Some(question)) = (gate, question) {
+                match gate.ask(&question).await {
+                    crate::notify::gate::Verdict::Proceed(detail) => {
+                        tracing::info!(site = %site, "{detail}");
+                    }
+                    crate::notify::gate::Verdict::Veto(reason) => {
+                        tracing::warn!(site = %site, "the pre-failover hook vetoed the failover: {reason}");
+                        let _ = results
+                            .send((call.call_id, CallResult::Vetoed { reason }))
+                            .await;
+                        return;
+                    }
+                }
+            }
             let result = match client.set_failover_role(call.request).await {
                 Ok(accepted) => CallResult::Accepted(accepted),
                 Err(failed) => {
@@ -670,6 +909,19 @@ impl SiteLoop {
             (client.probe_due(), health, topology)
         };
         let plans = [plan(0), plan(1)];
+        // Who a failover would disconnect: read with the health questions (a routine request,
+        // skipped when the budget is short), and at every poll while a failover is being
+        // considered, so the decision carries a fresh count. A backup has no clients.
+        let considering = matches!(
+            self.engine.state().kind,
+            engine::StateKind::PrimarySuspect
+                | engine::StateKind::FailoverBlocked
+                | engine::StateKind::FailingOver
+        );
+        let clients_due: [bool; 2] = std::array::from_fn(|slot| {
+            (routine || considering)
+                && self.engine.views()[slot].role() != Some(FailoverRole::Backup)
+        });
         // While a failover is in progress, reads verify it: they are not held back by what
         // routine polling earned (a 429 backoff, the reserve, the share).
         let priority = if self.engine.episode().is_some() {
@@ -680,6 +932,7 @@ impl SiteLoop {
         let observe = |slot: usize| {
             let client = self.clients[slot].clone();
             let (probe, health_due, topology_due) = plans[slot];
+            let clients_due = clients_due[slot];
             async move {
                 let probe = async {
                     if probe {
@@ -709,7 +962,14 @@ impl SiteLoop {
                         None
                     }
                 };
-                tokio::join!(probe, health, topology, info)
+                let clients = async {
+                    if clients_due {
+                        Some(client.client_counts().await)
+                    } else {
+                        None
+                    }
+                };
+                tokio::join!(probe, health, topology, info, clients)
             }
         };
         let (first, second) = (observe(0), observe(1));
@@ -721,8 +981,12 @@ impl SiteLoop {
 
     fn absorb_poll(&mut self, observed: [Observed; 2]) -> PollReport {
         let mut report = PollReport::default();
-        for (slot, (probe, health, topology, info)) in observed.into_iter().enumerate() {
+        for (slot, (probe, health, topology, info, clients)) in observed.into_iter().enumerate() {
             report.appliances[slot] = self.absorb(slot, probe, health, topology, info);
+            if let Some(clients) = clients {
+                report.appliances[slot].clients =
+                    Some(self.note(slot, Endpoint::ClientCount, clients));
+            }
         }
         report
     }
@@ -882,6 +1146,12 @@ impl SiteLoop {
                 },
                 ratelimit_limit: rate.limit,
                 ratelimit_remaining: rate.remaining,
+                // A backup accepts no clients: whatever it had is gone with its old role.
+                clients: if view.role() == Some(FailoverRole::Backup) {
+                    Some(std::collections::BTreeMap::new())
+                } else {
+                    view.clients.as_ref().map(|(c, _)| c.by_type.clone())
+                },
             };
             self.metrics.set_appliance(site, &view.name, &sample);
             appliances.push(ApplianceStatus {
@@ -938,6 +1208,7 @@ impl SiteLoop {
                 .map(|t| crate::api::time::UtcTime::from_system_time(t).unix_seconds_f64())
                 .unwrap_or(0.0),
             state_writable: self.store_fault.is_none(),
+            journal_writable: self.journal.fault(site).is_none(),
         };
         self.metrics.set_site(site, &sample);
         let decisions: Vec<DecisionStatus> = self
@@ -996,7 +1267,16 @@ impl SiteLoop {
                     f.error, f.failures
                 )
             }),
+            journal_write_error: self.journal.fault(site),
         });
+    }
+}
+
+/// The gate's verdict as the engine's preflight takes it.
+fn hook_answer(verdict: crate::notify::gate::Verdict) -> engine::HookAnswer {
+    match verdict {
+        crate::notify::gate::Verdict::Proceed(detail) => engine::HookAnswer::Proceed { detail },
+        crate::notify::gate::Verdict::Veto(reason) => engine::HookAnswer::Veto { reason },
     }
 }
 

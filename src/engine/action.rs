@@ -44,6 +44,11 @@ pub struct FailoverCall {
     pub request: FailoverRequest,
     pub trigger: Trigger,
     pub reason: String,
+    /// The first call of an automatic failover: the pre-failover hook is asked, and may veto
+    /// it (answered with `CallResult::Vetoed`).
+    pub vetoable: bool,
+    /// The first call of a failover (automatic or manual): the decision was just taken.
+    pub first: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -102,6 +107,9 @@ pub struct PreflightReport {
     pub notes: Vec<String>,
     /// The calls that will be made, in order.
     pub plan: Vec<PlannedCall>,
+    /// Who the failover disconnects: the clients last counted on the current primary.
+    #[serde(default)]
+    pub impact: Option<Box<super::impact::Impact>>,
     /// Whether the plan was started (confirmed, and passed or overridden).
     pub started: bool,
     /// The confirmation named a plan that is no longer the plan (the picture changed after it

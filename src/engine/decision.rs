@@ -291,11 +291,23 @@ impl Engine {
                 ),
             );
         }
-        let data = self.data_text(now);
+        let data = format!(
+            "{}; {}",
+            self.data_text(now),
+            self.impact_text(primary, now)
+        );
         if let Some((blocker, why)) = hold {
             return SiteState::blocked(
                 blocker,
                 format!("{failing}; backup {target} healthy; {data}; {why}"),
+            );
+        }
+        if let Some(why) = self.too_many_representatives(primary) {
+            return SiteState::blocked(
+                Blocker::ClientsConnected,
+                format!(
+                    "{failing}; backup {target} healthy; {data}; {why}: would {intent}; a manual failover can"
+                ),
             );
         }
         let reason = format!("{failing}; backup {target} healthy; {data}; {intent}");
@@ -339,6 +351,15 @@ impl Engine {
                 duration(since(*until, now))
             );
             return Some((Blocker::StateUnwritable, why));
+        }
+        if let Some((until, why)) = &self.vetoed
+            && now < *until
+        {
+            let why = format!(
+                "the pre-failover hook vetoed it ({why}); asking again in {}: would {intent}",
+                duration(since(*until, now))
+            );
+            return Some((Blocker::Vetoed, why));
         }
         if let Some(gave_up) = &self.memory.gave_up {
             let why = format!(

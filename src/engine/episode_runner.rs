@@ -129,7 +129,12 @@ impl Engine {
             call_id,
             sent_at: now,
         };
+        let first = episode.step == 0;
         let call = FailoverCall {
+            vetoable: first
+                && episode.trigger == Trigger::Auto
+                && episode.purpose == Purpose::Promote,
+            first,
             call_id,
             appliance: step.appliance,
             appliance_name: self.config.names[step.appliance].clone(),
@@ -586,7 +591,10 @@ impl Engine {
             );
             return;
         }
-        if !matches!(result, CallResult::NotSent { .. }) {
+        if !matches!(
+            result,
+            CallResult::NotSent { .. } | CallResult::Vetoed { .. }
+        ) {
             // A call went out: what it may have done cannot be undone any more.
             episode.undo = None;
         }
@@ -627,7 +635,36 @@ impl Engine {
                 );
             }
             CallResult::NotSent { reason } => self.call_not_sent(now, reason, out),
+            CallResult::Vetoed { reason } => self.call_vetoed(now, reason, out),
         }
+    }
+
+    /// The pre-failover hook said no: nothing was sent, the intent is undone (no cooldown, no
+    /// attempt counted), and automatic action holds for `retry_backoff` before the hook is
+    /// asked again (if the failure lasts).
+    fn call_vetoed(&mut self, now: SystemTime, reason: String, out: &mut Vec<Action>) {
+        let Some(mut episode) = self.episode.take() else {
+            return;
+        };
+        let wait = self.config.policy.retry_backoff;
+        let step = episode
+            .current()
+            .map(|s| describe_step(s, &self.config.names))
+            .unwrap_or_default();
+        self.vetoed = Some((later(now, wait), reason.clone()));
+        if let Some(undo) = episode.undo.take() {
+            self.memory.cooldown_until = undo.cooldown_until;
+            self.memory.promoted = undo.promoted;
+            self.memory.retries = undo.retries;
+        }
+        self.memory.episode = None;
+        out.push(Action::Persist(self.memory.clone()));
+        let message = format!(
+            "{} failover vetoed by the pre-failover hook: {reason}; the call ({step}) was not sent, no cooldown started; asking again in {} if the failure lasts",
+            episode.trigger.as_str(),
+            duration(wait)
+        );
+        self.note(now, out, message);
     }
 
     /// The daemon could not write the intent durably, so it did not send the call. Nothing

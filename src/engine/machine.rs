@@ -17,7 +17,7 @@ use super::streak::Streak;
 use super::view::ApplianceView;
 
 /// What the engine needs to know about its site.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SiteConfig {
     /// The operator's names of the two appliances, in configuration order.
     pub names: [String; 2],
@@ -43,6 +43,8 @@ pub struct Engine {
     /// Until when automatic action holds because the last intent could not be written, and
     /// why (the daemon sends no call without its intent on disk).
     pub(super) intent_unwritable: Option<(SystemTime, String)>,
+    /// Until when automatic failover holds because the pre-failover hook vetoed it, and why.
+    pub(super) vetoed: Option<(SystemTime, String)>,
     pub(super) state: SiteState,
     pub(super) alerts: BTreeMap<AlertKind, String>,
     pub(super) journal: VecDeque<Decision>,
@@ -87,6 +89,7 @@ impl Engine {
             no_primary_since: None,
             next_call_id: 1,
             intent_unwritable: None,
+            vetoed: None,
             state: SiteState::new(StateKind::Starting, "waiting for the first poll"),
             alerts: BTreeMap::new(),
             journal: VecDeque::new(),

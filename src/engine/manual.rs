@@ -11,7 +11,7 @@ use super::episode_runner::EpisodeStart;
 use super::machine::Engine;
 use super::memory::Purpose;
 use super::memory::Trigger;
-use super::observation::{ManualRequest, Slot};
+use super::observation::{HookAnswer, ManualRequest, Slot};
 use super::policy::Mode;
 use super::words::duration;
 use crate::api::model::FailoverRole;
@@ -68,6 +68,19 @@ pub(super) fn handle(
     {
         problems.push(problem);
     }
+    match &request.hook {
+        None => {}
+        Some(HookAnswer::Proceed { detail }) => {
+            notes.push(format!("the pre-failover hook agrees: {detail}"))
+        }
+        // The operator's --force overrides the hook's veto (and is recorded with it).
+        Some(HookAnswer::Veto { reason }) if request.force => notes.push(format!(
+            "the pre-failover hook vetoes ({reason}); --force overrides it"
+        )),
+        Some(HookAnswer::Veto { reason }) => problems.push(format!(
+            "the pre-failover hook vetoes: {reason} (--force overrides it)"
+        )),
+    }
     if request.data_sync_first && !primary.is_some_and(|p| engine.views()[p].answering()) {
         problems.push(
             "data_sync_first needs the current primary to answer, and it does not".to_string(),
@@ -123,6 +136,11 @@ pub(super) fn handle(
         })
         .collect();
     let passed = problems.is_empty();
+    let impact = primary.and_then(|p| engine.impact_of(p, now)).map(Box::new);
+    match primary {
+        Some(p) => notes.push(engine.impact_text(p, now)),
+        None => notes.push("no current primary: no connected clients are known".to_string()),
+    }
     let mut report = PreflightReport {
         request_id: request.request_id,
         passed,
@@ -133,6 +151,7 @@ pub(super) fn handle(
         plan_changed: false,
         episode: None,
         not_overridable: refused_whatever,
+        impact,
     };
     // A confirmation agrees to the plan it was shown, not to whatever the picture makes of
     // the request by now.

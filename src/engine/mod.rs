@@ -22,6 +22,7 @@ mod decision;
 mod detection;
 mod episode;
 mod episode_runner;
+mod impact;
 mod machine;
 mod manual;
 mod memory;
@@ -42,7 +43,9 @@ mod tests;
 pub use action::{Action, AlertKind, FailoverCall, FailoverSummary, PreflightReport, ShownCall};
 pub use machine::{Engine, SiteConfig};
 pub use memory::{MEMORY_VERSION, Memory, Outcome, Trigger};
-pub use observation::{ApplianceReport, CallResult, Command, Input, ManualRequest, PollReport};
+pub use observation::{
+    ApplianceReport, CallResult, Command, HookAnswer, Input, ManualRequest, PollReport,
+};
 pub use policy::{Mode, Policy};
 pub use state::{Blocker, StateKind};
 /// Durations in every message read the same way ("3m 8s").

@@ -1,27 +1,33 @@
 //! What the engine is told: polls, answers to its calls, operator commands.
 
+use serde::{Deserialize, Serialize};
+
 use crate::api::ErrorKind;
-use crate::api::model::{ApplianceRecord, FailoverAccepted, Health, Probe};
+use crate::api::model::{ApplianceRecord, ClientCounts, FailoverAccepted, Health, Probe};
 
 /// Appliances are addressed by their position in the site's configuration (0 or 1).
 pub type Slot = usize;
 
 /// One polling cycle's results for one appliance. `None` means "not asked this cycle".
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ApplianceReport {
     pub probe: Option<Result<Probe, ErrorKind>>,
     pub health: Option<Result<Health, ErrorKind>>,
     pub topology: Option<Result<Vec<ApplianceRecord>, ErrorKind>>,
+    /// Connected clients (`/appliance/client-count`), when asked this cycle.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clients: Option<Result<ClientCounts, ErrorKind>>,
 }
 
 /// One polling cycle of a site.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct PollReport {
     pub appliances: [ApplianceReport; 2],
 }
 
 /// How a failover call ended, as the actuator saw it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum CallResult {
     Accepted(FailoverAccepted),
     Failed {
@@ -39,10 +45,26 @@ pub enum CallResult {
         kind: ErrorKind,
         message: String,
     },
+    /// The pre-failover hook vetoed the call (or did not answer, with `on_timeout = "abort"`):
+    /// it was never sent.
+    Vetoed {
+        reason: String,
+    },
+}
+
+/// The pre-failover hook's answer to a manual failover, for its preflight.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HookAnswer {
+    /// It agrees (or did not answer, with `on_timeout = "proceed"`); in words.
+    Proceed { detail: String },
+    /// It vetoes, and why.
+    Veto { reason: String },
 }
 
 /// Operator commands (from the CLI through the daemon).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Command {
     Pause {
         reason: String,
@@ -60,7 +82,7 @@ pub enum Command {
     Failover(ManualRequest),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ManualRequest {
     /// Correlates the preflight report and outcome with the request.
     pub request_id: u64,
@@ -76,11 +98,17 @@ pub struct ManualRequest {
     /// The plan the operator confirmed, when one was shown: a confirmation is for exactly
     /// that plan, and a different one is not started.
     pub shown_plan: Option<Vec<super::action::ShownCall>>,
+    /// The pre-failover hook's answer, when one is configured (the daemon asks it first).
+    #[serde(default)]
+    pub hook: Option<HookAnswer>,
 }
 
 // One input per poll or command: its size does not matter, boxing would only add noise.
 #[allow(clippy::large_enum_variant)]
-#[derive(Debug, Clone, PartialEq)]
+/// Serializable so that the journal records exactly what the engine was given, and replay
+/// gives a new engine the same.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Input {
     /// Time passed and nothing new was observed: the driver sends it at `Engine::next_wakeup`,
     /// so deadlines, retries and the ends of cooldowns act on time rather than at the next poll.

@@ -23,8 +23,10 @@ impl Mode {
     }
 }
 
-/// The site's `policy` table.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The site's `policy` table. Serializable for the journal, which records the policy a run
+/// decided with so that replay can use it (or change it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Policy {
     /// How long the primary must fail before a failover.
     pub failover_after: Duration,
@@ -48,6 +50,10 @@ pub struct Policy {
     pub poll_interval: Duration,
     /// A gap between two steps longer than this is a stall (frozen process, clock jump).
     pub stall_tolerance: Duration,
+    /// An automatic failover while the primary still answers (its users are still connected)
+    /// is refused when more representatives than this are connected to it. Never applied to
+    /// a primary that does not answer.
+    pub max_representatives_for_switchover: Option<u32>,
 }
 
 impl Default for Policy {
@@ -64,6 +70,7 @@ impl Default for Policy {
             startup_grace: Duration::from_secs(60),
             poll_interval: Duration::from_secs(5),
             stall_tolerance: Duration::from_secs(30),
+            max_representatives_for_switchover: None,
         }
     }
 }

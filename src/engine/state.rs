@@ -87,10 +87,15 @@ pub enum Blocker {
     RetriesExhausted,
     /// The last intent could not be written to the state directory.
     StateUnwritable,
+    /// The pre-failover hook vetoed the failover.
+    Vetoed,
+    /// More representatives are connected to the answering primary than the policy allows
+    /// an automatic switchover to disconnect.
+    ClientsConnected,
 }
 
 impl Blocker {
-    pub const ALL: [Blocker; 12] = [
+    pub const ALL: [Blocker; 14] = [
         Blocker::ObserveMode,
         Blocker::Paused,
         Blocker::Cooldown,
@@ -103,6 +108,8 @@ impl Blocker {
         Blocker::RetryBackoff,
         Blocker::RetriesExhausted,
         Blocker::StateUnwritable,
+        Blocker::Vetoed,
+        Blocker::ClientsConnected,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -119,6 +126,8 @@ impl Blocker {
             Blocker::RetryBackoff => "retry_backoff",
             Blocker::RetriesExhausted => "retries_exhausted",
             Blocker::StateUnwritable => "state_unwritable",
+            Blocker::Vetoed => "vetoed",
+            Blocker::ClientsConnected => "clients_connected",
         }
     }
 }

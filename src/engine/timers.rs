@@ -50,6 +50,7 @@ impl Engine {
             .map(|s| later(s, policy.stall_recovery()));
         let cooldown_end = self.memory.cooldown_until.map(|t| t.to_system_time());
         let unwritable_end = self.intent_unwritable.as_ref().map(|(until, _)| *until);
+        let veto_end = self.vetoed.as_ref().map(|(until, _)| *until);
         [
             episode_deadline,
             next_attempt,
@@ -58,6 +59,7 @@ impl Engine {
             settle_end,
             stall_end,
             unwritable_end,
+            veto_end,
         ]
         .into_iter()
         .flatten()

@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use super::observation::ApplianceReport;
 use crate::api::ErrorKind;
-use crate::api::model::{ApplianceRecord, ClusterRole, FailoverRole, Health, Probe};
+use crate::api::model::{ApplianceRecord, ClientCounts, ClusterRole, FailoverRole, Health, Probe};
 use crate::api::time::UtcTime;
 
 /// How the appliance is doing, from the most recent evidence.
@@ -103,6 +103,9 @@ pub struct ApplianceView {
     /// if the probe kept answering.
     #[serde(skip)]
     pub health_held_back: Option<(SystemTime, ErrorKind)>,
+    /// The latest count of connected clients, and when it was taken.
+    #[serde(skip)]
+    pub clients: Option<(ClientCounts, SystemTime)>,
 }
 
 impl ApplianceView {
@@ -124,6 +127,7 @@ impl ApplianceView {
             role_reports: 0,
             no_information: None,
             health_held_back: None,
+            clients: None,
         }
     }
 
@@ -182,6 +186,9 @@ impl ApplianceView {
     /// it `Unhealthy`; errors that are about us (401, 403, 429, our own budget) leave its
     /// condition as it was.
     pub fn absorb(&mut self, report: &ApplianceReport, now: SystemTime) {
+        if let Some(Ok(counts)) = &report.clients {
+            self.clients = Some((counts.clone(), now));
+        }
         let mut unhealthy: Option<Option<String>> = None;
         let mut healthy = false;
         let mut silent: Option<ErrorKind> = None;

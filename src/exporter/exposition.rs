@@ -171,6 +171,7 @@ mod tests {
             backup_data_age_seconds: None,
             last_poll_seconds: 0.0,
             state_writable: true,
+            journal_writable: true,
         }
     }
 

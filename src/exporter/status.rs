@@ -45,6 +45,10 @@ pub struct SiteStatus {
     /// made meanwhile (automatic or manual through the daemon).
     #[serde(default)]
     pub state_write_error: Option<String>,
+    /// Why the site's decision journal cannot be written, while it cannot (decisions go on;
+    /// what they were is not recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub journal_write_error: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -21,6 +21,7 @@ pub(crate) mod pair_model;
 mod state;
 pub mod tls;
 mod v2_api;
+pub use v2_api::simulated_clients;
 mod xml_api;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};

@@ -33,7 +33,7 @@ pub(super) fn serves(path: &str) -> bool {
 /// The methods each API resource allows (GET resources also take HEAD, as documented).
 fn allowed_methods(resource: &str) -> Option<&'static str> {
     match resource {
-        "/health" | "/appliance" | "/info" => Some("GET,HEAD"),
+        "/health" | "/appliance" | "/info" | "/appliance/client-count" => Some("GET,HEAD"),
         "/failover-role" => Some("POST"),
         _ => None,
     }
@@ -95,6 +95,7 @@ pub(super) async fn handle(call: ApiCall<'_>, request: Request<Incoming>) -> Ans
         "/appliance" => with_body_faults(appliances(shared), faults),
         "/info" if faults.info_failing => info_failing(),
         "/info" => with_body_faults(info(shared, faults), faults),
+        "/appliance/client-count" => with_body_faults(client_count(shared, faults), faults),
         _ => failover_role(shared, index, request, record).await,
     };
     with_rate_headers(shared, answer, remaining, faults)
@@ -138,6 +139,47 @@ fn appliances(shared: &Shared) -> Answer {
                     "cluster_role": "single",
                     "accepting_connections": a.role == FailoverRole::Primary,
                 })
+            })
+            .collect::<Vec<_>>()
+    });
+    json_answer(StatusCode::OK, &Value::Array(list))
+}
+
+/// Clients connected to the simulated site at `now`: they come and go with the clock (a few
+/// consoles, a few dozen endpoint clients, two Jumpoint gateways), so that a test or a demo
+/// sees counts change. Only a primary accepts clients.
+pub fn simulated_clients(product: &str, now: SystemTime) -> [(&'static str, u64); 3] {
+    let seconds = now
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let console = if product == "pra" {
+        "access_console"
+    } else {
+        "rep_console"
+    };
+    [
+        (console, 3 + (seconds / 7) % 4),
+        ("asset_client", 40 + (seconds / 3) % 10),
+        ("gateway", 2),
+    ]
+}
+
+/// `GET /appliance/client-count`: each appliance of the pair with its counts per type. The
+/// vendor publishes no schema for it; this is one plausible shape (the client reads others).
+fn client_count(shared: &Shared, faults: &Faults) -> Answer {
+    let (product, _) = product_and_permission(shared, faults);
+    let counts = simulated_clients(product, SystemTime::now());
+    let list = shared.with(|pair| {
+        pair.appliances
+            .iter()
+            .map(|a| {
+                let primary = a.role == FailoverRole::Primary;
+                let by_type: serde_json::Map<String, Value> = counts
+                    .iter()
+                    .map(|(kind, n)| (kind.to_string(), json!(if primary { *n } else { 0 })))
+                    .collect();
+                json!({ "id": a.id, "hostname": a.hostname, "client_counts": by_type })
             })
             .collect::<Vec<_>>()
     });

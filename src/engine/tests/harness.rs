@@ -92,6 +92,7 @@ impl World {
                     probe: Some(Err(ErrorKind::Connect)),
                     health: Some(Err(ErrorKind::Connect)),
                     topology: None,
+                    clients: None,
                 }
             } else {
                 let said = self.model.health(slot, self.role, &on);
@@ -125,6 +126,7 @@ impl World {
                     probe: Some(Ok(probe)),
                     health: Some(Ok(health)),
                     topology: None,
+                    clients: None,
                 }
             };
         }

@@ -4,4 +4,5 @@
 mod harness;
 mod properties;
 mod scenarios;
+mod veto;
 mod wrong_calls;

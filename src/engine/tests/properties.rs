@@ -256,6 +256,7 @@ fn report(world: &[Obs; 2], now: SystemTime) -> PollReport {
             probe: Some(Err(ErrorKind::Timeout)),
             health: Some(Err(ErrorKind::Timeout)),
             topology: None,
+            clients: None,
         };
         report.appliances[slot] = match o.answer {
             Answer::NotAsked => ApplianceReport::default(),
@@ -264,6 +265,7 @@ fn report(world: &[Obs; 2], now: SystemTime) -> PollReport {
                 probe: Some(Err(kind)),
                 health: Some(Err(kind)),
                 topology: None,
+                clients: None,
             },
             Answer::Full | Answer::ProbeOnly => {
                 let base = HealthBase {
@@ -287,6 +289,7 @@ fn report(world: &[Obs; 2], now: SystemTime) -> PollReport {
                     probe: Some(Ok(probe)),
                     health: matches!(o.answer, Answer::Full).then_some(Ok(health)),
                     topology: None,
+                    clients: None,
                 }
             }
         };
@@ -744,6 +747,7 @@ fn run(
                     override_preflight: *override_preflight,
                     by: "prop".into(),
                     shown_plan: None,
+                    hook: None,
                 }))
             }
             Event::Restart => {

@@ -515,6 +515,7 @@ fn s16_manual_failover_preflight_then_confirmed_even_in_observe_mode() {
         override_preflight: false,
         by: "dave".into(),
         shown_plan: None,
+        hook: None,
     };
     h.input(Input::Command(Command::Failover(request(false, 1))));
     let report = h
@@ -574,6 +575,7 @@ fn s16_a_confirmation_carries_out_only_the_plan_that_was_shown() {
         override_preflight: false,
         by: "gina".into(),
         shown_plan,
+        hook: None,
     };
     // Shown while east is down: promote west, nothing to demote.
     h.input(Input::Command(Command::Failover(request(false, 1, None))));
@@ -619,6 +621,7 @@ fn s16_a_failing_preflight_refuses_unless_overridden() {
         override_preflight: false,
         by: "erin".into(),
         shown_plan: None,
+        hook: None,
     };
     h.input(Input::Command(Command::Failover(request.clone())));
     let report = h
@@ -667,6 +670,7 @@ fn s16_manual_failover_is_refused_while_one_is_in_flight() {
         override_preflight: true,
         by: "frank".into(),
         shown_plan: None,
+        hook: None,
     };
     h.input(Input::Command(Command::Failover(request)));
     let report = h
@@ -836,6 +840,7 @@ fn a_manual_failover_without_a_written_intent_is_not_carried_out() {
         override_preflight: false,
         by: "grace".into(),
         shown_plan: None,
+        hook: None,
     };
     h.input(Input::Command(Command::Failover(request)));
     assert!(h.calls.is_empty());

@@ -35,6 +35,7 @@ fn errors(kind: ErrorKind) -> ApplianceReport {
         probe: Some(Err(kind)),
         health: Some(Err(kind)),
         topology: None,
+        clients: None,
     }
 }
 
@@ -152,6 +153,7 @@ fn w3_split_brain_fencing_waits_for_a_role_reported_since_the_return() {
             probe: Some(Ok(Probe::Healthy)),
             health: None,
             topology: None,
+            clients: None,
         },
     );
     assert_eq!(
@@ -379,6 +381,7 @@ fn w10_a_failed_failover_gives_back_the_authority_to_fence() {
             override_preflight: false,
             by: "erin".into(),
             shown_plan: None,
+            hook: None,
         },
     )));
     assert_eq!(h.requests(), vec![(WEST, promote(false))]);

@@ -64,6 +64,7 @@ const GAUGES: &[Gauge<ApplianceSample>] = &[
 ];
 
 const INFO: &str = "beyondtrust_appliance_info";
+const CLIENTS: &str = "beyondtrust_appliance_clients";
 
 pub(super) struct ApplianceMetrics {
     gauges: Family<ApplianceSample>,
@@ -71,6 +72,9 @@ pub(super) struct ApplianceMetrics {
     /// The free-form info labels in force, to remove their series when they change or a site
     /// goes.
     info_labels: Mutex<BTreeMap<(String, String), ApplianceInfoLabels>>,
+    clients: GaugeVec,
+    /// The client types seen per appliance: a type that is no longer reported reads 0.
+    client_types: Mutex<BTreeMap<(String, String), std::collections::BTreeSet<String>>>,
 }
 
 impl ApplianceMetrics {
@@ -88,15 +92,36 @@ impl ApplianceMetrics {
                 "api",
             ],
         );
+        let clients = GaugeVec::new(
+            Opts::new(
+                CLIENTS,
+                "Clients connected to the appliance by type, as /appliance/client-count names them (rep_console or access_console, asset_client, gateway); 0 on a backup, which accepts none.",
+            ),
+            &["site", "appliance", "type"],
+        );
         ApplianceMetrics {
             gauges: Family::new(registry, &["site", "appliance"], GAUGES),
             info: register(registry, INFO, info),
             info_labels: Mutex::new(BTreeMap::new()),
+            clients: register(registry, CLIENTS, clients),
+            client_types: Mutex::new(BTreeMap::new()),
         }
     }
 
     pub fn set(&self, site: &str, appliance: &str, sample: &ApplianceSample) {
         self.gauges.set(&[site, appliance], sample);
+        if let Some(clients) = &sample.clients {
+            let key = (site.to_string(), appliance.to_string());
+            let mut types = self.client_types.lock().unwrap_or_else(|p| p.into_inner());
+            let seen = types.entry(key).or_default();
+            seen.extend(clients.keys().cloned());
+            for kind in seen.iter() {
+                let value = clients.get(kind).copied().unwrap_or(0);
+                self.clients
+                    .with_label_values(&[site, appliance, kind])
+                    .set(value as f64);
+            }
+        }
         let Some(info) = &sample.info else {
             return;
         };
@@ -117,6 +142,14 @@ impl ApplianceMetrics {
 
     pub fn forget(&self, site: &str, appliance: &str) {
         self.gauges.forget(&[site, appliance]);
+        let types = self
+            .client_types
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&(site.to_string(), appliance.to_string()));
+        for kind in types.unwrap_or_default() {
+            let _ = self.clients.remove_label_values(&[site, appliance, &kind]);
+        }
         let removed = self
             .info_labels
             .lock()

@@ -7,7 +7,7 @@
 //! dashboards never see series appear and vanish. Values are set by the site loops after each
 //! poll; a scrape only encodes them.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use prometheus::{Encoder as _, Registry, TextEncoder};
@@ -21,6 +21,7 @@ mod api;
 mod appliance;
 mod exporter;
 mod family;
+mod notify;
 mod watchdog;
 
 pub use exporter::ExporterMetrics;
@@ -40,6 +41,8 @@ pub struct ApplianceSample {
     pub data_sync_ok: Option<bool>,
     pub ratelimit_limit: Option<u64>,
     pub ratelimit_remaining: Option<u64>,
+    /// Connected clients per type, when counted (all zero on a backup).
+    pub clients: Option<BTreeMap<String, u64>>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord)]
@@ -68,6 +71,8 @@ pub struct SiteSample {
     pub last_poll_seconds: f64,
     /// Whether the last write of the site's state file succeeded.
     pub state_writable: bool,
+    /// Whether the site's decision journal is being written.
+    pub journal_writable: bool,
 }
 
 /// Every metric, grouped by what it describes. A new metric is one entry in its group's table
@@ -79,6 +84,7 @@ pub struct Metrics {
     api: api::ApiMetrics,
     watchdog: watchdog::WatchdogMetrics,
     exporter: exporter::ExporterMetrics,
+    notify: notify::NotifyMetrics,
 }
 
 impl Metrics {
@@ -89,6 +95,7 @@ impl Metrics {
             api: api::ApiMetrics::new(&registry),
             watchdog: watchdog::WatchdogMetrics::new(&registry),
             exporter: exporter::ExporterMetrics::new(&registry),
+            notify: notify::NotifyMetrics::new(&registry),
             registry,
         }
     }
@@ -116,6 +123,25 @@ impl Metrics {
 
     pub fn count_state_write_error(&self, site: &str) {
         self.watchdog.count_state_write_error(site);
+    }
+
+    /// Creates a notification hook's series at zero.
+    pub fn register_hook(&self, hook: &str) {
+        self.notify.register(hook);
+    }
+
+    /// One event's outcome at a hook (see `notify::OUTCOMES`).
+    pub fn count_notification(&self, hook: &str, outcome: &str) {
+        self.notify.count(hook, outcome);
+    }
+
+    pub fn notification_succeeded(&self, hook: &str) {
+        let now = crate::api::time::UtcTime::from_system_time(std::time::SystemTime::now());
+        self.notify.succeeded(hook, now.unix_seconds_f64());
+    }
+
+    pub fn count_journal_write_error(&self, site: &str) {
+        self.watchdog.count_journal_write_error(site);
     }
 
     pub fn count_local_error(&self, site: &str, appliance: &str, fault: crate::api::LocalFault) {
@@ -212,6 +238,7 @@ mod tests {
         let metrics = Metrics::new();
         let names = ["east".to_string(), "west".to_string()];
         metrics.register_site("hq", &names);
+        metrics.register_hook("chat");
         metrics.set_appliance(
             "hq",
             "east",
@@ -222,6 +249,7 @@ mod tests {
                 data_sync_ok: Some(true),
                 ratelimit_limit: Some(1),
                 ratelimit_remaining: Some(1),
+                clients: Some([("rep_console".to_string(), 3)].into_iter().collect()),
                 ..Default::default()
             },
         );
@@ -239,6 +267,7 @@ mod tests {
                 backup_data_age_seconds: None,
                 last_poll_seconds: 0.0,
                 state_writable: true,
+                journal_writable: true,
             },
         );
         metrics

@@ -83,6 +83,11 @@ const GAUGES: &[Gauge<SiteSample>] = &[
         reading: Reading::Value(|s| Some(bool_value(s.state_writable))),
     },
     Gauge {
+        name: "beyondtrust_watchdog_journal_writable",
+        help: "1 while the site's decision journal is being written; 0 after a failed write or dropped lines, until a write succeeds.",
+        reading: Reading::Value(|s| Some(bool_value(s.journal_writable))),
+    },
+    Gauge {
         name: "beyondtrust_watchdog_last_poll_timestamp_seconds",
         help: "When the site was last polled.",
         reading: Reading::Value(|s| Some(s.last_poll_seconds)),
@@ -93,6 +98,7 @@ const FAILOVERS: &str = "beyondtrust_watchdog_failovers_total";
 const BUILD_INFO: &str = "beyondtrust_watchdog_build_info";
 const STATE_WRITE_ERRORS: &str = "beyondtrust_watchdog_state_write_errors_total";
 const LOCAL_ERRORS: &str = "beyondtrust_watchdog_local_errors_total";
+const JOURNAL_WRITE_ERRORS: &str = "beyondtrust_watchdog_journal_write_errors_total";
 
 /// Every (trigger, outcome) label pair of the failover counter.
 fn failover_labels() -> impl Iterator<Item = [&'static str; 2]> {
@@ -113,6 +119,7 @@ pub(super) struct WatchdogMetrics {
     gauges: Family<SiteSample>,
     failovers: IntCounterVec,
     state_write_errors: IntCounterVec,
+    journal_write_errors: IntCounterVec,
     local_errors: IntCounterVec,
 }
 
@@ -136,6 +143,13 @@ impl WatchdogMetrics {
             ),
             &["site"],
         );
+        let journal_write_errors = IntCounterVec::new(
+            Opts::new(
+                JOURNAL_WRITE_ERRORS,
+                "Decision journal lines that could not be written or synced, or were dropped because the writer could not keep up.",
+            ),
+            &["site"],
+        );
         let local_errors = IntCounterVec::new(
             Opts::new(
                 LOCAL_ERRORS,
@@ -147,6 +161,7 @@ impl WatchdogMetrics {
             gauges: Family::new(registry, &["site"], GAUGES),
             failovers: register(registry, FAILOVERS, failovers),
             state_write_errors: register(registry, STATE_WRITE_ERRORS, state_write_errors),
+            journal_write_errors: register(registry, JOURNAL_WRITE_ERRORS, journal_write_errors),
             local_errors: register(registry, LOCAL_ERRORS, local_errors),
         }
     }
@@ -158,6 +173,7 @@ impl WatchdogMetrics {
             self.failovers.with_label_values(&[site, trigger, outcome]);
         }
         self.state_write_errors.with_label_values(&[site]);
+        self.journal_write_errors.with_label_values(&[site]);
         for appliance in appliances {
             for fault in LocalFault::ALL {
                 self.local_errors
@@ -168,6 +184,10 @@ impl WatchdogMetrics {
 
     pub fn count_state_write_error(&self, site: &str) {
         self.state_write_errors.with_label_values(&[site]).inc();
+    }
+
+    pub fn count_journal_write_error(&self, site: &str) {
+        self.journal_write_errors.with_label_values(&[site]).inc();
     }
 
     pub fn count_local_error(&self, site: &str, appliance: &str, fault: LocalFault) {
@@ -198,6 +218,7 @@ impl WatchdogMetrics {
     pub fn forget(&self, site: &str, appliances: &[String; 2]) {
         self.gauges.forget(&[site]);
         let _ = self.state_write_errors.remove_label_values(&[site]);
+        let _ = self.journal_write_errors.remove_label_values(&[site]);
         for appliance in appliances {
             self.forget_appliance(site, appliance);
         }
