@@ -148,6 +148,7 @@ impl Engine {
     }
 
     pub(super) fn advance_episode(&mut self, now: SystemTime, out: &mut Vec<Action>) {
+        let blind = self.blind_now();
         let Some(episode) = &mut self.episode else {
             return;
         };
@@ -193,7 +194,7 @@ impl Engine {
                         deadline,
                     };
                     self.advance_episode(now, out);
-                } else if now >= check_at && step.not_received(&self.views, from) {
+                } else if now >= check_at && step.not_received(&self.views, from) && !blind {
                     // The call before the restart may have been received and refused; the
                     // resend is counted as an attempt either way, so restarts cannot add calls
                     // beyond max_attempts.
@@ -273,7 +274,10 @@ impl Engine {
                 // Mode and stall still hold an automatic call back; a pause does not (a
                 // failover in progress is finished, or the pair is left with no primary).
                 let automatic = episode.trigger == Trigger::Auto;
-                let held = automatic && (self.config.mode == Mode::Observe || self.stalled());
+                // Whatever started it, no call goes out on a picture where neither appliance
+                // answers.
+                let held =
+                    blind || (automatic && (self.config.mode == Mode::Observe || self.stalled()));
                 if now >= at && !held {
                     self.send_step_if_still_sound(now, out);
                 }
@@ -485,6 +489,12 @@ impl Engine {
             reason,
             sent: episode.sent_any,
         }));
+    }
+
+    /// Neither appliance answers now: the watchdog's own network is the likelier fault, and
+    /// no call is sent on such a picture (a later step or a resend waits).
+    fn blind_now(&self) -> bool {
+        !self.views.iter().any(|v| v.answering())
     }
 
     /// The authority to fence came with the intent; an episode that failed without its target
