@@ -193,7 +193,7 @@ async fn a_real_prometheus_sees_every_metric_every_panel_and_the_alerts() {
             "observe",
             &ws.path("state"),
             &site_toml("hq", &sim, &secret, ""),
-        ),
+        ) + "\n# A hook, so that the notification panels have data.\n[[notify]]\nname = \"log\"\ncommand = [\"/bin/true\"]\n",
     )
     .unwrap();
     let watchdog = Watchdog::start(&ws.path("config.toml"), &ws.path("watchdog.log"), "info");
