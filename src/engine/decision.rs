@@ -271,7 +271,11 @@ impl Engine {
         let intent = describe_plan(&plan, &self.config.names);
         // The cooldown started with the first attempt at this failure; it does not hold back
         // the retries of that same failure (their own backoff and count do).
-        let retrying = self.memory.retries.is_some();
+        let retrying = self
+            .memory
+            .retries
+            .as_ref()
+            .is_some_and(|r| r.purpose == Purpose::Promote);
         let hold = self.policy_hold(now, &intent, !retrying);
         // A stalled loop's picture is not to be trusted, so it is named first.
         if let Some((Blocker::Stalled, why)) = &hold {

@@ -40,10 +40,12 @@ impl Engine {
     ) -> SiteState {
         // Automatic attempts at the same failure carry their count into the new episode.
         let (attempts, sent_any) = match start.trigger {
+            // Only attempts at the same kind of action continue a series.
             Trigger::Auto => self
                 .memory
                 .retries
                 .as_ref()
+                .filter(|r| r.purpose == start.purpose)
                 .map_or((0, false), |r| (r.attempts, r.sent_any)),
             Trigger::Manual => (0, false),
         };
@@ -358,6 +360,7 @@ impl Engine {
                 .as_ref()
                 .is_some_and(|r| r.escalate_to_fence);
         self.memory.retries = Some(RetrySeries {
+            purpose: episode.purpose,
             attempts: episode.attempts,
             last_failure_at: UtcTime::from_system_time(now),
             next_attempt_at: UtcTime::from_system_time(at),

@@ -102,12 +102,19 @@ impl SyncReport {
     }
 }
 
+fn promotion() -> Purpose {
+    Purpose::Promote
+}
+
 /// Failed automatic attempts at one failure; forgotten after a success, an ack, or a
 /// cooldown's length without a new failure (not merely when the primary looks better for a
 /// moment, or a flapping primary would earn a fresh set of attempts every time).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RetrySeries {
+    /// What the failed attempts were for: a fencing's retries are not a promotion's.
+    #[serde(default = "promotion")]
+    pub purpose: Purpose,
     pub attempts: u32,
     pub last_failure_at: UtcTime,
     pub next_attempt_at: UtcTime,

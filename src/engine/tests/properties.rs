@@ -901,3 +901,267 @@ fn the_safety_rules_hold_through_real_failovers() {
         );
     }
 }
+
+/// Found by the long run (500,000 sequences), kept as it was shrunk: a failed split-brain
+/// fencing left a retry series that a later, different failure (a promotion) took as its own,
+/// so it skipped the cooldown of the manual failover before it.
+#[test]
+fn long_run_finding_no_automatic_promotion_inside_a_manual_failovers_cooldown() {
+    let policy = Policy {
+        cooldown: Duration::from_secs(600),
+        ..Policy::default()
+    };
+    let events: Vec<(Clock, Event)> = vec![
+        (
+            Clock::Forward(2),
+            Event::Poll([
+                Obs {
+                    reachable: false,
+                    healthy: false,
+                    role: Some(FailoverRole::Primary),
+                    sync: Some(-1),
+                    answer: Answer::Full,
+                },
+                Obs {
+                    reachable: false,
+                    healthy: false,
+                    role: Some(FailoverRole::Primary),
+                    sync: Some(-1),
+                    answer: Answer::Full,
+                },
+            ]),
+        ),
+        (Clock::Forward(2), Event::Change(0, Change::Healthy(false))),
+        (
+            Clock::Forward(2),
+            Event::Poll([
+                Obs {
+                    reachable: false,
+                    healthy: false,
+                    role: Some(FailoverRole::Primary),
+                    sync: Some(-1),
+                    answer: Answer::Full,
+                },
+                Obs {
+                    reachable: true,
+                    healthy: false,
+                    role: Some(FailoverRole::Primary),
+                    sync: Some(-1),
+                    answer: Answer::Full,
+                },
+            ]),
+        ),
+        (
+            Clock::Forward(2),
+            Event::Manual {
+                target: 0,
+                data_sync_first: true,
+                demote_peer: false,
+                force: false,
+                confirmed: true,
+                override_preflight: true,
+            },
+        ),
+        (
+            Clock::Forward(2),
+            Event::Poll([
+                Obs {
+                    reachable: false,
+                    healthy: false,
+                    role: Some(FailoverRole::Primary),
+                    sync: Some(-1),
+                    answer: Answer::Full,
+                },
+                Obs {
+                    reachable: false,
+                    healthy: false,
+                    role: Some(FailoverRole::Primary),
+                    sync: Some(-1),
+                    answer: Answer::Full,
+                },
+            ]),
+        ),
+        (
+            Clock::Forward(2),
+            Event::Poll([
+                Obs {
+                    reachable: false,
+                    healthy: false,
+                    role: Some(FailoverRole::Primary),
+                    sync: Some(-1),
+                    answer: Answer::Full,
+                },
+                Obs {
+                    reachable: false,
+                    healthy: false,
+                    role: Some(FailoverRole::Primary),
+                    sync: Some(-1),
+                    answer: Answer::Full,
+                },
+            ]),
+        ),
+        (Clock::Forward(2), Event::Tick),
+        (
+            Clock::Forward(2),
+            Event::Poll([
+                Obs {
+                    reachable: false,
+                    healthy: false,
+                    role: Some(FailoverRole::Primary),
+                    sync: Some(-1),
+                    answer: Answer::Full,
+                },
+                Obs {
+                    reachable: false,
+                    healthy: false,
+                    role: Some(FailoverRole::Primary),
+                    sync: Some(-1),
+                    answer: Answer::Full,
+                },
+            ]),
+        ),
+        (Clock::Forward(2), Event::Resume),
+        (Clock::Forward(2), Event::Answer { ok: true }),
+        (
+            Clock::Forward(2),
+            Event::Poll([
+                Obs {
+                    reachable: false,
+                    healthy: false,
+                    role: Some(FailoverRole::Primary),
+                    sync: Some(-1),
+                    answer: Answer::Full,
+                },
+                Obs {
+                    reachable: false,
+                    healthy: false,
+                    role: Some(FailoverRole::Primary),
+                    sync: Some(-1),
+                    answer: Answer::Full,
+                },
+            ]),
+        ),
+        (
+            Clock::Forward(2),
+            Event::Poll([
+                Obs {
+                    reachable: false,
+                    healthy: false,
+                    role: Some(FailoverRole::Primary),
+                    sync: Some(-1),
+                    answer: Answer::Full,
+                },
+                Obs {
+                    reachable: false,
+                    healthy: false,
+                    role: Some(FailoverRole::Primary),
+                    sync: Some(-1),
+                    answer: Answer::Full,
+                },
+            ]),
+        ),
+        (
+            Clock::Forward(2),
+            Event::Poll([
+                Obs {
+                    reachable: false,
+                    healthy: false,
+                    role: Some(FailoverRole::Primary),
+                    sync: Some(-1),
+                    answer: Answer::Full,
+                },
+                Obs {
+                    reachable: false,
+                    healthy: false,
+                    role: Some(FailoverRole::Primary),
+                    sync: Some(-1),
+                    answer: Answer::Full,
+                },
+            ]),
+        ),
+        (Clock::Forward(2), Event::PollWorld),
+        (
+            Clock::Forward(2),
+            Event::Poll([
+                Obs {
+                    reachable: false,
+                    healthy: false,
+                    role: Some(FailoverRole::Primary),
+                    sync: Some(-1),
+                    answer: Answer::Full,
+                },
+                Obs {
+                    reachable: false,
+                    healthy: false,
+                    role: Some(FailoverRole::Primary),
+                    sync: Some(-1),
+                    answer: Answer::Full,
+                },
+            ]),
+        ),
+        (
+            Clock::Forward(2),
+            Event::Poll([
+                Obs {
+                    reachable: true,
+                    healthy: false,
+                    role: Some(FailoverRole::Primary),
+                    sync: Some(-1),
+                    answer: Answer::Full,
+                },
+                Obs {
+                    reachable: true,
+                    healthy: false,
+                    role: Some(FailoverRole::Primary),
+                    sync: Some(-1),
+                    answer: Answer::Full,
+                },
+            ]),
+        ),
+        (Clock::Forward(2), Event::Answer { ok: false }),
+        (Clock::Forward(2), Event::PollWorld),
+        (Clock::Forward(8), Event::PollWorld),
+        (
+            Clock::Forward(8),
+            Event::Poll([
+                Obs {
+                    reachable: false,
+                    healthy: false,
+                    role: Some(FailoverRole::Primary),
+                    sync: Some(-1),
+                    answer: Answer::Full,
+                },
+                Obs {
+                    reachable: false,
+                    healthy: false,
+                    role: Some(FailoverRole::Primary),
+                    sync: Some(-1),
+                    answer: Answer::NotAsked,
+                },
+            ]),
+        ),
+        (Clock::Forward(2), Event::Tick),
+        (Clock::Forward(6), Event::Resume),
+        (
+            Clock::Forward(3),
+            Event::Poll([
+                Obs {
+                    reachable: false,
+                    healthy: false,
+                    role: Some(FailoverRole::Primary),
+                    sync: Some(-1),
+                    answer: Answer::Full,
+                },
+                Obs {
+                    reachable: false,
+                    healthy: false,
+                    role: Some(FailoverRole::Primary),
+                    sync: Some(-1),
+                    answer: Answer::NotAsked,
+                },
+            ]),
+        ),
+        (Clock::Forward(3), Event::PollWorld),
+    ];
+    run(Mode::Auto, &policy, &events, true).unwrap();
+}
