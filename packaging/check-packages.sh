@@ -47,6 +47,8 @@ systemd-analyze verify /lib/systemd/system/bt-watchdog.service
 echo "==> the example configuration passes check-config (with a dummy credential)"
 creds=$(mktemp -d)
 printf 'dummy\n' > "$creds/secrets_support"
+# Secrets readable by others are refused, as systemd's credentials never are.
+chmod 600 "$creds/secrets_support"
 CREDENTIALS_DIRECTORY="$creds" /usr/bin/bt-watchdog check-config --config /etc/bt-watchdog/config.toml
 rm -rf "$creds"
 echo "==> rpm -qlp $rpm_file"
