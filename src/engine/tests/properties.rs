@@ -354,6 +354,12 @@ struct Checker {
     last_step: Option<SystemTime>,
     /// The latest time seen (the clock may step back; the engine's timeouts do not).
     latest: SystemTime,
+    /// Time as it really passed: a wall clock that steps back adds nothing. Cooldowns are
+    /// judged on it (the daemon feeds the engine a monotonic clock; the engine must hold its
+    /// cooldowns in real time even when it is fed a wall clock that jumps).
+    real: SystemTime,
+    /// The wall time at the last step, for `real` (a restart does not reset it).
+    real_last: Option<SystemTime>,
     stalled_from: Option<SystemTime>,
     /// Call id → when it was sent.
     in_flight: std::collections::BTreeMap<u64, SystemTime>,
@@ -377,6 +383,8 @@ impl Checker {
             paused: false,
             last_step: None,
             latest: t0(),
+            real: t0(),
+            real_last: None,
             stalled_from: None,
             in_flight: Default::default(),
             last_finish: None,
@@ -407,6 +415,11 @@ impl Checker {
                 }
             }
         }
+        self.real = match self.real_last {
+            Some(last) => self.real + now.duration_since(last).unwrap_or_default(),
+            None => now,
+        };
+        self.real_last = Some(now);
         self.last_step = Some(now);
         self.latest = self.latest.max(now);
     }
@@ -489,7 +502,7 @@ impl Checker {
                     self.manual_override_started = report.started && !report.passed
                 }
                 Action::FailoverFinished(_) => {
-                    self.last_finish = Some(now);
+                    self.last_finish = Some(self.real);
                     self.acked_since_finish = false;
                 }
                 Action::CallFailover(call) => {
@@ -576,12 +589,12 @@ impl Checker {
                             if let Some(previous) = self.last_first_attempt {
                                 prop_assert!(
                                     self.acked_since_first_attempt
-                                        || self.latest.duration_since(previous).unwrap_or_default()
+                                        || self.real.duration_since(previous).unwrap_or_default()
                                             >= self.policy.cooldown,
                                     "two automatic failovers within one cooldown, across restarts, without an ack"
                                 );
                             }
-                            self.last_first_attempt = Some(now);
+                            self.last_first_attempt = Some(self.real);
                             self.acked_since_first_attempt = false;
                         }
                     }
@@ -598,18 +611,18 @@ impl Checker {
                         if let Some(finished) = self.last_finish {
                             prop_assert!(
                                 self.acked_since_finish
-                                    || now.duration_since(finished).unwrap_or_default()
+                                    || self.real.duration_since(finished).unwrap_or_default()
                                         >= self.policy.cooldown,
                                 "an automatic promotion inside the cooldown without an ack"
                             );
                         }
                         // No storm: at most max_attempts automatic promotions in any window as long
                         // as the cooldown, unless an operator acknowledged in between.
-                        let latest = self.latest;
+                        let real = self.real;
                         let cooldown = self.policy.cooldown;
                         self.auto_promotions
-                            .retain(|at| latest.duration_since(*at).unwrap_or_default() < cooldown);
-                        self.auto_promotions.push(now);
+                            .retain(|at| real.duration_since(*at).unwrap_or_default() < cooldown);
+                        self.auto_promotions.push(real);
                         prop_assert!(
                             self.auto_promotions.len() as u32 <= self.policy.max_attempts.max(1),
                             "{} automatic promotions within one cooldown",
@@ -1162,6 +1175,199 @@ fn long_run_finding_no_automatic_promotion_inside_a_manual_failovers_cooldown() 
             ]),
         ),
         (Clock::Forward(3), Event::PollWorld),
+    ];
+    run(Mode::Auto, &policy, &events, true).unwrap();
+}
+
+#[test]
+/// Found by the long run; the engine was right (in real time, a cooldown passed) and the
+/// checker measured on a wall clock that had stepped back: cooldowns are judged in real time.
+fn long_run_cooldowns_are_judged_in_real_time_not_on_a_stepped_wall_clock() {
+    let policy = Policy {
+        cooldown: Duration::from_secs(600),
+        ..Policy::default()
+    };
+    let events: Vec<(Clock, Event)> = vec![
+        (Clock::Forward(2), Event::Change(0, Change::Healthy(false))),
+        (Clock::Forward(2), Event::PollWorld),
+        (Clock::Forward(5), Event::PollWorld),
+        (Clock::Forward(7), Event::Tick),
+        (
+            Clock::Forward(4),
+            Event::Poll([
+                Obs {
+                    reachable: false,
+                    healthy: false,
+                    role: Some(FailoverRole::Primary),
+                    sync: Some(-1),
+                    answer: Answer::Full,
+                },
+                Obs {
+                    reachable: false,
+                    healthy: false,
+                    role: Some(FailoverRole::Primary),
+                    sync: Some(-1),
+                    answer: Answer::NotAsked,
+                },
+            ]),
+        ),
+        (Clock::Forward(3), Event::PollWorld),
+        (Clock::Forward(4), Event::PollWorld),
+        (Clock::Forward(7), Event::PollWorld),
+        (Clock::Back(16), Event::PollWorld),
+        (Clock::Forward(2), Event::Answer { ok: false }),
+        (
+            Clock::Forward(2),
+            Event::Manual {
+                target: 1,
+                data_sync_first: false,
+                demote_peer: false,
+                force: false,
+                confirmed: true,
+                override_preflight: false,
+            },
+        ),
+        (Clock::Forward(2), Event::Answer { ok: false }),
+        (
+            Clock::Stall(532),
+            Event::Poll([
+                Obs {
+                    reachable: false,
+                    healthy: false,
+                    role: Some(FailoverRole::Primary),
+                    sync: Some(-1),
+                    answer: Answer::Full,
+                },
+                Obs {
+                    reachable: false,
+                    healthy: false,
+                    role: Some(FailoverRole::Primary),
+                    sync: Some(-1),
+                    answer: Answer::Full,
+                },
+            ]),
+        ),
+        (
+            Clock::Forward(8),
+            Event::Poll([
+                Obs {
+                    reachable: false,
+                    healthy: false,
+                    role: Some(FailoverRole::Primary),
+                    sync: Some(-1),
+                    answer: Answer::Full,
+                },
+                Obs {
+                    reachable: false,
+                    healthy: false,
+                    role: Some(FailoverRole::Primary),
+                    sync: Some(-1),
+                    answer: Answer::Full,
+                },
+            ]),
+        ),
+        (
+            Clock::Forward(8),
+            Event::Poll([
+                Obs {
+                    reachable: false,
+                    healthy: false,
+                    role: Some(FailoverRole::Primary),
+                    sync: Some(-1),
+                    answer: Answer::Full,
+                },
+                Obs {
+                    reachable: false,
+                    healthy: false,
+                    role: Some(FailoverRole::Primary),
+                    sync: Some(-1),
+                    answer: Answer::Full,
+                },
+            ]),
+        ),
+        (
+            Clock::Forward(6),
+            Event::Poll([
+                Obs {
+                    reachable: false,
+                    healthy: false,
+                    role: Some(FailoverRole::Primary),
+                    sync: Some(-1),
+                    answer: Answer::Full,
+                },
+                Obs {
+                    reachable: false,
+                    healthy: false,
+                    role: Some(FailoverRole::Primary),
+                    sync: Some(-1),
+                    answer: Answer::Full,
+                },
+            ]),
+        ),
+        (
+            Clock::Forward(7),
+            Event::Poll([
+                Obs {
+                    reachable: false,
+                    healthy: false,
+                    role: Some(FailoverRole::Primary),
+                    sync: Some(-1),
+                    answer: Answer::Full,
+                },
+                Obs {
+                    reachable: false,
+                    healthy: false,
+                    role: Some(FailoverRole::Primary),
+                    sync: Some(-1),
+                    answer: Answer::Full,
+                },
+            ]),
+        ),
+        (Clock::Forward(8), Event::PollWorld),
+        (Clock::Forward(3), Event::PollWorld),
+        (
+            Clock::Forward(2),
+            Event::Poll([
+                Obs {
+                    reachable: false,
+                    healthy: false,
+                    role: Some(FailoverRole::Primary),
+                    sync: Some(-1),
+                    answer: Answer::Full,
+                },
+                Obs {
+                    reachable: true,
+                    healthy: false,
+                    role: Some(FailoverRole::Backup),
+                    sync: Some(-1),
+                    answer: Answer::Full,
+                },
+            ]),
+        ),
+        (
+            Clock::Forward(2),
+            Event::Poll([
+                Obs {
+                    reachable: true,
+                    healthy: false,
+                    role: Some(FailoverRole::Primary),
+                    sync: Some(-1),
+                    answer: Answer::Full,
+                },
+                Obs {
+                    reachable: false,
+                    healthy: false,
+                    role: Some(FailoverRole::Primary),
+                    sync: Some(-1),
+                    answer: Answer::Full,
+                },
+            ]),
+        ),
+        (Clock::Forward(6), Event::PollWorld),
+        (Clock::Forward(4), Event::PollWorld),
+        (Clock::Forward(6), Event::PollWorld),
+        (Clock::Forward(3), Event::PollWorld),
+        (Clock::Forward(5), Event::PollWorld),
     ];
     run(Mode::Auto, &policy, &events, true).unwrap();
 }
