@@ -3,8 +3,9 @@
 use serde::{Deserialize, Serialize};
 
 use super::memory::{Memory, Outcome, Trigger};
-use super::observation::Slot;
+use super::observation::{ShownCall, Slot};
 use super::state::StateKind;
+use crate::api::model::ClientCounts;
 use crate::api::model::FailoverRequest;
 use crate::api::time::UtcTime;
 
@@ -109,7 +110,7 @@ pub struct PreflightReport {
     pub plan: Vec<PlannedCall>,
     /// Who the failover disconnects: the clients last counted on the current primary.
     #[serde(default)]
-    pub impact: Option<Box<super::impact::Impact>>,
+    pub impact: Option<Box<Impact>>,
     /// Whether the plan was started (confirmed, and passed or overridden).
     pub started: bool,
     /// The confirmation named a plan that is no longer the plan (the picture changed after it
@@ -138,11 +139,15 @@ impl PreflightReport {
     }
 }
 
-/// One call of a plan as the operator was shown it: what a confirmation agrees to.
+/// The clients connected to the appliance a failover takes the primary role from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ShownCall {
+pub struct Impact {
     pub appliance: String,
-    pub request: FailoverRequest,
+    /// Per client type, as the API names them.
+    pub clients: ClientCounts,
+    pub representatives: u64,
+    /// When they were counted.
+    pub counted_at: UtcTime,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

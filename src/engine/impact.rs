@@ -4,25 +4,12 @@
 
 use std::time::SystemTime;
 
-use serde::{Deserialize, Serialize};
-
+use super::action::Impact;
 use super::clock::since;
 use super::machine::Engine;
 use super::observation::Slot;
 use super::words::duration;
-use crate::api::model::ClientCounts;
 use crate::api::time::UtcTime;
-
-/// The clients connected to the appliance a failover takes the primary role from.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Impact {
-    pub appliance: String,
-    /// Per client type, as the API names them.
-    pub clients: ClientCounts,
-    pub representatives: u64,
-    /// When they were counted.
-    pub counted_at: UtcTime,
-}
 
 impl Engine {
     pub fn impact_of(&self, primary: Slot, _now: SystemTime) -> Option<Impact> {

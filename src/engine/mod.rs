@@ -40,11 +40,11 @@ mod words;
 #[cfg(test)]
 mod tests;
 
-pub use action::{Action, AlertKind, FailoverCall, FailoverSummary, PreflightReport, ShownCall};
+pub use action::{Action, AlertKind, FailoverCall, FailoverSummary, PreflightReport};
 pub use machine::{Engine, SiteConfig};
 pub use memory::{MEMORY_VERSION, Memory, Outcome, Trigger};
 pub use observation::{
-    ApplianceReport, CallResult, Command, HookAnswer, Input, ManualRequest, PollReport,
+    ApplianceReport, CallResult, Command, HookAnswer, Input, ManualRequest, PollReport, ShownCall,
 };
 pub use policy::{Mode, Policy};
 pub use state::{Blocker, StateKind};

@@ -3,7 +3,9 @@
 use serde::{Deserialize, Serialize};
 
 use crate::api::ErrorKind;
-use crate::api::model::{ApplianceRecord, ClientCounts, FailoverAccepted, Health, Probe};
+use crate::api::model::{
+    ApplianceRecord, ClientCounts, FailoverAccepted, FailoverRequest, Health, Probe,
+};
 
 /// Appliances are addressed by their position in the site's configuration (0 or 1).
 pub type Slot = usize;
@@ -97,7 +99,7 @@ pub struct ManualRequest {
     pub by: String,
     /// The plan the operator confirmed, when one was shown: a confirmation is for exactly
     /// that plan, and a different one is not started.
-    pub shown_plan: Option<Vec<super::action::ShownCall>>,
+    pub shown_plan: Option<Vec<ShownCall>>,
     /// The pre-failover hook's answer, when one is configured (the daemon asks it first).
     #[serde(default)]
     pub hook: Option<HookAnswer>,
@@ -119,4 +121,11 @@ pub enum Input {
         result: CallResult,
     },
     Command(Command),
+}
+
+/// One call of a plan as the operator was shown it: what a confirmation agrees to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShownCall {
+    pub appliance: String,
+    pub request: FailoverRequest,
 }
