@@ -71,6 +71,29 @@ fn restart(h: &mut Harness) {
     h.engine = Engine::new(config, memory);
 }
 
+/// Polls until the engine makes a call; the memory it handed over in the same step, before it.
+fn persisted_before_the_first_call(h: &mut Harness) -> Memory {
+    for _ in 0..20 {
+        let from = h.actions.len();
+        h.cycle();
+        let step = &h.actions[from..];
+        if let Some(call_at) = step
+            .iter()
+            .position(|a| matches!(a, Action::CallFailover(_)))
+        {
+            return step[..call_at]
+                .iter()
+                .rev()
+                .find_map(|a| match a {
+                    Action::Persist(m) => Some(m.clone()),
+                    _ => None,
+                })
+                .expect("memory persisted before the call");
+        }
+    }
+    panic!("no call within 20 polls")
+}
+
 /// Case 1: the gate trusted the newest sync time ever seen. The primary now reports an older
 /// one (its sync stalled after a restore): that is what the backup has.
 #[test]
@@ -274,23 +297,7 @@ fn w8_memory_is_persisted_before_the_call_and_a_restart_resumes_the_episode() {
     let mut h = settled(Mode::Auto);
     h.answer_calls = false;
     h.world.up[EAST] = false;
-    let mut persisted_first = None;
-    for _ in 0..20 {
-        let from = h.actions.len();
-        h.cycle();
-        let step = &h.actions[from..];
-        if let Some(call_at) = step
-            .iter()
-            .position(|a| matches!(a, Action::CallFailover(_)))
-        {
-            persisted_first = step[..call_at].iter().rev().find_map(|a| match a {
-                Action::Persist(m) => Some(m.clone()),
-                _ => None,
-            });
-            break;
-        }
-    }
-    let memory = persisted_first.expect("memory persisted before the call");
+    let memory = persisted_before_the_first_call(&mut h);
     assert!(
         memory.cooldown_until.is_some(),
         "cooldown starts with the call"
@@ -407,23 +414,7 @@ fn w8_a_call_that_never_left_before_the_crash_is_sent_once_after_it() {
     let mut h = settled(Mode::Auto);
     h.answer_calls = false;
     h.world.up[EAST] = false;
-    let mut persisted = None;
-    for _ in 0..20 {
-        let from = h.actions.len();
-        h.cycle();
-        let step = &h.actions[from..];
-        if let Some(call_at) = step
-            .iter()
-            .position(|a| matches!(a, Action::CallFailover(_)))
-        {
-            persisted = step[..call_at].iter().rev().find_map(|a| match a {
-                Action::Persist(m) => Some(m.clone()),
-                _ => None,
-            });
-            break;
-        }
-    }
-    let memory = persisted.expect("memory persisted before the call");
+    let memory = persisted_before_the_first_call(&mut h);
     // Crash before the call left: the appliance never saw it.
     h.calls.clear();
     h.engine = Engine::new(h.engine.config().clone(), memory);
