@@ -57,6 +57,13 @@ impl Engine {
             self.streak = None;
             return;
         };
+        if self.streak.as_ref().is_some_and(|s| s.slot != primary) {
+            // The streak was of another primary. Even when nothing is observed of the new one,
+            // the old streak must end here: while it was not the primary its own polls (a
+            // healthy answer, say) were never judged against it, so resuming it later would
+            // join failures that a healthy poll separated.
+            self.streak = None;
+        }
         if !ApplianceView::observed(&report.appliances[primary]) {
             // Nothing was observed (our budget, 429, 401, 403): the streak neither grows nor
             // ends; its time is measured to the last poll that did observe the primary.

@@ -1371,3 +1371,58 @@ fn long_run_cooldowns_are_judged_in_real_time_not_on_a_stepped_wall_clock() {
     ];
     run(Mode::Auto, &policy, &events, true).unwrap();
 }
+
+/// Found by the long run: east fails, then answers healthy while west (silent) is still
+/// believed primary, then fails again. The engine kept east's streak through the healthy
+/// answer (it judged only the primary's polls, and east was not the primary then) and failed
+/// over after 13 s of observed failure instead of 30 s: a streak ends when another appliance
+/// becomes the primary.
+#[test]
+fn long_run_a_healthy_report_between_failures_ends_the_failing_streak() {
+    let policy = Policy {
+        cooldown: Duration::from_secs(600),
+        ..Policy::default()
+    };
+    let obs = |reachable, healthy, role, answer| Obs {
+        reachable,
+        healthy,
+        role: Some(role),
+        sync: Some(-1),
+        answer,
+    };
+    use FailoverRole::{Backup, Primary};
+    let events: Vec<(Clock, Event)> = vec![
+        (Clock::Forward(2), Event::Change(0, Change::Healthy(false))),
+        (
+            Clock::Forward(2),
+            Event::Change(1, Change::Reachable(false)),
+        ),
+        (
+            Clock::Forward(2),
+            Event::Poll([
+                obs(false, false, Primary, Answer::Full),
+                obs(true, false, Primary, Answer::Full),
+            ]),
+        ),
+        (Clock::Forward(2), Event::PollWorld),
+        (
+            Clock::Forward(2),
+            Event::Poll([
+                obs(true, true, Backup, Answer::Full),
+                obs(false, false, Primary, Answer::NotAsked),
+            ]),
+        ),
+        (Clock::Forward(7), Event::Change(1, Change::Reachable(true))),
+        (Clock::Forward(8), Event::PollWorld),
+        (
+            Clock::Forward(4),
+            Event::Poll([
+                obs(false, false, Primary, Answer::Full),
+                obs(true, false, Backup, Answer::Full),
+            ]),
+        ),
+        (Clock::Forward(3), Event::PollWorld),
+        (Clock::Forward(6), Event::PollWorld),
+    ];
+    run(Mode::Auto, &policy, &events, true).unwrap();
+}
