@@ -38,6 +38,8 @@ pub struct ApplianceSettings {
     pub budget: BudgetSettings,
     /// Which command API to speak.
     pub api: ApiChoice,
+    /// The local address requests leave from (`site[].source_address`).
+    pub source_address: Option<std::net::IpAddr>,
 }
 
 impl ApplianceSettings {
@@ -52,6 +54,7 @@ impl ApplianceSettings {
             max_body_bytes: transport::DEFAULT_MAX_BODY_BYTES,
             budget: BudgetSettings::default(),
             api: ApiChoice::V2,
+            source_address: None,
         }
     }
 }
@@ -82,8 +85,11 @@ impl Session {
         observer: Arc<dyn ApiObserver>,
     ) -> Result<Self, TransportSetupError> {
         let target = Target::new(&settings.name, transport::parse_base_url(&settings.url)?);
-        let http =
-            transport::shared_http_client(settings.request_timeout, settings.ca_file.as_deref())?;
+        let http = transport::shared_http_client(
+            settings.request_timeout,
+            settings.ca_file.as_deref(),
+            settings.source_address,
+        )?;
         let basic_auth = Secret::new(format!(
             "Basic {}",
             base64::engine::general_purpose::STANDARD.encode(format!(

@@ -88,10 +88,15 @@ pub fn load_ca_bundle(path: &Path) -> Result<Vec<reqwest::Certificate>, Transpor
 pub(crate) fn shared_http_client(
     request_timeout: Duration,
     ca_file: Option<&Path>,
+    source_address: Option<std::net::IpAddr>,
 ) -> Result<reqwest::Client, TransportSetupError> {
     // The CA file's modification time is part of the key, so a replaced bundle is read again
     // on the next reload.
-    type Key = (Duration, Option<(PathBuf, Option<std::time::SystemTime>)>);
+    type Key = (
+        Duration,
+        Option<(PathBuf, Option<std::time::SystemTime>)>,
+        Option<std::net::IpAddr>,
+    );
     static CLIENTS: std::sync::OnceLock<
         std::sync::Mutex<std::collections::HashMap<Key, reqwest::Client>>,
     > = std::sync::OnceLock::new();
@@ -103,13 +108,14 @@ pub(crate) fn shared_http_client(
                 std::fs::metadata(p).and_then(|m| m.modified()).ok(),
             )
         }),
+        source_address,
     );
     let clients = CLIENTS.get_or_init(Default::default);
     if let Some(client) = clients.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
         return Ok(client.clone());
     }
     // Built outside the lock: a CA file is read from disk.
-    let client = build_http_client(request_timeout, ca_file)?;
+    let client = build_http_client(request_timeout, ca_file, source_address)?;
     clients
         .lock()
         .unwrap_or_else(|p| p.into_inner())
@@ -121,6 +127,7 @@ pub(crate) fn shared_http_client(
 pub(crate) fn build_http_client(
     request_timeout: Duration,
     ca_file: Option<&Path>,
+    source_address: Option<std::net::IpAddr>,
 ) -> Result<reqwest::Client, TransportSetupError> {
     let mut defaults = HeaderMap::new();
     defaults.insert(header::CONNECTION, HeaderValue::from_static("close"));
@@ -134,7 +141,8 @@ pub(crate) fn build_http_client(
         // An appliance that redirects an authenticated call elsewhere is not to be followed.
         .redirect(reqwest::redirect::Policy::none())
         .use_rustls_tls()
-        .https_only(false);
+        .https_only(false)
+        .local_address(source_address);
     if let Some(path) = ca_file {
         builder = builder.tls_built_in_root_certs(false);
         for cert in load_ca_bundle(path)? {

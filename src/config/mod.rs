@@ -35,7 +35,33 @@ pub struct Config {
     pub control_socket: PathBuf,
     pub exporter: ExporterConfig,
     pub sites: Vec<SiteConfig>,
+    /// Several watchdogs acting as one, coordinated through etcd; `None`: this one alone, its
+    /// memory in `state_dir` (the default, unchanged).
+    pub cluster: Option<ClusterConfig>,
 }
+
+/// `[cluster]`: where the instances that work together meet (etcd), and who this one is.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClusterConfig {
+    /// etcd client URLs (`http://` or `https://`), tried in turn.
+    pub endpoints: Vec<String>,
+    /// The key prefix shared by the instances that work together.
+    pub name: String,
+    /// This instance's id, unique among them.
+    pub instance: String,
+    pub lease_ttl: Duration,
+    /// A private CA bundle for etcd's certificates; when set, only these CAs are trusted.
+    pub ca_file: Option<PathBuf>,
+    /// A client certificate and key (PEM) for etcd's client-certificate authentication.
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+    /// etcd's own user authentication.
+    pub user: Option<String>,
+    pub password: Option<SecretSource>,
+}
+
+pub const DEFAULT_CLUSTER_NAME: &str = "bt-watchdog";
+pub const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ExporterConfig {
@@ -89,6 +115,12 @@ pub struct SiteConfig {
     pub request_timeout: Duration,
     pub budget: BudgetSettings,
     pub policy: Policy,
+    /// The local address the site's requests leave from (a watchdog host with several
+    /// addresses, or routes chosen by source).
+    pub source_address: Option<std::net::IpAddr>,
+    /// With `[cluster]`: how many instances, this one included, must see an appliance failing
+    /// before it counts as failed; `None`: a majority of the live instances.
+    pub confirming_views: Option<u32>,
 }
 
 /// One problem found in a configuration.

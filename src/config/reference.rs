@@ -94,7 +94,19 @@ pub(super) fn document(line: impl Fn(&Key) -> Option<(bool, &'static str)>, docs
         let (key_table, name) = split(key.path);
         if key_table != table {
             table = key_table;
-            out.push_str(&format!("\n{}\n", header(table)));
+            // A table whose every key is commented out is itself (an empty `[cluster]` is
+            // not the same as none).
+            let all_commented = KEYS
+                .iter()
+                .filter(|k| split(k.path).0 == table)
+                .filter_map(&line)
+                .all(|(commented, _)| commented);
+            let hash = if all_commented && !table.is_empty() {
+                "# "
+            } else {
+                ""
+            };
+            out.push_str(&format!("\n{hash}{}\n", header(table)));
         }
         if docs {
             let see = key

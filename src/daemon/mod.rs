@@ -23,6 +23,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::api::{ApplianceClient, ApplianceSettings};
+use crate::cluster::Cluster;
 use crate::config::{self, Config, ConfigError, SiteConfig};
 use crate::control::lock::{self, StateLock};
 use crate::control::server as control_socket;
@@ -34,7 +35,7 @@ use crate::exporter::status::Board;
 use crate::exporter::web_config::WebConfig;
 use dispatch::{Directory, Dispatcher};
 use site::{SiteCommand, SiteLoop};
-use store::{StateStore, StoreError};
+use store::{MemoryHome, StateStore, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
@@ -58,6 +59,8 @@ pub enum DaemonError {
     WebConfig(#[from] crate::exporter::web_config::WebConfigError),
     #[error("{0}")]
     Socket(#[from] crate::control::server::SocketError),
+    #[error("{0}")]
+    Cluster(#[from] crate::cluster::etcd::EtcdError),
 }
 
 /// Where the configuration comes from: a file (run) or a value (demo).
@@ -153,6 +156,24 @@ pub async fn start(
             source,
         })?;
     let (stop, stop_rx) = watch::channel(false);
+    let cluster = match &config.cluster {
+        Some(settings) => {
+            let cluster = Cluster::start(settings.clone(), stop_rx.clone())?;
+            tracing::info!(
+                "clustered: instance {} of {} on etcd {}; a site is failed over only by the instance that leads it",
+                settings.instance,
+                settings.name,
+                settings.endpoints.join(", ")
+            );
+            tokio::spawn(publish_cluster(
+                cluster.clone(),
+                metrics.clone(),
+                stop_rx.clone(),
+            ));
+            Some(cluster)
+        }
+        None => None,
+    };
     let mut sites = BTreeMap::new();
     let mut readiness = Vec::new();
     for site in &config.sites {
@@ -162,6 +183,7 @@ pub async fn start(
             &config.state_dir,
             &metrics,
             &board,
+            cluster.as_ref(),
         )?;
         directory.insert(&site.name, running.commands.clone(), appliance_names(site));
         sites.insert(site.name.clone(), running);
@@ -215,6 +237,7 @@ pub async fn start(
         let result = supervise(
             source,
             config,
+            cluster,
             sites,
             metrics_for_supervisor,
             board_for_supervisor,
@@ -233,6 +256,21 @@ pub async fn start(
         stop,
         task,
     })
+}
+
+/// Keeps the cluster's gauges current (from this process's own knowledge: no request).
+async fn publish_cluster(
+    cluster: Arc<Cluster>,
+    metrics: Arc<Metrics>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut ticker = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => metrics.set_cluster(&cluster.status()),
+            _ = stop.changed() => return,
+        }
+    }
 }
 
 /// Raises the soft limit on open files to the hard one (systemd's `LimitNOFILE`, or the
@@ -299,6 +337,7 @@ async fn keep_alive(board: Arc<Board>, period: Duration, mut stop: watch::Receiv
 async fn supervise(
     source: ConfigSource,
     mut config: Config,
+    cluster: Option<Arc<Cluster>>,
     mut sites: BTreeMap<String, RunningSite>,
     metrics: Arc<Metrics>,
     board: Arc<Board>,
@@ -311,7 +350,7 @@ async fn supervise(
             _ = stop.changed() => break,
             Some(()) = reload.recv() => {
                 notify::reloading();
-                match apply_reload(&source, &mut config, &mut sites, &metrics, &board, &directory).await {
+                match apply_reload(&source, &mut config, cluster.as_ref(), &mut sites, &metrics, &board, &directory).await {
                     Ok(summary) => {
                         tracing::info!("configuration reloaded: {summary}");
                         notify::ready("watching (reloaded)");
@@ -334,6 +373,7 @@ async fn supervise(
 async fn apply_reload(
     source: &ConfigSource,
     config: &mut Config,
+    cluster: Option<&Arc<Cluster>>,
     sites: &mut BTreeMap<String, RunningSite>,
     metrics: &Arc<Metrics>,
     board: &Arc<Board>,
@@ -350,6 +390,9 @@ async fn apply_reload(
         if !unchanged {
             prepared.push((site.clone(), build_clients(site, metrics)?));
         }
+    }
+    if new.cluster != config.cluster {
+        tracing::warn!("[cluster] only changes on a restart; keeping the current one");
     }
     if new.state_dir != config.state_dir || new.exporter != config.exporter {
         tracing::warn!(
@@ -403,6 +446,7 @@ async fn apply_reload(
                     metrics,
                     board,
                     clients,
+                    cluster,
                 )?;
                 directory.insert(&site.name, running.commands.clone(), appliance_names(&site));
                 summary.push(format!("added {}", site.name));
@@ -449,6 +493,7 @@ pub fn build_clients(
         settings.request_timeout = site.request_timeout;
         settings.budget = site.budget.clone();
         settings.api = appliance.api.unwrap_or(site.api);
+        settings.source_address = site.source_address;
         ApplianceClient::new(settings, observer.clone())
             .map(Arc::new)
             .map_err(|e| DaemonError::Site {
@@ -465,9 +510,10 @@ fn spawn_site(
     state_dir: &Path,
     metrics: &Arc<Metrics>,
     board: &Arc<Board>,
+    cluster: Option<&Arc<Cluster>>,
 ) -> Result<(RunningSite, oneshot::Receiver<()>), DaemonError> {
     let clients = build_clients(&site, metrics)?;
-    spawn_site_with(site, mode, state_dir, metrics, board, clients)
+    spawn_site_with(site, mode, state_dir, metrics, board, clients, cluster)
 }
 
 pub fn spawn_site_with(
@@ -477,10 +523,22 @@ pub fn spawn_site_with(
     metrics: &Arc<Metrics>,
     board: &Arc<Board>,
     clients: [Arc<ApplianceClient>; 2],
+    cluster: Option<&Arc<Cluster>>,
 ) -> Result<(RunningSite, oneshot::Receiver<()>), DaemonError> {
     let store = StateStore::new(state_dir, &site.name);
     store.ensure_dir()?;
-    let memory = store.load()?;
+    // Clustered, the memory is etcd's, read by the site loop when it comes to lead the site;
+    // until then it observes with an empty one.
+    let (memory, store) = match cluster {
+        None => (store.load()?, MemoryHome::File(store)),
+        Some(cluster) => (
+            crate::engine::Memory::default(),
+            MemoryHome::Cluster {
+                site: cluster.site(&site.name),
+                state_dir: state_dir.to_path_buf(),
+            },
+        ),
+    };
     if let Some(until) = memory.cooldown_until {
         tracing::info!(site = %site.name, "remembered: cooldown until {until}");
     }

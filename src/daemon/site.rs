@@ -13,16 +13,19 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
 use super::clock;
-use super::store::StateStore;
+use super::store::{MemoryHome, SaveFailure};
 use crate::api::model::{ApiInfo, FailoverRole, Health, Probe};
 use crate::api::{ApiError, ApplianceClient, Endpoint, ErrorKind};
+use crate::cluster::Leadership;
+use crate::cluster::vote::{self, ApplianceVantage, Seen, Vantage, Verdict};
 use crate::config::SiteConfig;
 use crate::engine::{
     self, Action, ApplianceReport, CallResult, Engine, Input, Mode, PollReport, PreflightReport,
 };
 use crate::exporter::metrics::{ApplianceInfoLabels, ApplianceSample, Metrics, SiteSample};
 use crate::exporter::status::{
-    AlertStatus, ApplianceStatus, Board, DecisionStatus, PauseStatus, SiteStatus,
+    AlertStatus, ApplianceStatus, Board, DecisionStatus, PauseStatus, SiteClusterStatus,
+    SiteStatus, VantageStatus,
 };
 
 /// How often `/info` is asked again (product, permissions).
@@ -90,7 +93,15 @@ pub struct SiteLoop {
     mode: Mode,
     clients: [Arc<ApplianceClient>; 2],
     engine: Engine,
-    store: StateStore,
+    store: MemoryHome,
+    /// Whether this instance may act for the site: always alone; with `[cluster]`, while it
+    /// leads the site. A site it does not lead runs its engine in `observe` mode.
+    leading: bool,
+    leadership: Leadership,
+    /// With `[cluster]`: this instance's view of the appliances, as last published.
+    vantage: Vantage,
+    published: Option<Vantage>,
+    verdicts: [Option<Verdict>; 2],
     metrics: Arc<Metrics>,
     board: Arc<Board>,
     results: (mpsc::Sender<CallAnswer>, mpsc::Receiver<CallAnswer>),
@@ -118,17 +129,32 @@ impl SiteLoop {
         mode: Mode,
         clients: [Arc<ApplianceClient>; 2],
         memory: engine::Memory,
-        store: StateStore,
+        store: MemoryHome,
         metrics: Arc<Metrics>,
         board: Arc<Board>,
         ready: oneshot::Sender<()>,
     ) -> Self {
-        let engine = Engine::new(engine_config(&site, mode), memory);
+        // Clustered, every site starts as a follower: it acts once it leads, with the memory
+        // etcd holds then.
+        let leading = store.cluster().is_none();
+        let engine_mode = if leading { mode } else { Mode::Observe };
+        let engine = Engine::new(engine_config(&site, engine_mode), memory);
         let names = [
             site.appliances[0].name.clone(),
             site.appliances[1].name.clone(),
         ];
         metrics.register_site(&site.name, &names);
+        let vantage = Vantage {
+            appliances: names
+                .iter()
+                .map(|name| ApplianceVantage {
+                    name: name.clone(),
+                    failing: false,
+                    since: None,
+                    streak: 0,
+                })
+                .collect(),
+        };
         let now = Instant::now();
         SiteLoop {
             site,
@@ -136,6 +162,17 @@ impl SiteLoop {
             clients,
             engine,
             store,
+            leading,
+            leadership: if leading {
+                Leadership::Leader
+            } else {
+                Leadership::Lost {
+                    reason: "not in touch with etcd yet".to_string(),
+                }
+            },
+            vantage,
+            published: None,
+            verdicts: [None, None],
             metrics,
             board,
             results: mpsc::channel(4),
@@ -185,6 +222,8 @@ impl SiteLoop {
                     last_poll_started = Instant::now();
                     let report = self.poll().await;
                     self.last_poll = Some(clock::now());
+                    let report = self.vote(report).await;
+                    self.follow_leadership().await;
                     self.step(Input::Poll(report)).await;
                     if let Some(ready) = self.ready.take() {
                         let _ = ready.send(());
@@ -302,7 +341,8 @@ impl SiteLoop {
                 clients,
             } => {
                 tracing::info!(site = %site.name, "configuration reloaded");
-                self.engine.reconfigure(engine_config(&site, mode));
+                let engine_mode = if self.leading { mode } else { Mode::Observe };
+                self.engine.reconfigure(engine_config(&site, engine_mode));
                 self.site = *site;
                 self.mode = mode;
                 self.clients = clients;
@@ -312,6 +352,7 @@ impl SiteLoop {
                 self.publish(clock::now());
             }
             SiteCommand::Operator { command, reply } => {
+                self.follow_leadership().await;
                 self.preflight = None;
                 self.step(Input::Command(command)).await;
                 if let Some(reply) = reply {
@@ -335,7 +376,7 @@ impl SiteLoop {
             let actions = self.engine.step(now, input);
             // The engine hands over its intent right before each call; anything else in
             // between (or no intent at all) means no call.
-            let mut intent: Result<(), String> =
+            let mut intent: Result<Option<i64>, String> =
                 Err("no intent was written before the call".to_string());
             for action in actions {
                 match action {
@@ -348,7 +389,7 @@ impl SiteLoop {
                             &mut intent,
                             Err("no intent was written before the call".to_string()),
                         ) {
-                            Ok(()) => self.send(call).await,
+                            Ok(revision) => self.send(call, revision).await,
                             Err(reason) => {
                                 tracing::error!(site = %self.site.name, appliance = %call.appliance_name,
                                     "not calling POST /failover-role: the intent could not be written durably first ({reason})");
@@ -376,34 +417,40 @@ impl SiteLoop {
             // Shown as a refusal with this problem: the operator asks again once it is fixed.
             report.started = false;
             report.passed = false;
-            report.problems.push(format!(
-                "not carried out: the intent could not be written to the state directory ({reason}); nothing was sent to the appliances. Free space or make {} writable, then ask again",
-                self.store.dir().display()
-            ));
+            report.problems.push(match self.store.cluster() {
+                None => format!(
+                    "not carried out: the intent could not be written to the state directory ({reason}); nothing was sent to the appliances. Free space or make {} writable, then ask again",
+                    self.store.dir().display()
+                ),
+                Some(_) => format!(
+                    "not carried out: the intent could not be written to etcd ({reason}); nothing was sent to the appliances. Only the instance that leads the site acts, and only while etcd answers"
+                ),
+            });
         }
         self.publish(now);
     }
 
-    /// Writes the memory durably; the error in words when it could not be.
-    async fn persist(&mut self, memory: engine::Memory) -> Result<(), String> {
-        let store = self.store.clone();
-        let saved = tokio::task::spawn_blocking(move || store.save(&memory))
-            .await
-            .map_err(|e| format!("the write did not complete: {e}"))
-            .and_then(|r| r.map_err(|e| e.to_string()));
+    /// Writes the memory durably (to its home: the state file, or etcd under this instance's
+    /// leadership); the etcd revision it was written at, or the error in words.
+    async fn persist(&mut self, memory: engine::Memory) -> Result<Option<i64>, String> {
+        let saved = self.store.save(&memory).await;
         let site = &self.site.name;
-        match &saved {
-            Ok(()) => {
+        match saved {
+            Ok(revision) => {
                 if let Some(fault) = self.store_fault.take() {
-                    tracing::info!(site = %site, "the state file can be written again (after {} failed writes); failover calls are possible again", fault.failures);
+                    tracing::info!(site = %site, "the memory can be written again (after {} failed writes); failover calls are possible again", fault.failures);
                 }
+                Ok(revision)
             }
-            Err(error) => {
+            // A follower keeps its memory to itself: only the leader writes, and acts.
+            Err(SaveFailure::NotLeader(reason)) => Err(reason),
+            Err(SaveFailure::Failed(reason)) if !self.leading => Err(reason),
+            Err(SaveFailure::Failed(error)) => {
                 self.metrics.count_state_write_error(site);
                 match &mut self.store_fault {
                     Some(fault) => {
                         fault.failures += 1;
-                        if fault.error != *error {
+                        if fault.error != error {
                             tracing::error!(site = %site, "cannot save the watchdog's memory: {error}");
                         }
                         fault.error = error.clone();
@@ -416,13 +463,133 @@ impl SiteLoop {
                         });
                     }
                 }
+                Err(error)
             }
         }
-        saved
     }
 
-    /// Hands a call whose intent is on disk to the actuator.
-    async fn send(&mut self, call: engine::FailoverCall) {
+    /// With `[cluster]`: takes up or gives up the site as etcd says. A new leader builds its
+    /// engine from the memory etcd holds, so an unfinished failover of a former leader is
+    /// resumed (verified, its call never sent again) rather than decided afresh.
+    async fn follow_leadership(&mut self) {
+        let Some(cluster) = self.store.cluster() else {
+            return;
+        };
+        let leadership = cluster.leadership();
+        let site = self.site.name.clone();
+        match (&leadership, self.leading) {
+            (Leadership::Leader, false) => match self.store.load().await {
+                Ok(memory) => {
+                    let resumes = memory.episode.is_some();
+                    self.engine = Engine::new(engine_config(&self.site, self.mode), memory);
+                    self.leading = true;
+                    self.store_fault = None;
+                    tracing::info!(site = %site, "this instance leads the site now (mode {}); memory read from {}{}",
+                        self.mode.as_str(), self.store.place(),
+                        if resumes { "; it holds an unfinished failover: resuming it (verify, never send its call again)" } else { "" });
+                }
+                Err(error) => {
+                    tracing::error!(site = %site, "this instance leads the site but cannot read its memory ({error}); not acting until it can");
+                }
+            },
+            (Leadership::Leader, true) => {}
+            (other, true) => {
+                self.leading = false;
+                self.engine
+                    .reconfigure(engine_config(&self.site, Mode::Observe));
+                tracing::warn!(site = %site, "this instance no longer leads the site ({}); observing only", describe(other));
+            }
+            (other, false) => {
+                if *other != self.leadership {
+                    tracing::info!(site = %site, "{}", describe(other));
+                }
+            }
+        }
+        self.leadership = leadership;
+    }
+
+    /// With `[cluster]`: publishes this instance's view of the appliances, and hides from the
+    /// engine a failure that not enough instances see (a poll that observed nothing never
+    /// moves a failing streak). Alone, the report is the engine's as it is.
+    async fn vote(&mut self, mut report: PollReport) -> PollReport {
+        let Some(cluster) = self.store.cluster().cloned() else {
+            return report;
+        };
+        let now = crate::api::time::UtcTime::from_system_time(SystemTime::now()).to_string();
+        let seen = [
+            vote::seen(&report.appliances[0]),
+            vote::seen(&report.appliances[1]),
+        ];
+        for (slot, seen) in seen.iter().enumerate() {
+            let Some(own) = self.vantage.appliances.get_mut(slot) else {
+                continue;
+            };
+            match seen {
+                Seen::Failing => {
+                    own.streak = own.streak.saturating_add(1);
+                    if !own.failing || own.since.is_none() {
+                        own.failing = true;
+                        own.since = Some(now.clone());
+                    }
+                }
+                Seen::Reachable => {
+                    own.streak = 0;
+                    if own.failing || own.since.is_none() {
+                        own.failing = false;
+                        own.since = Some(now.clone());
+                    }
+                }
+                Seen::Nothing => {}
+            }
+        }
+        if self.published.as_ref() != Some(&self.vantage) {
+            match cluster.publish_view(&self.vantage).await {
+                Ok(()) => self.published = Some(self.vantage.clone()),
+                Err(error) => {
+                    self.published = None;
+                    tracing::debug!(site = %self.site.name, "cannot publish this instance's view: {error}");
+                }
+            }
+        }
+        let (views, members) = cluster.views();
+        for slot in 0..2 {
+            let Some(own) = self.vantage.appliances.get(slot) else {
+                continue;
+            };
+            let others: Vec<bool> = views
+                .iter()
+                .filter_map(|(_, view)| view.appliances.get(slot).map(|a| a.failing))
+                .collect();
+            let verdict = vote::judge(
+                own.failing,
+                own.streak,
+                &others,
+                members,
+                self.site.confirming_views,
+            );
+            let before = self.verdicts[slot];
+            if seen[slot] == Seen::Failing && !verdict.confirmed {
+                report.appliances[slot] = engine::ApplianceReport::default();
+                if before.is_none_or(|b| b.confirmed || b.failing != verdict.failing) {
+                    tracing::info!(site = %self.site.name, appliance = %self.name(slot),
+                        "this instance sees the appliance failing, but only {} of {} live instances do ({} needed): not counted as a failure",
+                        verdict.failing, verdict.live, verdict.required);
+                }
+            }
+            if verdict.partitioned && !before.is_some_and(|b| b.partitioned) {
+                tracing::warn!(site = %self.site.name, appliance = %self.name(slot),
+                    "partitioned: this instance cannot reach the appliance while other instances can; the fault is most likely on this instance's network path");
+            } else if !verdict.partitioned && before.is_some_and(|b| b.partitioned) {
+                tracing::info!(site = %self.site.name, appliance = %self.name(slot), "no longer partitioned from the appliance");
+            }
+            self.verdicts[slot] = Some(verdict);
+        }
+        report
+    }
+
+    /// Hands a call whose intent is durable to the actuator; `revision`: the etcd revision the
+    /// intent was written at, when clustered.
+    async fn send(&mut self, call: engine::FailoverCall, revision: Option<i64>) {
         let site = self.site.name.clone();
         if self.hold == Some(TestHold::IntentWritten) {
             TestHold::IntentWritten.stop_here(&site).await;
@@ -433,7 +600,8 @@ impl SiteLoop {
         let hold = self.hold;
         let r = call.request;
         tracing::info!(site = %site, appliance = %call.appliance_name, trigger = call.trigger.as_str(),
-            "calling POST /failover-role {{role: {}, data_sync_first: {}, force: {}}} on {}", r.role, r.data_sync_first, r.force, call.appliance_name);
+            "calling POST /failover-role {{role: {}, data_sync_first: {}, force: {}}} on {}{}", r.role, r.data_sync_first, r.force, call.appliance_name,
+            revision.map(|r| format!(" (intent at etcd revision {r})")).unwrap_or_default());
         self.calls_in_flight += 1;
         tokio::spawn(async move {
             let result = match client.set_failover_role(call.request).await {
@@ -626,6 +794,58 @@ impl SiteLoop {
         &self.site.appliances[slot].name
     }
 
+    /// The site's cluster status, and its gauges.
+    fn cluster_status(&self) -> Option<SiteClusterStatus> {
+        let cluster = self.store.cluster()?;
+        let site = &self.site.name;
+        let (role, reason) = match &self.leadership {
+            Leadership::Leader if self.leading => ("leader", None),
+            Leadership::Leader => (
+                "follower",
+                Some("elected, reading the site's memory from etcd".to_string()),
+            ),
+            Leadership::Follower { .. } => ("follower", Some(describe(&self.leadership))),
+            Leadership::Lost { .. } => ("lost", Some(describe(&self.leadership))),
+        };
+        let vantage: Vec<VantageStatus> = self
+            .verdicts
+            .iter()
+            .enumerate()
+            .filter_map(|(slot, verdict)| {
+                let verdict = (*verdict)?;
+                Some(VantageStatus {
+                    appliance: self.name(slot).to_string(),
+                    live: verdict.live,
+                    failing_views: verdict.failing,
+                    required: verdict.required,
+                    partitioned: verdict.partitioned,
+                })
+            })
+            .collect();
+        self.metrics.set_site_cluster(
+            site,
+            role == "leader",
+            &vantage
+                .iter()
+                .map(|v| {
+                    (
+                        v.appliance.as_str(),
+                        v.failing_views,
+                        v.required,
+                        v.partitioned,
+                    )
+                })
+                .collect::<Vec<_>>(),
+        );
+        Some(SiteClusterStatus {
+            instance: cluster.instance().to_string(),
+            role: role.to_string(),
+            leader: cluster.leader(),
+            reason,
+            vantage,
+        })
+    }
+
     /// Updates the metrics and `/status` from the engine.
     fn publish(&self, now: SystemTime) {
         let site = &self.site.name;
@@ -781,7 +1001,24 @@ impl SiteLoop {
                     f.error, f.failures
                 )
             }),
+            cluster: self.cluster_status(),
         });
+    }
+}
+
+/// A leadership in words, for the log and `/status`.
+fn describe(leadership: &Leadership) -> String {
+    match leadership {
+        Leadership::Leader => "this instance leads the site".to_string(),
+        Leadership::Follower {
+            leader: Some(leader),
+        } => {
+            format!("{leader} leads the site; this instance observes")
+        }
+        Leadership::Follower { leader: None } => {
+            "no instance leads the site right now; this instance observes".to_string()
+        }
+        Leadership::Lost { reason } => format!("{reason}: no instance here acts"),
     }
 }
 

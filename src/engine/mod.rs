@@ -45,3 +45,4 @@ pub use memory::{MEMORY_VERSION, Memory, Outcome, Trigger};
 pub use observation::{ApplianceReport, CallResult, Command, Input, ManualRequest, PollReport};
 pub use policy::{Mode, Policy};
 pub use state::{Blocker, StateKind};
+pub use view::{ErrorMeaning, meaning};

@@ -37,6 +37,7 @@ POST   /sim/reset                          back to the start: roles, faults, tok
 Appliance faults: down hang unhealthy slow_ms malformed endless_body rate_limited retry_after_secs
                   token_failing reject_tokens forbidden no_check_health failover_failing
                   expired_certificate (TLS, when the simulator was given an expired certificate)
+                  ignored_sources ([\"127.0.0.3\"]: connections from these addresses hang)
 ";
 
 type Answer = Response<SimBody>;

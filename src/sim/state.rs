@@ -131,6 +131,9 @@ pub struct Faults {
     /// New TLS connections get the simulator's expired certificate (`SimConfig::expired_tls`)
     /// instead of the valid one.
     pub expired_certificate: bool,
+    /// Connections from these client addresses are accepted and never answered: a network
+    /// path from one watchdog broken while the others' work (`source_address`).
+    pub ignored_sources: Vec<std::net::IpAddr>,
 }
 
 /// A partial update of [`Faults`]: only the fields given change.
@@ -151,6 +154,7 @@ pub struct FaultsPatch {
     pub no_check_health: Option<bool>,
     pub failover_failing: Option<bool>,
     pub expired_certificate: Option<bool>,
+    pub ignored_sources: Option<Vec<std::net::IpAddr>>,
 }
 
 impl Faults {
@@ -171,7 +175,11 @@ impl Faults {
             no_check_health,
             failover_failing,
             expired_certificate,
+            ignored_sources,
         } = patch;
+        if let Some(v) = ignored_sources {
+            self.ignored_sources = v;
+        }
         if let Some(v) = expired_certificate {
             self.expired_certificate = v;
         }
