@@ -78,6 +78,10 @@ struct Shared {
     cache: BTreeMap<String, Kv>,
     /// Whether the cache is current (a watch is running on it).
     synced: bool,
+    /// Since when it is not (a watch that ended is replaced at once, but not instantly).
+    stale_since: Option<Instant>,
+    /// Whether it was ever read.
+    ever_synced: bool,
     /// Whether etcd answered the last request.
     up: bool,
     last_error: Option<String>,
@@ -163,10 +167,18 @@ impl Cluster {
         }
     }
 
-    /// This instance's lease is alive, and its cache current.
+    /// This instance's lease is alive, and its cache current. A cache being read again after
+    /// its watch ended counts as current for a short while: the writes that matter are
+    /// guarded by etcd itself, and dropping the lead at every reconnection would rebuild the
+    /// engine (and forget its streaks) for nothing.
     fn alive(&self, shared: &Shared) -> bool {
+        let current = shared.synced
+            || (shared.ever_synced
+                && shared
+                    .stale_since
+                    .is_some_and(|since| since.elapsed() < self.config.lease_ttl));
         shared.up
-            && shared.synced
+            && current
             && shared.lease.is_some()
             && shared
                 .valid_until
@@ -192,6 +204,15 @@ impl Cluster {
         }
         shared.up = false;
         shared.last_error = Some(text);
+    }
+
+    /// The cache is no longer kept current: read it again.
+    fn stale(&self) {
+        let mut shared = self.lock();
+        if shared.synced {
+            shared.synced = false;
+            shared.stale_since = Some(Instant::now());
+        }
     }
 
     fn note_answer(&self) {
@@ -249,7 +270,7 @@ impl Cluster {
                                 if let Some(task) = watcher.take() {
                                     task.abort();
                                 }
-                                self.lock().synced = false;
+                                self.stale();
                             }
                         }
                         Ok(None) => {
@@ -280,6 +301,8 @@ impl Cluster {
                             let mut shared = self.lock();
                             shared.cache = kvs.into_iter().map(|kv| (kv.key_text(), kv)).collect();
                             shared.synced = true;
+                            shared.ever_synced = true;
+                            shared.stale_since = None;
                         }
                         match self.etcd.watch(&self.prefix, revision + 1).await {
                             Ok(stream) => {
@@ -289,7 +312,7 @@ impl Cluster {
                                 watcher = Some(tokio::spawn(self.clone().follow(stream)));
                             }
                             Err(e) => {
-                                self.lock().synced = false;
+                                self.stale();
                                 self.note_error(&e);
                             }
                         }
@@ -349,8 +372,8 @@ impl Cluster {
                     }
                 }
                 WatchBatch::Ended(reason) => {
-                    tracing::debug!("cluster: {reason}; reading the keys again");
-                    self.lock().synced = false;
+                    tracing::info!("cluster: {reason}; reading the keys again");
+                    self.stale();
                     self.wake.notify_one();
                     return;
                 }
