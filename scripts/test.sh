@@ -9,6 +9,8 @@ command -v curl >/dev/null 2>&1 || need_packages+=(curl)
 command -v openssl >/dev/null 2>&1 || need_packages+=(openssl)
 # A real Prometheus and promtool, for the exporter, dashboard and alert rule tests.
 { command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1; } || need_packages+=(prometheus)
+# A real etcd, for the tests of several watchdogs acting as one (tests/cluster.rs).
+command -v etcd >/dev/null 2>&1 || need_packages+=(etcd-server)
 if [ ${#need_packages[@]} -gt 0 ]; then
   echo "==> installing Debian packages: ${need_packages[*]}"
   if [ "$(id -u)" -eq 0 ]; then

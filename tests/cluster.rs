@@ -500,3 +500,82 @@ async fn an_etcd_member_lost_changes_nothing() {
     assert_eq!(calls(&sim), one_swap(), "{}", logs(&instances));
     assert!(called(&instances[leader]));
 }
+
+/// Runs the CLI against one instance's daemon (its own control socket).
+fn cli(instance: &Instance, args: &[&str]) -> (bool, String) {
+    let output = std::process::Command::new(common::watchdog::BINARY)
+        .args(args)
+        .arg("--config")
+        .arg(&instance.config)
+        .output()
+        .unwrap();
+    (
+        output.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        ),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn commands_given_to_any_instance_are_carried_out_by_the_leader() {
+    let mut etcd = EtcdCluster::start(1);
+    let sim = pair().await;
+    let ws = Workspace::new();
+    let instances = three(&ws, &sim, &etcd, [None; 3]).await;
+    let leader = the_leader(&instances).await;
+    let follower = &instances[(leader + 1) % 3];
+    // A pause given to a follower pauses the site where it counts: on the leader.
+    let (ok, said) = cli(
+        follower,
+        &["pause", "--site", "hq", "--reason", "upgrading east"],
+    );
+    assert!(ok, "{said}");
+    let site = instances[leader]
+        .watchdog()
+        .wait_for_site(LONG, "the leader paused", |s| s["state"] == "paused")
+        .await;
+    assert_eq!(site["pause"]["reason"], "upgrading east", "{site:#}");
+    sim.set_faults(0, unhealthy());
+    no_call_for(
+        &sim,
+        Duration::from_secs(3),
+        "a paused site was failed over",
+    )
+    .await;
+    let (ok, said) = cli(follower, &["resume", "--site", "hq"]);
+    assert!(ok, "{said}");
+    instances[leader]
+        .watchdog()
+        .wait_for_site(LONG, "the leader resumed", |s| s["pause"].is_null())
+        .await;
+    until(LONG, "the failover after the resume", || {
+        !calls(&sim).is_empty()
+    })
+    .await;
+    instances[leader]
+        .watchdog()
+        .wait_for_site(LONG, "the failover to end", |s| {
+            s["last_failover"]["outcome"] == "success"
+        })
+        .await;
+    assert_eq!(calls(&sim), one_swap());
+    // Without etcd, a manual failover through any instance is refused, and nothing is sent.
+    etcd.kill(0);
+    for instance in &instances {
+        let end = Instant::now() + LONG;
+        while instance.cluster_up().await != Some(0.0) {
+            assert!(Instant::now() < end, "{}", logs(&instances));
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    let (ok, said) = cli(
+        &instances[leader],
+        &["failover", "--site", "hq", "--to", "east", "--confirm"],
+    );
+    assert!(!ok, "{said}");
+    assert!(said.contains("--standalone"), "{said}");
+    assert_eq!(calls(&sim), one_swap(), "nothing more was sent");
+}

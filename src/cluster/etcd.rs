@@ -117,6 +117,7 @@ pub enum Op {
         value: Vec<u8>,
         lease: Option<i64>,
     },
+    Delete(String),
 }
 
 /// What a transaction did: whether its comparisons held, and the store's revision after it.
@@ -165,6 +166,7 @@ fn op_json(op: &Op) -> Value {
             }
             json!({ "request_put": put })
         }
+        Op::Delete(key) => json!({"request_delete_range": {"key": b64(key)}}),
     }
 }
 
@@ -434,6 +436,12 @@ impl Etcd {
         )
         .await
         .map(|_| ())
+    }
+
+    pub async fn delete(&self, key: &str) -> Result<(), EtcdError> {
+        self.txn(&[], &[Op::Delete(key.to_string())])
+            .await
+            .map(|_| ())
     }
 
     /// If every comparison holds, the operations, atomically.

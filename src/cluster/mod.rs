@@ -86,7 +86,23 @@ struct Shared {
     up: bool,
     last_error: Option<String>,
     sites: BTreeSet<String>,
+    /// Where operator commands routed to this instance go, per site it may lead.
+    routes: BTreeMap<String, tokio::sync::mpsc::Sender<Routed>>,
 }
+
+/// An operator command another instance routed to this one, as the site's leader.
+#[derive(Debug)]
+pub struct Routed {
+    pub id: String,
+    pub command: crate::engine::Command,
+}
+
+/// What the leader answers to a routed command: the preflight report (if any), or why it did
+/// not carry it out.
+pub type RoutedAnswer = Result<Option<crate::engine::PreflightReport>, String>;
+
+/// How long a routed command waits for the leader's answer (the control socket waits 10s).
+const ROUTE_TIMEOUT: Duration = Duration::from_secs(8);
 
 /// What `/status` and the metrics say about the cluster.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -357,6 +373,7 @@ impl Cluster {
                         for event in events {
                             match event {
                                 Event::Put(kv) => {
+                                    self.deliver(&shared, &kv);
                                     shared.cache.insert(kv.key_text(), kv);
                                 }
                                 Event::Delete(key) => {
@@ -377,6 +394,42 @@ impl Cluster {
                     self.wake.notify_one();
                     return;
                 }
+            }
+        }
+    }
+
+    /// A command routed to a site this instance leads goes to that site's loop, once (only new
+    /// events are delivered: a request left over from a former leader is never carried out).
+    fn deliver(&self, shared: &Shared, kv: &Kv) {
+        let key = kv.key_text();
+        let Some(rest) = key.strip_prefix(&format!("{}sites/", self.prefix)) else {
+            return;
+        };
+        let Some((site, id)) = rest.split_once("/requests/") else {
+            return;
+        };
+        let leads = shared
+            .cache
+            .get(&self.site_key(site, "leader"))
+            .is_some_and(|leader| {
+                leader.value == self.config.instance.as_bytes()
+                    && Some(leader.lease) == shared.lease
+            });
+        if !leads {
+            return;
+        }
+        let Some(route) = shared.routes.get(site) else {
+            return;
+        };
+        match serde_json::from_slice(&kv.value) {
+            Ok(command) => {
+                let _ = route.try_send(Routed {
+                    id: id.to_string(),
+                    command,
+                });
+            }
+            Err(e) => {
+                tracing::warn!(site = %site, "cluster: a routed command that cannot be read ({e}); ignored")
             }
         }
     }
@@ -572,6 +625,91 @@ impl ClusterSite {
                 .remove(&cluster.site_key(&self.site, "leader"));
             cluster.wake.notify_one();
             Err(not_leader(None))
+        }
+    }
+
+    /// Routed commands for this site, while this instance leads it (one receiver per site).
+    pub fn requests(&self) -> tokio::sync::mpsc::Receiver<Routed> {
+        let (sender, receiver) = tokio::sync::mpsc::channel(8);
+        self.cluster.lock().routes.insert(self.site.clone(), sender);
+        receiver
+    }
+
+    /// Sends an operator command to the instance that leads the site and waits for its answer
+    /// (pause, resume, ack and manual failover go through the leader: only its memory counts,
+    /// and only it may call).
+    pub async fn route(&self, command: &crate::engine::Command) -> RoutedAnswer {
+        let cluster = &self.cluster;
+        let leader = match self.leadership() {
+            Leadership::Leader => {
+                return Err("this instance leads the site: not routed".to_string());
+            }
+            Leadership::Follower {
+                leader: Some(leader),
+            } => leader,
+            Leadership::Follower { leader: None } => {
+                return Err(format!(
+                    "no instance leads site {} right now (a leadership is being taken over); ask again in a few seconds",
+                    self.site
+                ));
+            }
+            Leadership::Lost { reason } => {
+                return Err(format!(
+                    "refused: {reason}, so no instance can be sure it alone acts on site {}. Nothing was changed. To act without the cluster, stop this instance (systemctl stop bt-watchdog) and run `bt-watchdog failover --standalone` here: the others cannot act while etcd is out of their reach either",
+                    self.site
+                ));
+            }
+        };
+        let Some(lease) = cluster.lock().lease else {
+            return Err("this instance has no lease".to_string());
+        };
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        let id = format!(
+            "{}-{}-{}",
+            cluster.config.instance,
+            std::process::id(),
+            NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
+        let request = cluster.site_key(&self.site, &format!("requests/{id}"));
+        let reply = cluster.site_key(&self.site, &format!("replies/{id}"));
+        let text = serde_json::to_vec(command).map_err(|e| e.to_string())?;
+        cluster
+            .etcd
+            .put(&request, &text, Some(lease))
+            .await
+            .map_err(|e| format!("cannot route the command to the leader {leader}: {e}"))?;
+        let end = Instant::now() + ROUTE_TIMEOUT;
+        let answer = loop {
+            let found = cluster.lock().cache.get(&reply).map(|kv| kv.value.clone());
+            if let Some(found) = found {
+                break serde_json::from_slice::<RoutedAnswer>(&found)
+                    .unwrap_or_else(|e| Err(format!("the leader's answer cannot be read: {e}")));
+            }
+            if Instant::now() >= end {
+                break Err(format!(
+                    "the leader {leader} did not answer within {}s; whether it carried the command out is unknown: check `bt-watchdog status` on it",
+                    ROUTE_TIMEOUT.as_secs()
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        };
+        let _ = cluster.etcd.delete(&request).await;
+        let _ = cluster.etcd.delete(&reply).await;
+        answer.map_err(|e| format!("{e} (answered by the leader {leader})"))
+    }
+
+    /// The leader's answer to a routed command, under its lease.
+    pub async fn answer(&self, id: &str, answer: &RoutedAnswer) {
+        let cluster = &self.cluster;
+        let Some(lease) = cluster.lock().lease else {
+            return;
+        };
+        let reply = cluster.site_key(&self.site, &format!("replies/{id}"));
+        let Ok(text) = serde_json::to_vec(answer) else {
+            return;
+        };
+        if let Err(e) = cluster.etcd.put(&reply, &text, Some(lease)).await {
+            tracing::warn!(site = %self.site, "cluster: cannot answer a routed command: {e}");
         }
     }
 

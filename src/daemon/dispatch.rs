@@ -177,10 +177,15 @@ impl Dispatcher {
                 message: format!("site {site} is shutting down"),
             };
         }
-        let Ok(Ok(report)) = tokio::time::timeout(SITE_TIMEOUT, answer).await else {
-            return Answer::Refused {
-                message: format!("site {site} did not answer"),
-            };
+        let report = match tokio::time::timeout(SITE_TIMEOUT, answer).await {
+            Ok(Ok(Ok(report))) => report,
+            // With `[cluster]`: the leader refused it, or no instance leads the site.
+            Ok(Ok(Err(message))) => return Answer::Refused { message },
+            _ => {
+                return Answer::Refused {
+                    message: format!("site {site} did not answer"),
+                };
+            }
         };
         let (answer, outcome) = match report {
             Some(report) => {

@@ -39,10 +39,11 @@ pub enum SiteCommand {
         mode: Mode,
         clients: [Arc<ApplianceClient>; 2],
     },
-    /// An operator command; the engine's answer (a preflight report, if any) is sent back.
+    /// An operator command; the engine's answer (a preflight report, if any) is sent back, or
+    /// why it was not carried out (with `[cluster]`: no instance leads the site).
     Operator {
         command: engine::Command,
-        reply: Option<oneshot::Sender<Option<PreflightReport>>>,
+        reply: Option<oneshot::Sender<crate::cluster::RoutedAnswer>>,
     },
 }
 
@@ -102,6 +103,8 @@ pub struct SiteLoop {
     vantage: Vantage,
     published: Option<Vantage>,
     verdicts: [Option<Verdict>; 2],
+    /// With `[cluster]`: operator commands other instances route to this one as the leader.
+    routed: Option<mpsc::Receiver<crate::cluster::Routed>>,
     metrics: Arc<Metrics>,
     board: Arc<Board>,
     results: (mpsc::Sender<CallAnswer>, mpsc::Receiver<CallAnswer>),
@@ -137,6 +140,7 @@ impl SiteLoop {
         // Clustered, every site starts as a follower: it acts once it leads, with the memory
         // etcd holds then.
         let leading = store.cluster().is_none();
+        let routed = store.cluster().map(|c| c.requests());
         let engine_mode = if leading { mode } else { Mode::Observe };
         let engine = Engine::new(engine_config(&site, engine_mode), memory);
         let names = [
@@ -173,6 +177,7 @@ impl SiteLoop {
             vantage,
             published: None,
             verdicts: [None, None],
+            routed,
             metrics,
             board,
             results: mpsc::channel(4),
@@ -214,6 +219,7 @@ impl SiteLoop {
                 biased;
                 _ = shutdown.changed() => break,
                 Some(command) = commands.recv() => self.command(command).await,
+                Some(routed) = next_routed(&mut self.routed) => self.answer_routed(routed).await,
                 Some((call_id, result)) = self.results.1.recv() => {
                     self.calls_in_flight = self.calls_in_flight.saturating_sub(1);
                     self.step(Input::CallResult { call_id, result }).await;
@@ -353,13 +359,45 @@ impl SiteLoop {
             }
             SiteCommand::Operator { command, reply } => {
                 self.follow_leadership().await;
+                // With `[cluster]`, only the leader's memory counts and only it may call: a
+                // command given to another instance is carried out by the leader.
+                if let Some(cluster) = self.store.cluster().filter(|_| !self.leading).cloned() {
+                    tokio::spawn(async move {
+                        let answer = cluster.route(&command).await;
+                        if let Some(reply) = reply {
+                            let _ = reply.send(answer);
+                        }
+                    });
+                    return;
+                }
                 self.preflight = None;
                 self.step(Input::Command(command)).await;
                 if let Some(reply) = reply {
-                    let _ = reply.send(self.preflight.take());
+                    let _ = reply.send(Ok(self.preflight.take()));
                 }
             }
         }
+    }
+
+    /// A command routed here by another instance: carried out if this instance still leads
+    /// the site, and answered through etcd.
+    async fn answer_routed(&mut self, routed: crate::cluster::Routed) {
+        self.follow_leadership().await;
+        let Some(cluster) = self.store.cluster().cloned() else {
+            return;
+        };
+        let answer = if self.leading {
+            tracing::info!(site = %self.site.name, "carrying out a command routed from another instance: {:?}", routed.command);
+            self.preflight = None;
+            self.step(Input::Command(routed.command)).await;
+            Ok(self.preflight.take())
+        } else {
+            Err(format!(
+                "{} no longer leads the site; ask again",
+                cluster.instance()
+            ))
+        };
+        cluster.answer(&routed.id, &answer).await;
     }
 
     /// One engine step and its actions. A failover call goes out only when the `Persist`
@@ -1003,6 +1041,16 @@ impl SiteLoop {
             }),
             cluster: self.cluster_status(),
         });
+    }
+}
+
+/// The next routed command, when this site has a route (never, alone).
+async fn next_routed(
+    routed: &mut Option<mpsc::Receiver<crate::cluster::Routed>>,
+) -> Option<crate::cluster::Routed> {
+    match routed {
+        Some(receiver) => receiver.recv().await,
+        None => std::future::pending().await,
     }
 }
 

@@ -35,8 +35,9 @@ pub enum CallResult {
     },
 }
 
-/// Operator commands (from the CLI through the daemon).
-#[derive(Debug, Clone, PartialEq)]
+/// Operator commands (from the CLI through the daemon; with `[cluster]`, through etcd to the
+/// instance that leads the site).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Command {
     Pause {
         reason: String,
@@ -54,7 +55,7 @@ pub enum Command {
     Failover(ManualRequest),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ManualRequest {
     /// Correlates the preflight report and outcome with the request.
     pub request_id: u64,
