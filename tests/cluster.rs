@@ -265,6 +265,14 @@ async fn the_primary_dies_one_call_by_the_leader() {
         site["cluster"]["leader"], instances[leader].name,
         "{site:#}"
     );
+    // A leader stopped gracefully gives its lease back; another instance takes the site.
+    let mut instances = instances;
+    instances[leader].watchdog.as_mut().unwrap().stop();
+    let stopped_log = std::fs::read_to_string(&instances[leader].log).unwrap();
+    assert!(stopped_log.contains("lease given back"), "{stopped_log}");
+    instances[leader].watchdog = None;
+    let successor = the_leader(&instances).await;
+    assert_ne!(successor, leader);
 }
 
 /// The leader is killed with SIGKILL at `hold` of an automatic failover; another instance

@@ -327,11 +327,12 @@ impl Etcd {
         let mut last = None;
         for offset in 0..self.endpoints.len().max(1) {
             let (index, endpoint) = self.endpoint(offset);
-            if self.credentials.is_some() && self.token().is_none() {
-                if let Err(e) = self.authenticate(endpoint).await {
-                    last = Some(e);
-                    continue;
-                }
+            if self.credentials.is_some()
+                && self.token().is_none()
+                && let Err(e) = self.authenticate(endpoint).await
+            {
+                last = Some(e);
+                continue;
             }
             let mut result = self
                 .send_to(endpoint, path, body, self.token().as_deref())

@@ -121,6 +121,8 @@ pub struct Cluster {
     shared: Mutex<Shared>,
     wake: Notify,
     prefix: String,
+    /// The membership task, awaited on shutdown so that the lease is given back before exit.
+    task: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl Cluster {
@@ -137,9 +139,20 @@ impl Cluster {
             etcd,
             shared: Mutex::new(Shared::default()),
             wake: Notify::new(),
+            task: Mutex::new(None),
         });
-        tokio::spawn(cluster.clone().membership(stop));
+        let task = tokio::spawn(cluster.clone().membership(stop));
+        *cluster.task.lock().unwrap_or_else(|p| p.into_inner()) = Some(task);
         Ok(cluster)
+    }
+
+    /// Waits (briefly) for the membership task to give the lease back after `stop`: the
+    /// other instances then take this one's sites at once rather than after a TTL.
+    pub async fn finish(&self) {
+        let task = self.task.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(task) = task {
+            let _ = tokio::time::timeout(request_timeout(self.config.lease_ttl) * 2, task).await;
+        }
     }
 
     pub fn instance(&self) -> &str {

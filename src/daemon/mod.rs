@@ -367,6 +367,9 @@ async fn supervise(
         let _ = site.shutdown.send(true);
         let _ = site.task.await;
     }
+    if let Some(cluster) = cluster {
+        cluster.finish().await;
+    }
     Ok(())
 }
 

@@ -590,7 +590,7 @@ impl SiteLoop {
             }
         }
         let (views, members) = cluster.views();
-        for slot in 0..2 {
+        for (slot, seen) in seen.iter().enumerate() {
             let Some(own) = self.vantage.appliances.get(slot) else {
                 continue;
             };
@@ -606,7 +606,7 @@ impl SiteLoop {
                 self.site.confirming_views,
             );
             let before = self.verdicts[slot];
-            if seen[slot] == Seen::Failing && !verdict.confirmed {
+            if *seen == Seen::Failing && !verdict.confirmed {
                 report.appliances[slot] = engine::ApplianceReport::default();
                 if before.is_none_or(|b| b.confirmed || b.failing != verdict.failing) {
                     tracing::info!(site = %self.site.name, appliance = %self.name(slot),
