@@ -99,7 +99,7 @@ impl Instance {
         metric(
             &self.watchdog().metrics().await,
             &format!(
-                "beyondtrust_watchdog_cluster_up{{cluster=\"{CLUSTER}\",instance=\"{}\"}}",
+                "beyondtrust_watchdog_cluster_up{{cluster=\"{CLUSTER}\",member=\"{}\"}}",
                 self.name
             ),
         )

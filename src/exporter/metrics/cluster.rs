@@ -1,6 +1,7 @@
 //! Several watchdogs acting as one (`[cluster]`): `beyondtrust_watchdog_cluster_*`, the
 //! leadership of each site and the vote on each appliance. No series exist without
-//! `[cluster]`, so that a lone watchdog does not look like a broken cluster.
+//! `[cluster]`, so that a lone watchdog does not look like a broken cluster. This instance's
+//! name is the `member` label: `instance` is Prometheus's own (the scrape target).
 
 use prometheus::{GaugeVec, IntCounterVec, Opts, Registry};
 
@@ -27,13 +28,13 @@ impl ClusterMetrics {
                 registry,
                 "beyondtrust_watchdog_cluster_up",
                 "1 while etcd answers and this instance's lease is alive; 0 means no site is led (and no failover made) by this instance.",
-                &["cluster", "instance"],
+                &["cluster", "member"],
             ),
             members: gauge(
                 registry,
                 "beyondtrust_watchdog_cluster_members",
                 "Live instances of the cluster (with a lease), this one included, as this instance last saw them.",
-                &["cluster", "instance"],
+                &["cluster", "member"],
             ),
             requests: register(
                 registry,
@@ -43,7 +44,7 @@ impl ClusterMetrics {
                         "beyondtrust_watchdog_cluster_requests_total",
                         "Requests this instance sent to etcd (a watch counts once).",
                     ),
-                    &["cluster", "instance"],
+                    &["cluster", "member"],
                 ),
             ),
             leader: gauge(
