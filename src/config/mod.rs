@@ -296,6 +296,39 @@ cooldown = "30m"
     }
 
     #[test]
+    fn without_cluster_nothing_changes_and_a_cluster_is_read_and_checked() {
+        assert_eq!(parse(GOOD, "good.toml").unwrap().cluster, None);
+        let clustered = format!(
+            "{GOOD}\n[cluster]\nendpoints = [\"https://etcd-1:2379\", \"http://10.0.0.2:2379/\"]\ninstance = \"east-1\"\nlease_ttl = \"15s\"\n"
+        );
+        let cluster = parse(&clustered, "c.toml").unwrap().cluster.unwrap();
+        assert_eq!(
+            cluster.endpoints,
+            ["https://etcd-1:2379", "http://10.0.0.2:2379"]
+        );
+        assert_eq!(
+            (cluster.name.as_str(), cluster.instance.as_str()),
+            (DEFAULT_CLUSTER_NAME, "east-1")
+        );
+        assert_eq!(cluster.lease_ttl, Duration::from_secs(15));
+        let bad = format!(
+            "{GOOD}\n[cluster]\nendpoints = [\"etcd-1\"]\nname = \"a/b\"\nlease_ttl = \"1500ms\"\ncert_file = \"/c.pem\"\npassword = \"hunter2\"\n"
+        );
+        let error = parse(&bad, "bad.toml").unwrap_err();
+        let paths: Vec<&str> = error.problems.iter().map(|p| p.path.as_str()).collect();
+        for path in [
+            "cluster.endpoints[0]",
+            "cluster.name",
+            "cluster.lease_ttl",
+            "cluster.cert_file",
+            "cluster.password",
+        ] {
+            assert!(paths.contains(&path), "{path} not in {error}");
+        }
+        assert!(!error.to_string().contains("hunter2"), "{error}");
+    }
+
+    #[test]
     fn absurd_durations_are_refused_with_their_key() {
         let text = GOOD.replace("cooldown = \"30m\"", "cooldown = \"10000y\"");
         let error = parse(&text, "huge.toml").unwrap_err();
