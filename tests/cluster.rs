@@ -360,6 +360,69 @@ async fn the_leader_killed_after_its_intent_another_sends_the_call_once() {
     the_leader_killed_during_a_failover("intent-written").await;
 }
 
+/// The leader wrote its intent and waits on the pre-failover hook (it may, up to the hook's
+/// timeout) when it is frozen for longer than its lease: another instance takes the site,
+/// resumes that intent and sends its call. When the former leader runs again and its hook
+/// answers "proceed", its call must not leave: it no longer leads. (Before the lease was
+/// checked again at the call, this made two calls for one failure.)
+#[tokio::test(flavor = "multi_thread")]
+async fn a_leader_that_lost_its_lease_while_its_call_waited_never_sends_it() {
+    let etcd = EtcdCluster::start(1);
+    let sim = pair().await;
+    let ws = Workspace::new();
+    let mut instances: Vec<Instance> = ["w1", "w2", "w3"]
+        .iter()
+        .map(|name| instance(&ws, &sim, &etcd, name, None))
+        .collect();
+    // Only w1 has a hook, and it answers "proceed" once the test says so.
+    let release = ws.path("release");
+    let hook = format!(
+        "\n[pre_failover]\ncommand = [\"/bin/sh\", \"-c\", \"cat > /dev/null; while [ ! -e {} ]; do sleep 0.05; done; exit 0\"]\ntimeout = \"120s\"\n",
+        release.display()
+    );
+    let mut text = std::fs::read_to_string(&instances[0].config).unwrap();
+    text.push_str(&hook);
+    std::fs::write(&instances[0].config, text).unwrap();
+    start(&mut instances[0], &[]);
+    healthy(&instances[0]).await;
+    assert_eq!(the_leader(&instances).await, 0);
+    for instance in &mut instances[1..] {
+        start(instance, &[]);
+    }
+    for instance in &instances {
+        healthy(instance).await;
+    }
+    sim.set_faults(0, unhealthy());
+    // The intent is in etcd and the call waits on the hook.
+    instances[0]
+        .watchdog()
+        .wait_for_log(LONG, "calling POST /failover-role")
+        .await;
+    instances[0].watchdog().signal("STOP");
+    // Another instance leads, resumes the intent, and sends its call once.
+    until(LONG, "the successor's call", || !calls(&sim).is_empty()).await;
+    assert_eq!(calls(&sim), one_swap());
+    // The former leader runs again, and its hook says "proceed".
+    std::fs::write(&release, "").unwrap();
+    instances[0].watchdog().signal("CONT");
+    until(
+        LONG,
+        "the former leader to give up its call, or to make it",
+        || {
+            calls(&sim).len() > 1
+                || std::fs::read_to_string(&instances[0].log)
+                    .unwrap_or_default()
+                    .contains("not calling POST /failover-role after all")
+        },
+    )
+    .await;
+    let settle = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < settle {
+        assert_eq!(calls(&sim), one_swap(), "{}", logs(&instances));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn an_instance_cut_off_from_the_primary_reports_a_partition_and_nothing_happens() {
     let etcd = EtcdCluster::start(1);

@@ -567,6 +567,25 @@ impl ClusterSite {
         }
     }
 
+    /// Whether a failover call may leave now: only while this instance leads the site with a
+    /// lease alive by its own reckoning (never later than etcd's). The reason when not.
+    pub fn may_call(&self) -> Result<(), String> {
+        match self.leadership() {
+            Leadership::Leader => Ok(()),
+            Leadership::Follower { leader } => Err(format!(
+                "this instance ({}) no longer leads site {}{}",
+                self.instance(),
+                self.site,
+                leader.map(|l| format!(" ({l} does)")).unwrap_or_default()
+            )),
+            Leadership::Lost { reason } => Err(format!(
+                "this instance ({}) can no longer be sure it leads site {}: {reason}",
+                self.instance(),
+                self.site
+            )),
+        }
+    }
+
     /// The leading instance, as far as this one knows.
     pub fn leader(&self) -> Option<String> {
         match self.leadership() {

@@ -898,6 +898,11 @@ impl SiteLoop {
         let leadership = cluster.leadership();
         let site = self.site.name.clone();
         match (&leadership, self.leading) {
+            // A call of this instance's engine is still out (sent while it led): its answer
+            // belongs to that engine, so the site is taken up again once it is back.
+            (Leadership::Leader, false) if self.calls_in_flight > 0 => {
+                tracing::info!(site = %site, "this instance leads the site again; taking it up once the failover call in flight has answered");
+            }
             (Leadership::Leader, false) => match self.store.load().await {
                 Ok(memory) => {
                     let resumes = memory.episode.is_some();
@@ -1020,6 +1025,11 @@ impl SiteLoop {
         let hold = self.hold;
         let gate = self.gate.clone().filter(|_| call.vetoable);
         let question = gate.as_ref().map(|_| self.auto_hook_event(&call));
+        // With `[cluster]`, the lease that guarded the intent's write is checked again right
+        // before the call leaves: between the two lie the journal's sync and the pre-failover
+        // hook (up to its timeout), and a process stopped or cut off from etcd meanwhile may
+        // have lost the site to an instance that resumed this very intent and sent its call.
+        let fence = self.store.cluster().cloned();
         let r = call.request;
         tracing::info!(site = %site, appliance = %call.appliance_name, trigger = call.trigger.as_str(),
             "calling POST /failover-role {{role: {}, data_sync_first: {}, force: {}}} on {}{}", r.role, r.data_sync_first, r.force, call.appliance_name,
@@ -1040,6 +1050,16 @@ impl SiteLoop {
                         return;
                     }
                 }
+            }
+            if let Some(cluster) = &fence
+                && let Err(reason) = cluster.may_call()
+            {
+                tracing::error!(site = %site, appliance = %call.appliance_name,
+                    "not calling POST /failover-role after all: {reason}; the intent stays in etcd for the instance that leads the site, which resumes it");
+                let _ = results
+                    .send((call.call_id, CallResult::NotSent { reason }))
+                    .await;
+                return;
             }
             let result = match client.set_failover_role(call.request).await {
                 Ok(accepted) => CallResult::Accepted(accepted),
