@@ -387,6 +387,7 @@ async fn supervise(
 /// A reload is validated and prepared whole (configuration, secrets, clients, the memory of
 /// every new site) before anything changes; only then is it applied, and applying cannot
 /// fail. A reload that is rejected therefore changes nothing.
+#[allow(clippy::too_many_arguments)]
 async fn apply_reload(
     source: &ConfigSource,
     config: &mut Config,

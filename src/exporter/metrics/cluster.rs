@@ -115,9 +115,14 @@ impl ClusterMetrics {
         let _ = self.leader.remove_label_values(&[site]);
         let _ = self.views_required.remove_label_values(&[site]);
         for appliance in appliances {
-            let labels = [site, appliance.as_str()];
-            let _ = self.partitioned.remove_label_values(&labels);
-            let _ = self.failing_views.remove_label_values(&labels);
+            self.forget_appliance(site, appliance);
         }
+    }
+
+    /// A renamed appliance's vote goes with its old name.
+    pub fn forget_appliance(&self, site: &str, appliance: &str) {
+        let labels = [site, appliance];
+        let _ = self.partitioned.remove_label_values(&labels);
+        let _ = self.failing_views.remove_label_values(&labels);
     }
 }

@@ -191,6 +191,7 @@ impl Metrics {
     /// An appliance renamed or replaced within a site: its own series go, the site's
     /// (failover counters, state) stay.
     pub fn forget_appliance(&self, site: &str, appliance: &str) {
+        self.cluster.forget_appliance(site, appliance);
         self.appliance.forget(site, appliance);
         self.api.forget(site, &[appliance.to_string()]);
         self.watchdog.forget_appliance(site, appliance);
