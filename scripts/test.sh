@@ -13,6 +13,8 @@ command -v openssl >/dev/null 2>&1 || need_packages+=(openssl)
 # (nothing is downloaded at test time).
 [ -x /usr/bin/chromium ] || need_packages+=(chromium)
 [ -x /usr/bin/chromedriver ] || need_packages+=(chromium-driver)
+# A real etcd, for the tests of several watchdogs acting as one (tests/cluster.rs).
+command -v etcd >/dev/null 2>&1 || need_packages+=(etcd-server)
 if [ ${#need_packages[@]} -gt 0 ]; then
   echo "==> installing Debian packages: ${need_packages[*]}"
   if [ "$(id -u)" -eq 0 ]; then

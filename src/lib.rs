@@ -18,6 +18,7 @@
 
 mod accept;
 pub mod api;
+pub(crate) mod cluster;
 pub mod commands;
 pub mod config;
 pub mod control;

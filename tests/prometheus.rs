@@ -12,6 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bt_watchdog::sim::{FaultsPatch, SimSettings};
+use common::etcd::EtcdCluster;
 use common::simulator;
 use common::watchdog::{SECRET, Watchdog, Workspace, config_toml, site_toml};
 
@@ -94,6 +95,9 @@ const METRICS: &[(&str, &[&str])] = &[
     ("beyondtrust_watchdog_paused", &["site"]),
     ("beyondtrust_watchdog_auto_enabled", &["site"]),
     ("beyondtrust_watchdog_build_info", &["version"]),
+    ("beyondtrust_watchdog_cluster_up", &["cluster", "member"]),
+    ("beyondtrust_watchdog_leader", &["site"]),
+    ("beyondtrust_watchdog_partitioned", &["site", "appliance"]),
 ];
 
 fn free_port() -> u16 {
@@ -187,13 +191,20 @@ async fn a_real_prometheus_sees_every_metric_every_panel_and_the_alerts() {
     sim.with(|p| p.set_sync_stale(Some(3600), std::time::SystemTime::now()));
     let ws = Workspace::new();
     let secret = ws.write_secret(SECRET);
+    // Clustered (alone, on a one-member etcd), so that the cluster's metrics and dashboard
+    // row have data too.
+    let etcd = EtcdCluster::start(1);
     std::fs::write(
         ws.path("config.toml"),
         config_toml(
             "observe",
             &ws.path("state"),
             &site_toml("hq", &sim, &secret, ""),
-        ) + "\n# A hook, so that the notification panels have data.\n[[notify]]\nname = \"log\"\ncommand = [\"/bin/true\"]\n",
+        ) + "\n# A hook, so that the notification panels have data.\n[[notify]]\nname = \"log\"\ncommand = [\"/bin/true\"]\n"
+            + &format!(
+                "\n[cluster]\nendpoints = {}\nname = \"prom\"\ninstance = \"solo\"\nlease_ttl = \"3s\"\n",
+                etcd.endpoints_toml()
+            ),
     )
     .unwrap();
     let watchdog = Watchdog::start(&ws.path("config.toml"), &ws.path("watchdog.log"), "info");

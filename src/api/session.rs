@@ -40,6 +40,8 @@ pub struct ApplianceSettings {
     pub budget: BudgetSettings,
     /// Which command API to speak.
     pub api: ApiChoice,
+    /// The local address requests leave from (`site[].source_address`).
+    pub source_address: Option<std::net::IpAddr>,
 }
 
 impl ApplianceSettings {
@@ -55,6 +57,7 @@ impl ApplianceSettings {
             max_body_bytes: transport::DEFAULT_MAX_BODY_BYTES,
             budget: BudgetSettings::default(),
             api: ApiChoice::V2,
+            source_address: None,
         }
     }
 }
@@ -89,6 +92,7 @@ impl Session {
             settings.request_timeout,
             settings.ca_file.as_deref(),
             settings.proxy.as_deref(),
+            settings.source_address,
         )?;
         let basic_auth = Secret::new(format!(
             "Basic {}",

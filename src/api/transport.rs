@@ -89,6 +89,7 @@ pub(crate) fn shared_http_client(
     request_timeout: Duration,
     ca_file: Option<&Path>,
     proxy: Option<&str>,
+    source_address: Option<std::net::IpAddr>,
 ) -> Result<reqwest::Client, TransportSetupError> {
     // The CA file's modification time is part of the key, so a replaced bundle is read again
     // on the next reload.
@@ -96,6 +97,7 @@ pub(crate) fn shared_http_client(
         Duration,
         Option<(PathBuf, Option<std::time::SystemTime>)>,
         Option<String>,
+        Option<std::net::IpAddr>,
     );
     static CLIENTS: std::sync::OnceLock<
         std::sync::Mutex<std::collections::HashMap<Key, reqwest::Client>>,
@@ -109,13 +111,14 @@ pub(crate) fn shared_http_client(
             )
         }),
         proxy.map(str::to_string),
+        source_address,
     );
     let clients = CLIENTS.get_or_init(Default::default);
     if let Some(client) = clients.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
         return Ok(client.clone());
     }
     // Built outside the lock: a CA file is read from disk.
-    let client = build_http_client(request_timeout, ca_file, proxy)?;
+    let client = build_http_client(request_timeout, ca_file, proxy, source_address)?;
     clients
         .lock()
         .unwrap_or_else(|p| p.into_inner())
@@ -132,6 +135,7 @@ pub(crate) fn build_http_client(
     request_timeout: Duration,
     ca_file: Option<&Path>,
     proxy: Option<&str>,
+    source_address: Option<std::net::IpAddr>,
 ) -> Result<reqwest::Client, TransportSetupError> {
     let mut defaults = HeaderMap::new();
     defaults.insert(header::CONNECTION, HeaderValue::from_static("close"));
@@ -145,7 +149,8 @@ pub(crate) fn build_http_client(
         // An appliance that redirects an authenticated call elsewhere is not to be followed.
         .redirect(reqwest::redirect::Policy::none())
         .use_rustls_tls()
-        .https_only(false);
+        .https_only(false)
+        .local_address(source_address);
     builder = match proxy {
         None => builder.no_proxy(),
         Some(url) => builder.proxy(

@@ -96,6 +96,11 @@ pub fn check(path: &Path) -> Report {
             )),
         }
     }
+    if let Ok(config) = &config
+        && let Some(cluster) = &config.cluster
+    {
+        cluster_files(cluster, &mut report);
+    }
     if let Ok(config) = config {
         if config.mode == crate::engine::Mode::Auto {
             report.warnings.push(
@@ -105,4 +110,36 @@ pub fn check(path: &Path) -> Report {
         report.config = Some(config);
     }
     report
+}
+
+/// What only this machine can tell of `[cluster]`: its password, CA bundle, certificate and
+/// key can be read (as the daemon reads them at start).
+fn cluster_files(cluster: &crate::config::ClusterConfig, report: &mut Report) {
+    if let Some(secret) = &cluster.password {
+        if let Err(message) = config::read_secret(secret) {
+            report
+                .problems
+                .push(format!("cluster: etcd password: {message}"));
+        }
+        if let Some(warning) = secret_file_warnings(secret) {
+            report.warnings.push(format!("cluster: {warning}"));
+        }
+    }
+    if let Some(ca_file) = &cluster.ca_file
+        && let Err(error) = load_ca_bundle(ca_file)
+    {
+        report.problems.push(format!("cluster.ca_file: {error}"));
+    }
+    for (key, file) in [
+        ("cert_file", &cluster.cert_file),
+        ("key_file", &cluster.key_file),
+    ] {
+        if let Some(file) = file
+            && let Err(error) = std::fs::metadata(file)
+        {
+            report
+                .problems
+                .push(format!("cluster.{key} {}: {error}", file.display()));
+        }
+    }
 }

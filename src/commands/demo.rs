@@ -93,7 +93,10 @@ pub fn demo_config(
                 stall_tolerance: Duration::from_secs(15),
                 ..Policy::default()
             },
+            source_address: None,
+            confirming_views: None,
         }],
+        cluster: None,
     }
 }
 

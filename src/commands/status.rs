@@ -366,6 +366,27 @@ fn render_site(out: &mut String, site: &SiteStatus) {
         None => "not paused".to_string(),
     };
     let _ = writeln!(out, "  {data} · {cooldown} · {pause}");
+    if let Some(cluster) = &site.cluster {
+        let leader = cluster.leader.as_deref().unwrap_or("none");
+        let mut line = format!(
+            "  cluster: this instance {} is {} · leader {leader}",
+            cluster.instance, cluster.role
+        );
+        for vote in &cluster.vantage {
+            line.push_str(&format!(
+                " · {} failing for {}/{} (need {}){}",
+                vote.appliance,
+                vote.failing_views,
+                vote.live,
+                vote.required,
+                if vote.partitioned { " PARTITIONED" } else { "" }
+            ));
+        }
+        let _ = writeln!(out, "{line}");
+        if let Some(reason) = &cluster.reason {
+            let _ = writeln!(out, "  cluster: {reason}");
+        }
+    }
     let _ = writeln!(out, "  why: {}", site.reason);
     for alert in &site.alerts {
         let _ = writeln!(out, "  ALERT {}: {}", alert.alert, alert.reason);

@@ -47,6 +47,8 @@ const SEE_API: Option<(&str, &str)> = Some(("Choosing the API", "choosing-the-ap
 const SEE_JOURNAL: Option<(&str, &str)> = Some(("The decision journal", "the-decision-journal"));
 const SEE_HOOKS: Option<(&str, &str)> =
     Some(("Notifications and the veto", "notifications-and-the-veto"));
+const SEE_CLUSTER: Option<(&str, &str)> =
+    Some(("Running several watchdogs", "running-several-watchdogs"));
 
 const fn key(
     path: &'static str,
@@ -315,6 +317,12 @@ pub const KEYS: &[Key] = &[
         "bound on every request: connect, headers and body",
     ),
     key(
+        "site[].source_address",
+        Means("chosen by the system"),
+        Commented("\"192.0.2.10\""),
+        "the local IP address the site's requests leave from (a host with several addresses, or routes chosen by source)",
+    ),
+    key(
         "site[].max_requests_per_second",
         Value("10"),
         AsDefault,
@@ -385,6 +393,80 @@ pub const KEYS: &[Key] = &[
             "an automatic failover while the primary still answers is refused when more representatives (consoles) than this are connected to it; never applied to a primary that does not answer",
         )
     },
+    Key {
+        see: SEE_CLUSTER,
+        ..key(
+            "site[].policy.confirming_views",
+            Means("a majority of the live instances"),
+            Commented("2"),
+            "with `[cluster]`: how many instances, this one included, must see an appliance failing before it counts as failed (1 to 99)",
+        )
+    },
+    Key {
+        see: SEE_CLUSTER,
+        ..key(
+            "cluster.endpoints",
+            Means("no cluster: this watchdog alone"),
+            Commented(
+                "[\"https://etcd-1:2379\", \"https://etcd-2:2379\", \"https://etcd-3:2379\"]",
+            ),
+            "etcd client URLs; setting `[cluster]` makes several watchdogs act as one (required in `[cluster]`)",
+        )
+    },
+    key(
+        "cluster.name",
+        Means("`bt-watchdog`"),
+        Commented("\"bt-watchdog\""),
+        "the etcd key prefix shared by the instances that work together",
+    ),
+    key(
+        "cluster.instance",
+        Means("this host's name"),
+        Commented("\"watchdog-east\""),
+        "this instance's id, unique among them (letters, digits, `-`, `_`, `.`)",
+    ),
+    key(
+        "cluster.lease_ttl",
+        Means("`10s`"),
+        Commented("\"10s\""),
+        "how long a silent instance keeps its leadership and its vote (whole seconds, at least 2s); keep-alives go out three times per TTL",
+    ),
+    key(
+        "cluster.ca_file",
+        Means("the system's CAs"),
+        Commented("\"/etc/bt-watchdog/etcd-ca.pem\""),
+        "a private CA bundle for etcd's certificates; when set, only these CAs are trusted",
+    ),
+    key(
+        "cluster.cert_file",
+        Means("none"),
+        Commented("\"/etc/bt-watchdog/etcd-client.pem\""),
+        "client certificate (PEM) for etcd's client-certificate authentication; with `key_file`",
+    ),
+    key(
+        "cluster.key_file",
+        Means("none"),
+        Commented("\"/etc/bt-watchdog/etcd-client.key\""),
+        "the client certificate's private key (PEM)",
+    ),
+    key(
+        "cluster.user",
+        Means("none"),
+        Commented("\"bt-watchdog\""),
+        "etcd user, with `password_file` or `password_env`",
+    ),
+    key(
+        "cluster.password_file",
+        Means("none"),
+        Commented("\"/etc/bt-watchdog/secrets/etcd\""),
+        "file holding the etcd user's password (a trailing newline is ignored)",
+    ),
+    key(
+        "cluster.password_env",
+        Means("none"),
+        Commented("\"BT_WATCHDOG_ETCD_PASSWORD\""),
+        "environment variable holding the etcd user's password",
+    ),
 ];
 
 /// `site[0].appliances[1]` → `site[].appliances[]`: the path of a place in a file as the
@@ -460,7 +542,8 @@ mod tests {
                 "journal",
                 "notify",
                 "pre_failover",
-                "site"
+                "site",
+                "cluster"
             ]
         );
         assert_eq!(known_in("site[].appliances[]"), ["name", "url", "api"]);

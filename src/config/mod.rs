@@ -42,6 +42,9 @@ pub struct Config {
     /// `[pre_failover]`: the hook that may veto an automatic failover.
     pub pre_failover: Option<PreFailoverConfig>,
     pub sites: Vec<SiteConfig>,
+    /// Several watchdogs acting as one, coordinated through etcd; `None`: this one alone, its
+    /// memory in `state_dir` (the default, unchanged).
+    pub cluster: Option<ClusterConfig>,
 }
 
 /// The pre-failover hook's name in metrics (no `[[notify]]` hook may take it).
@@ -135,6 +138,28 @@ impl Default for JournalConfig {
         }
     }
 }
+/// `[cluster]`: where the instances that work together meet (etcd), and who this one is.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClusterConfig {
+    /// etcd client URLs (`http://` or `https://`), tried in turn.
+    pub endpoints: Vec<String>,
+    /// The key prefix shared by the instances that work together.
+    pub name: String,
+    /// This instance's id, unique among them.
+    pub instance: String,
+    pub lease_ttl: Duration,
+    /// A private CA bundle for etcd's certificates; when set, only these CAs are trusted.
+    pub ca_file: Option<PathBuf>,
+    /// A client certificate and key (PEM) for etcd's client-certificate authentication.
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+    /// etcd's own user authentication.
+    pub user: Option<String>,
+    pub password: Option<SecretSource>,
+}
+
+pub const DEFAULT_CLUSTER_NAME: &str = "bt-watchdog";
+pub const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ExporterConfig {
@@ -196,6 +221,12 @@ pub struct SiteConfig {
     pub request_timeout: Duration,
     pub budget: BudgetSettings,
     pub policy: Policy,
+    /// The local address the site's requests leave from (a watchdog host with several
+    /// addresses, or routes chosen by source).
+    pub source_address: Option<std::net::IpAddr>,
+    /// With `[cluster]`: how many instances, this one included, must see an appliance failing
+    /// before it counts as failed; `None`: a majority of the live instances.
+    pub confirming_views: Option<u32>,
 }
 
 /// One problem found in a configuration.
@@ -497,6 +528,39 @@ cooldown = "30m"
             site.client_secret,
             SecretSource::File("/etc/bt-watchdog/support.secret".into())
         );
+    }
+
+    #[test]
+    fn without_cluster_nothing_changes_and_a_cluster_is_read_and_checked() {
+        assert_eq!(parse(GOOD, "good.toml").unwrap().cluster, None);
+        let clustered = format!(
+            "{GOOD}\n[cluster]\nendpoints = [\"https://etcd-1:2379\", \"http://10.0.0.2:2379/\"]\ninstance = \"east-1\"\nlease_ttl = \"15s\"\n"
+        );
+        let cluster = parse(&clustered, "c.toml").unwrap().cluster.unwrap();
+        assert_eq!(
+            cluster.endpoints,
+            ["https://etcd-1:2379", "http://10.0.0.2:2379"]
+        );
+        assert_eq!(
+            (cluster.name.as_str(), cluster.instance.as_str()),
+            (DEFAULT_CLUSTER_NAME, "east-1")
+        );
+        assert_eq!(cluster.lease_ttl, Duration::from_secs(15));
+        let bad = format!(
+            "{GOOD}\n[cluster]\nendpoints = [\"etcd-1\"]\nname = \"a/b\"\nlease_ttl = \"1500ms\"\ncert_file = \"/c.pem\"\npassword = \"hunter2\"\n"
+        );
+        let error = parse(&bad, "bad.toml").unwrap_err();
+        let paths: Vec<&str> = error.problems.iter().map(|p| p.path.as_str()).collect();
+        for path in [
+            "cluster.endpoints[0]",
+            "cluster.name",
+            "cluster.lease_ttl",
+            "cluster.cert_file",
+            "cluster.password",
+        ] {
+            assert!(paths.contains(&path), "{path} not in {error}");
+        }
+        assert!(!error.to_string().contains("hunter2"), "{error}");
     }
 
     #[test]

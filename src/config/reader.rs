@@ -15,10 +15,11 @@ pub const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
 
 use super::keys;
 use super::{
-    ApplianceEntry, Config, DEFAULT_HEALTH_INTERVAL, DEFAULT_JOURNAL_FILE_MIB,
-    DEFAULT_JOURNAL_FILES, DEFAULT_LISTEN, DEFAULT_POLL_INTERVAL, DEFAULT_REQUEST_TIMEOUT,
-    DEFAULT_STATE_DIR, EVENT_KINDS, ExporterConfig, HookTarget, JournalConfig, NotifyConfig,
-    OnTimeout, PRE_FAILOVER_HOOK, PreFailoverConfig, Problem, SecretSource, SiteConfig,
+    ApplianceEntry, ClusterConfig, Config, DEFAULT_CLUSTER_NAME, DEFAULT_HEALTH_INTERVAL,
+    DEFAULT_JOURNAL_FILE_MIB, DEFAULT_JOURNAL_FILES, DEFAULT_LEASE_TTL, DEFAULT_LISTEN,
+    DEFAULT_POLL_INTERVAL, DEFAULT_REQUEST_TIMEOUT, DEFAULT_STATE_DIR, EVENT_KINDS, ExporterConfig,
+    HookTarget, JournalConfig, NotifyConfig, OnTimeout, PRE_FAILOVER_HOOK, PreFailoverConfig,
+    Problem, SecretSource, SiteConfig,
 };
 use crate::api::budget::BudgetSettings;
 use crate::api::transport::parse_base_url;
@@ -71,6 +72,14 @@ pub struct FoundSite {
     pub client_secret: Option<SecretSource>,
     pub ca_file: Option<PathBuf>,
     pub health_interval: Duration,
+}
+
+/// This host's name, the default instance id of a cluster member.
+fn host_name() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|name| name.trim().to_string())
+        .filter(|name| !name.is_empty())
 }
 
 /// Path of a key inside a table path.
@@ -312,6 +321,7 @@ impl Reader {
         let notify = self.notify(&mut root);
         let pre_failover = self.pre_failover(&mut root);
         let sites = self.sites(&mut root);
+        let cluster = self.cluster(&mut root);
         self.leftovers(root, "");
         Some(Config {
             mode,
@@ -322,6 +332,129 @@ impl Reader {
             notify,
             pre_failover,
             sites,
+            cluster,
+        })
+    }
+
+    /// `[cluster]`, when present. Its names become etcd keys: they are kept to characters that
+    /// need no escaping anywhere (keys, metric labels, logs).
+    fn cluster(&mut self, root: &mut toml::Table) -> Option<ClusterConfig> {
+        let mut table = self.table(root, "", "cluster")?;
+        let path = "cluster";
+        let problems_before = self.problems.len();
+        let endpoints = match self.take(&mut table, path, "endpoints") {
+            None => {
+                self.problem(
+                    "cluster.endpoints",
+                    "is required: the etcd client URLs, like [\"https://etcd-1:2379\"]",
+                );
+                Vec::new()
+            }
+            Some(toml::Value::Array(items)) => {
+                let mut endpoints = Vec::new();
+                for (index, item) in items.into_iter().enumerate() {
+                    let item_path = format!("cluster.endpoints[{index}]");
+                    match item {
+                        toml::Value::String(url) => match parse_base_url(&url) {
+                            Ok(_) => endpoints.push(url.trim_end_matches('/').to_string()),
+                            Err(e) => self.problem(item_path, format!("{url:?}: {e}")),
+                        },
+                        other => self.problem(
+                            item_path,
+                            format!("must be a URL string, not {}", type_name(&other)),
+                        ),
+                    }
+                }
+                if endpoints.is_empty() && self.problems.len() == problems_before {
+                    self.problem("cluster.endpoints", "lists no endpoint");
+                }
+                endpoints
+            }
+            Some(other) => {
+                self.problem(
+                    "cluster.endpoints",
+                    format!("must be an array of URLs, not {}", type_name(&other)),
+                );
+                Vec::new()
+            }
+        };
+        let mut name_key = |reader: &mut Self, key: &str, default: Option<String>| {
+            let value = reader.string(&mut table, path, key).or(default);
+            match value {
+                None => {
+                    reader.problem(join(path, key), "is required");
+                    String::new()
+                }
+                Some(value)
+                    if value.is_empty()
+                        || !value.chars().all(|c| {
+                            c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.'
+                        }) =>
+                {
+                    reader.problem(join(path, key), format!("{value:?} may contain only letters, digits, '-', '_' and '.' (it names etcd keys and metric labels)"));
+                    value
+                }
+                Some(value) => value,
+            }
+        };
+        let name = name_key(self, "name", Some(DEFAULT_CLUSTER_NAME.to_string()));
+        let instance = name_key(self, "instance", host_name());
+        let lease_ttl = self.duration(&mut table, path, "lease_ttl", DEFAULT_LEASE_TTL);
+        if lease_ttl < Duration::from_secs(2) {
+            self.problem("cluster.lease_ttl", "must be at least 2s (etcd counts leases in whole seconds, and keep-alives go out three times per TTL)");
+        } else if lease_ttl.subsec_nanos() != 0 {
+            self.problem(
+                "cluster.lease_ttl",
+                "must be whole seconds (etcd counts leases in seconds)",
+            );
+        }
+        let ca_file = self.path(&mut table, path, "ca_file");
+        let cert_file = self.path(&mut table, path, "cert_file");
+        let key_file = self.path(&mut table, path, "key_file");
+        if cert_file.is_some() != key_file.is_some() {
+            self.problem(
+                "cluster.cert_file",
+                "cert_file and key_file go together (a client certificate and its key)",
+            );
+        }
+        let user = self.string(&mut table, path, "user");
+        let password_file = self.path(&mut table, path, "password_file");
+        let password_env = self.string(&mut table, path, "password_env");
+        let password = match (password_file, password_env) {
+            (Some(_), Some(_)) => {
+                self.problem(
+                    "cluster.password_file",
+                    "give password_file or password_env, not both",
+                );
+                None
+            }
+            (Some(file), None) => Some(SecretSource::File(file)),
+            (None, Some(var)) => Some(SecretSource::Env(var)),
+            (None, None) => None,
+        };
+        if table.remove("password").is_some() {
+            self.problem("cluster.password", "secrets do not belong in the configuration file: use password_file or password_env");
+        }
+        if user.is_some() != password.is_some() {
+            self.problem(
+                "cluster.user",
+                "user and password_file (or password_env) go together",
+            );
+        }
+        self.leftovers(table, path);
+        if self.problems.len() > problems_before {
+            return None;
+        }
+        Some(ClusterConfig {
+            endpoints,
+            name,
+            instance,
+            lease_ttl,
+            ca_file,
+            cert_file,
+            key_file,
+            user,
+            password,
         })
     }
 
@@ -726,6 +859,18 @@ impl Reader {
             probe_recheck: health_interval.saturating_mul(10),
             ..defaults
         };
+        let source_address = self
+            .string(&mut table, path, "source_address")
+            .and_then(|text| match text.parse::<std::net::IpAddr>() {
+                Ok(address) => Some(address),
+                Err(_) => {
+                    self.problem(
+                        join(path, "source_address"),
+                        format!("{text:?} is not an IP address like \"192.0.2.10\""),
+                    );
+                    None
+                }
+            });
         let policy_path = join(path, "policy");
         let mut policy_table = self.table(&mut table, path, "policy").unwrap_or_default();
         let policy = self.policy(
@@ -735,6 +880,15 @@ impl Reader {
             poll_interval,
             request_timeout,
         );
+        let confirming_views = policy_table.contains_key("confirming_views").then(|| {
+            self.integer(
+                &mut policy_table,
+                &policy_path,
+                "confirming_views",
+                1,
+                (1, 99),
+            )
+        });
         self.leftovers(policy_table, &policy_path);
         self.leftovers(table, path);
         if self.problems.len() > problems_before {
@@ -753,6 +907,8 @@ impl Reader {
             request_timeout,
             budget,
             policy,
+            source_address,
+            confirming_views,
         })
     }
 

@@ -307,6 +307,8 @@ impl Dispatcher {
                     outcome,
                 )
             }
+            // With `[cluster]`: the leader refused it, or no instance leads the site.
+            Ok(OperatorAnswer::Refused(message)) => refused(message),
             Ok(OperatorAnswer::Done(message)) => (
                 Answer::Done {
                     message: format!("{site}: {message}"),

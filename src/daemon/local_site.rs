@@ -89,7 +89,7 @@ impl LocalSite {
             config.mode,
             clients,
             memory,
-            store,
+            super::store::MemoryHome::File(store),
             metrics,
             board.clone(),
             ready,

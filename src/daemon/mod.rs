@@ -23,6 +23,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::api::{ApplianceClient, ApplianceSettings};
+use crate::cluster::Cluster;
 use crate::config::{self, Config, ConfigError, SiteConfig};
 use crate::control::lock::{self, StateLock};
 use crate::control::server as control_socket;
@@ -35,7 +36,7 @@ use crate::exporter::web_config::WebConfig;
 use crate::secret::Secret;
 use dispatch::{Directory, Dispatcher};
 use site::{Outlets, SiteCommand, SiteLoop};
-use store::{StateStore, StoreError};
+use store::{MemoryHome, StateStore, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
@@ -62,6 +63,8 @@ pub enum DaemonError {
     /// A `[[notify]]` or `[pre_failover]` hook cannot be set up (its secret file).
     #[error("{0}")]
     Hooks(String),
+    #[error("{0}")]
+    Cluster(#[from] crate::cluster::etcd::EtcdError),
 }
 
 /// Where the configuration comes from: a file (run) or a value (demo).
@@ -159,6 +162,24 @@ pub async fn start(
             source,
         })?;
     let (stop, stop_rx) = watch::channel(false);
+    let cluster = match &config.cluster {
+        Some(settings) => {
+            let cluster = Cluster::start(settings.clone(), stop_rx.clone())?;
+            tracing::info!(
+                "clustered: instance {} of {} on etcd {}; a site is failed over only by the instance that leads it",
+                settings.instance,
+                settings.name,
+                settings.endpoints.join(", ")
+            );
+            tokio::spawn(publish_cluster(
+                cluster.clone(),
+                metrics.clone(),
+                stop_rx.clone(),
+            ));
+            Some(cluster)
+        }
+        None => None,
+    };
     let mut sites = BTreeMap::new();
     let mut readiness = Vec::new();
     for site in &config.sites {
@@ -169,6 +190,7 @@ pub async fn start(
             &metrics,
             &board,
             &outlets,
+            cluster.as_ref(),
         )?;
         directory.insert(&site.name, running.commands.clone(), appliance_names(site));
         sites.insert(site.name.clone(), running);
@@ -223,6 +245,7 @@ pub async fn start(
         let result = supervise(
             source,
             config,
+            cluster,
             sites,
             metrics_for_supervisor,
             board_for_supervisor,
@@ -242,6 +265,21 @@ pub async fn start(
         stop,
         task,
     })
+}
+
+/// Keeps the cluster's gauges current (from this process's own knowledge: no request).
+async fn publish_cluster(
+    cluster: Arc<Cluster>,
+    metrics: Arc<Metrics>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut ticker = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => metrics.set_cluster(&cluster.status()),
+            _ = stop.changed() => return,
+        }
+    }
 }
 
 /// Raises the soft limit on open files to the hard one (systemd's `LimitNOFILE`, or the
@@ -308,6 +346,7 @@ async fn keep_alive(board: Arc<Board>, period: Duration, mut stop: watch::Receiv
 async fn supervise(
     source: ConfigSource,
     mut config: Config,
+    cluster: Option<Arc<Cluster>>,
     mut sites: BTreeMap<String, RunningSite>,
     metrics: Arc<Metrics>,
     board: Arc<Board>,
@@ -321,7 +360,7 @@ async fn supervise(
             _ = stop.changed() => break,
             Some(()) = reload.recv() => {
                 notify::reloading();
-                match apply_reload(&source, &mut config, &mut sites, &metrics, &board, &directory, &outlets).await {
+                match apply_reload(&source, &mut config, cluster.as_ref(), &mut sites, &metrics, &board, &directory, &outlets).await {
                     Ok(summary) => {
                         tracing::info!("configuration reloaded: {summary}");
                         notify::ready("watching (reloaded)");
@@ -339,15 +378,20 @@ async fn supervise(
         let _ = site.task.await;
     }
     outlets.close().await;
+    if let Some(cluster) = cluster {
+        cluster.finish().await;
+    }
     Ok(())
 }
 
 /// A reload is validated and prepared whole (configuration, secrets, clients, the memory of
 /// every new site) before anything changes; only then is it applied, and applying cannot
 /// fail. A reload that is rejected therefore changes nothing.
+#[allow(clippy::too_many_arguments)]
 async fn apply_reload(
     source: &ConfigSource,
     config: &mut Config,
+    cluster: Option<&Arc<Cluster>>,
     sites: &mut BTreeMap<String, RunningSite>,
     metrics: &Arc<Metrics>,
     board: &Arc<Board>,
@@ -372,10 +416,13 @@ async fn apply_reload(
             }
             None => {
                 let clients = prepare_clients(site, metrics, None)?;
-                let (store, memory) = open_memory(site, &config.state_dir)?;
+                let (store, memory) = open_memory(site, &config.state_dir, cluster)?;
                 added.push((site.clone(), clients, store, memory));
             }
         }
+    }
+    if new.cluster != config.cluster {
+        tracing::warn!("[cluster] only changes on a restart; keeping the current one");
     }
     if new.state_dir != config.state_dir || new.exporter != config.exporter {
         tracing::warn!(
@@ -485,6 +532,7 @@ struct ClientIdentity {
     request_timeout: Duration,
     budget: crate::api::budget::BudgetSettings,
     api: crate::api::ApiChoice,
+    source_address: Option<std::net::IpAddr>,
 }
 
 impl PartialEq for ClientIdentity {
@@ -498,6 +546,7 @@ impl PartialEq for ClientIdentity {
             && self.request_timeout == other.request_timeout
             && self.budget == other.budget
             && self.api == other.api
+            && self.source_address == other.source_address
     }
 }
 
@@ -547,6 +596,7 @@ fn prepare_clients(
             request_timeout: site.request_timeout,
             budget: site.budget.clone(),
             api: appliance.api.unwrap_or(site.api),
+            source_address: site.source_address,
         };
         if let Some(running) = running
             && let Some(slot) = running.identities.iter().position(|i| *i == identity)
@@ -564,6 +614,7 @@ fn prepare_clients(
         settings.request_timeout = site.request_timeout;
         settings.budget = site.budget.clone();
         settings.api = identity.api;
+        settings.source_address = site.source_address;
         let client = ApplianceClient::new(settings, observer.clone())
             .map(Arc::new)
             .map_err(|e| DaemonError::Site {
@@ -587,15 +638,29 @@ pub fn build_clients(
     prepare_clients(site, metrics, None).map(|c| c.clients)
 }
 
-/// A site's memory from its state file, read before anything is started with it.
+/// A site's memory from its state file, read before anything is started with it. Clustered,
+/// the memory is etcd's, read by the site loop when it comes to lead the site; until then it
+/// observes with an empty one (the state directory still holds the audit log and journal).
 fn open_memory(
     site: &SiteConfig,
     state_dir: &Path,
-) -> Result<(StateStore, crate::engine::Memory), DaemonError> {
+    cluster: Option<&Arc<Cluster>>,
+) -> Result<(MemoryHome, crate::engine::Memory), DaemonError> {
     let store = StateStore::new(state_dir, &site.name);
     store.ensure_dir()?;
-    let memory = store.load()?;
-    Ok((store, memory))
+    Ok(match cluster {
+        None => {
+            let memory = store.load()?;
+            (MemoryHome::File(store), memory)
+        }
+        Some(cluster) => (
+            MemoryHome::Cluster {
+                site: cluster.site(&site.name),
+                state_dir: state_dir.to_path_buf(),
+            },
+            crate::engine::Memory::default(),
+        ),
+    })
 }
 
 fn spawn_site(
@@ -605,9 +670,10 @@ fn spawn_site(
     metrics: &Arc<Metrics>,
     board: &Arc<Board>,
     outlets: &Outlets,
+    cluster: Option<&Arc<Cluster>>,
 ) -> Result<(RunningSite, oneshot::Receiver<()>), DaemonError> {
     let clients = prepare_clients(&site, metrics, None)?;
-    let (store, memory) = open_memory(&site, state_dir)?;
+    let (store, memory) = open_memory(&site, state_dir, cluster)?;
     Ok(spawn_prepared(
         site, mode, metrics, board, clients, store, memory, outlets,
     ))
@@ -654,7 +720,7 @@ fn spawn_prepared(
     metrics: &Arc<Metrics>,
     board: &Arc<Board>,
     clients: SiteClients,
-    store: StateStore,
+    store: MemoryHome,
     memory: crate::engine::Memory,
     outlets: &Outlets,
 ) -> (RunningSite, oneshot::Receiver<()>) {

@@ -15,16 +15,19 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::clock;
-use super::store::StateStore;
+use super::store::{MemoryHome, SaveFailure};
 use crate::api::model::{ApiInfo, FailoverRole, Health, Probe};
 use crate::api::{ApiError, ApplianceClient, Endpoint, ErrorKind};
+use crate::cluster::Leadership;
+use crate::cluster::vote::{self, ApplianceVantage, Seen, Vantage, Verdict};
 use crate::config::SiteConfig;
 use crate::engine::{
     self, Action, ApplianceReport, CallResult, Engine, Input, Mode, PollReport, PreflightReport,
 };
 use crate::exporter::metrics::{ApplianceInfoLabels, ApplianceSample, Metrics, SiteSample};
 use crate::exporter::status::{
-    AlertStatus, ApiErrorStatus, ApplianceStatus, Board, DecisionStatus, PauseStatus, SiteStatus,
+    AlertStatus, ApiErrorStatus, ApplianceStatus, Board, DecisionStatus, PauseStatus,
+    SiteClusterStatus, SiteStatus, VantageStatus,
 };
 use crate::journal::{self, ActionRecord, Journal};
 
@@ -40,6 +43,7 @@ pub enum SiteCommand {
         clients: [Arc<ApplianceClient>; 2],
     },
     /// An operator command; the engine's answer (a preflight report, if any) is sent back.
+    /// With `[cluster]`, a site this instance does not lead hands it to the leader.
     /// The loop carries it out only if it takes the `ticket` before the sender gives up.
     Operator {
         command: engine::Command,
@@ -48,13 +52,18 @@ pub enum SiteCommand {
     },
 }
 
-/// What the site loop answers an operator command.
-#[derive(Debug)]
+/// What the site loop answers an operator command (with `[cluster]`, also through etcd from
+/// the leader to the instance the command was given to).
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum OperatorAnswer {
     /// A manual failover's preflight (and whether it started).
     Preflight(PreflightReport),
     /// A pause, resume or ack: what it did and what the site does now.
     Done(String),
+    /// Not carried out, and why (with `[cluster]`: no instance leads the site, or etcd is out
+    /// of reach).
+    Refused(String),
 }
 
 /// Decides, once, whether an operator command is carried out: the site loop takes it, or the
@@ -183,7 +192,17 @@ pub struct SiteLoop {
     mode: Mode,
     clients: [Arc<ApplianceClient>; 2],
     engine: Engine,
-    store: StateStore,
+    store: MemoryHome,
+    /// Whether this instance may act for the site: always alone; with `[cluster]`, while it
+    /// leads the site. A site it does not lead runs its engine in `observe` mode.
+    leading: bool,
+    leadership: Leadership,
+    /// With `[cluster]`: this instance's view of the appliances, as last published.
+    vantage: Vantage,
+    published: Option<Vantage>,
+    verdicts: [Option<Verdict>; 2],
+    /// With `[cluster]`: operator commands other instances route to this one as the leader.
+    routed: Option<mpsc::Receiver<crate::cluster::Routed>>,
     metrics: Arc<Metrics>,
     board: Arc<Board>,
     results: (mpsc::Sender<CallAnswer>, mpsc::Receiver<CallAnswer>),
@@ -229,13 +248,17 @@ impl SiteLoop {
         mode: Mode,
         clients: [Arc<ApplianceClient>; 2],
         memory: engine::Memory,
-        store: StateStore,
+        store: MemoryHome,
         metrics: Arc<Metrics>,
         board: Arc<Board>,
         ready: oneshot::Sender<()>,
         outlets: Outlets,
     ) -> Self {
-        let config = engine_config(&site, mode);
+        // Clustered, every site starts as a follower: it acts once it leads, with the memory
+        // etcd holds then.
+        let leading = store.cluster().is_none();
+        let routed = store.cluster().map(|c| c.requests());
+        let config = engine_config(&site, if leading { mode } else { Mode::Observe });
         let mut journal_lost = 0;
         let start = journal::Record::new(
             &site.name,
@@ -254,6 +277,17 @@ impl SiteLoop {
             site.appliances[1].name.clone(),
         ];
         metrics.register_site(&site.name, &names);
+        let vantage = Vantage {
+            appliances: names
+                .iter()
+                .map(|name| ApplianceVantage {
+                    name: name.clone(),
+                    failing: false,
+                    since: None,
+                    streak: 0,
+                })
+                .collect(),
+        };
         let now = Instant::now();
         SiteLoop {
             site,
@@ -261,6 +295,18 @@ impl SiteLoop {
             clients,
             engine,
             store,
+            leading,
+            leadership: if leading {
+                Leadership::Leader
+            } else {
+                Leadership::Lost {
+                    reason: "not in touch with etcd yet".to_string(),
+                }
+            },
+            vantage,
+            published: None,
+            verdicts: [None, None],
+            routed,
             metrics,
             board,
             results: mpsc::channel(4),
@@ -333,6 +379,7 @@ impl SiteLoop {
                 _ = shutdown.changed() => break,
                 Some(command) = commands.recv() => self.command(command).await,
                 Some((command, reply, ticket)) = self.asked.1.recv() => self.operator_command(command, reply, ticket).await,
+                Some(routed) = next_routed(&mut self.routed) => self.answer_routed(routed).await,
                 Some((call_id, result)) = self.results.1.recv() => {
                     self.calls_in_flight = self.calls_in_flight.saturating_sub(1);
                     self.step(Input::CallResult { call_id, result }).await;
@@ -345,6 +392,8 @@ impl SiteLoop {
                         let report = self.absorb_poll(observed);
                         self.last_poll = Some(clock::now());
                         next_poll = last_poll_started + self.site.poll_interval;
+                        let report = self.vote(report).await;
+                        self.follow_leadership().await;
                         self.step(Input::Poll(report)).await;
                         if let Some(ready) = self.ready.take() {
                             let _ = ready.send(());
@@ -492,7 +541,7 @@ impl SiteLoop {
                     self.urgent = true;
                 }
                 let old_names = engine_config(&self.site, self.mode).names;
-                let config = engine_config(&site, mode);
+                let config = engine_config(&site, if self.leading { mode } else { Mode::Observe });
                 self.record(
                     clock::now(),
                     journal::Body::Reconfigure {
@@ -532,6 +581,23 @@ impl SiteLoop {
                 reply,
                 ticket,
             } => {
+                self.follow_leadership().await;
+                // With `[cluster]`, only the leader's memory counts and only it may call: a
+                // command given to another instance is carried out by the leader.
+                if let Some(cluster) = self.store.cluster().filter(|_| !self.leading).cloned() {
+                    if !ticket.take() {
+                        tracing::info!(site = %self.site.name, "an operator command came after its sender gave up on it: not routed");
+                        return;
+                    }
+                    tokio::spawn(async move {
+                        let answer = cluster
+                            .route(&command)
+                            .await
+                            .unwrap_or_else(OperatorAnswer::Refused);
+                        let _ = reply.send(answer);
+                    });
+                    return;
+                }
                 // A manual failover asks the pre-failover hook first, in its own task: the
                 // loop goes on polling, and the command comes back with the answer.
                 if let (engine::Command::Failover(request), Some(gate)) =
@@ -626,6 +692,50 @@ impl SiteLoop {
         }
     }
 
+    /// A command routed here by another instance: carried out if this instance still leads
+    /// the site and takes the request before its sender gives up on it (the request key is the
+    /// ticket), and answered through etcd.
+    async fn answer_routed(&mut self, routed: crate::cluster::Routed) {
+        self.follow_leadership().await;
+        let Some(cluster) = self.store.cluster().cloned() else {
+            return;
+        };
+        if !self.leading {
+            let refusal = Err(format!(
+                "{} no longer leads the site; ask again",
+                cluster.instance()
+            ));
+            cluster.answer(&routed.id, &refusal).await;
+            return;
+        }
+        match cluster.take_request(&routed.id).await {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::info!(site = %self.site.name, "a command routed from another instance came after its sender gave up on it: not carried out");
+                return;
+            }
+            Err(error) => {
+                tracing::warn!(site = %self.site.name, "a command routed from another instance cannot be taken ({error}): not carried out");
+                return;
+            }
+        }
+        tracing::info!(site = %self.site.name, "carrying out a command routed from another instance: {:?}", routed.command);
+        let (reply, answer) = oneshot::channel();
+        let ticket = Ticket::default();
+        self.command(SiteCommand::Operator {
+            command: routed.command,
+            reply,
+            ticket,
+        })
+        .await;
+        tokio::spawn(async move {
+            let answer = answer
+                .await
+                .map_err(|_| "the leader stopped while carrying out the command: its outcome is unknown; check `bt-watchdog status`".to_string());
+            cluster.answer(&routed.id, &answer).await;
+        });
+    }
+
     /// One engine step and its actions. A failover call goes out only when the `Persist`
     /// just before it (the intent) reached the disk durably; otherwise the engine is told at
     /// once that the call was not sent. While the state file cannot be written, every poll
@@ -651,7 +761,7 @@ impl SiteLoop {
             self.record(now, journal::Body::Step(step));
             // The engine hands over its intent right before each call; anything else in
             // between (or no intent at all) means no call.
-            let mut intent: Result<(), String> =
+            let mut intent: Result<Option<i64>, String> =
                 Err("no intent was written before the call".to_string());
             for action in actions {
                 match action {
@@ -664,7 +774,7 @@ impl SiteLoop {
                             &mut intent,
                             Err("no intent was written before the call".to_string()),
                         ) {
-                            Ok(()) => {
+                            Ok(revision) => {
                                 // The journal is the intent's witness: what led to the call is
                                 // on disk before it goes out (bounded; the state file, written
                                 // above, is what guards against a second call).
@@ -672,7 +782,7 @@ impl SiteLoop {
                                     tracing::error!(site = %self.site.name, "the decision journal could not be synced before the call: {error}; calling anyway (the intent is on disk)");
                                     self.metrics.count_journal_write_error(&self.site.name);
                                 }
-                                self.send(call).await
+                                self.send(call, revision).await
                             }
                             Err(reason) => {
                                 tracing::error!(site = %self.site.name, appliance = %call.appliance_name,
@@ -701,10 +811,15 @@ impl SiteLoop {
             // Shown as a refusal with this problem: the operator asks again once it is fixed.
             report.started = false;
             report.passed = false;
-            report.problems.push(format!(
-                "not carried out: the intent could not be written to the state directory ({reason}); nothing was sent to the appliances. Free space or make {} writable, then ask again",
-                self.store.dir().display()
-            ));
+            report.problems.push(match self.store.cluster() {
+                None => format!(
+                    "not carried out: the intent could not be written to the state directory ({reason}); nothing was sent to the appliances. Free space or make {} writable, then ask again",
+                    self.store.dir().display()
+                ),
+                Some(_) => format!(
+                    "not carried out: the intent could not be written to etcd ({reason}); nothing was sent to the appliances. Only the instance that leads the site acts, and only while etcd answers"
+                ),
+            });
         }
         self.publish(now);
     }
@@ -735,26 +850,27 @@ impl SiteLoop {
         }
     }
 
-    /// Writes the memory durably; the error in words when it could not be.
-    async fn persist(&mut self, memory: engine::Memory) -> Result<(), String> {
-        let store = self.store.clone();
-        let saved = tokio::task::spawn_blocking(move || store.save(&memory))
-            .await
-            .map_err(|e| format!("the write did not complete: {e}"))
-            .and_then(|r| r.map_err(|e| e.to_string()));
+    /// Writes the memory durably (to its home: the state file, or etcd under this instance's
+    /// leadership); the etcd revision it was written at, or the error in words.
+    async fn persist(&mut self, memory: engine::Memory) -> Result<Option<i64>, String> {
+        let saved = self.store.save(&memory).await;
         let site = &self.site.name;
-        match &saved {
-            Ok(()) => {
+        match saved {
+            Ok(revision) => {
                 if let Some(fault) = self.store_fault.take() {
-                    tracing::info!(site = %site, "the state file can be written again (after {} failed writes); failover calls are possible again", fault.failures);
+                    tracing::info!(site = %site, "the memory can be written again (after {} failed writes); failover calls are possible again", fault.failures);
                 }
+                Ok(revision)
             }
-            Err(error) => {
+            // A follower keeps its memory to itself: only the leader writes, and acts.
+            Err(SaveFailure::NotLeader(reason)) => Err(reason),
+            Err(SaveFailure::Failed(reason)) if !self.leading => Err(reason),
+            Err(SaveFailure::Failed(error)) => {
                 self.metrics.count_state_write_error(site);
                 match &mut self.store_fault {
                     Some(fault) => {
                         fault.failures += 1;
-                        if fault.error != *error {
+                        if fault.error != error {
                             tracing::error!(site = %site, "cannot save the watchdog's memory: {error}");
                         }
                         fault.error = error.clone();
@@ -767,13 +883,138 @@ impl SiteLoop {
                         });
                     }
                 }
+                Err(error)
             }
         }
-        saved
     }
 
-    /// Hands a call whose intent is on disk to the actuator.
-    async fn send(&mut self, call: engine::FailoverCall) {
+    /// With `[cluster]`: takes up or gives up the site as etcd says. A new leader builds its
+    /// engine from the memory etcd holds, so an unfinished failover of a former leader is
+    /// resumed (verified, its call never sent again) rather than decided afresh.
+    async fn follow_leadership(&mut self) {
+        let Some(cluster) = self.store.cluster() else {
+            return;
+        };
+        let leadership = cluster.leadership();
+        let site = self.site.name.clone();
+        match (&leadership, self.leading) {
+            // A call of this instance's engine is still out (sent while it led): its answer
+            // belongs to that engine, so the site is taken up again once it is back.
+            (Leadership::Leader, false) if self.calls_in_flight > 0 => {
+                tracing::info!(site = %site, "this instance leads the site again; taking it up once the failover call in flight has answered");
+            }
+            (Leadership::Leader, false) => match self.store.load().await {
+                Ok(memory) => {
+                    let resumes = memory.episode.is_some();
+                    self.engine = Engine::new(engine_config(&self.site, self.mode), memory);
+                    self.leading = true;
+                    self.store_fault = None;
+                    tracing::info!(site = %site, "this instance leads the site now (mode {}); memory read from {}{}",
+                        self.mode.as_str(), self.store.place(),
+                        if resumes { "; it holds an unfinished failover: resuming it (verify, never send its call again)" } else { "" });
+                }
+                Err(error) => {
+                    tracing::error!(site = %site, "this instance leads the site but cannot read its memory ({error}); not acting until it can");
+                }
+            },
+            (Leadership::Leader, true) => {}
+            (other, true) => {
+                self.leading = false;
+                self.engine
+                    .reconfigure(engine_config(&self.site, Mode::Observe));
+                tracing::warn!(site = %site, "this instance no longer leads the site ({}); observing only", describe(other));
+            }
+            (other, false) => {
+                if *other != self.leadership {
+                    tracing::info!(site = %site, "{}", describe(other));
+                }
+            }
+        }
+        self.leadership = leadership;
+    }
+
+    /// With `[cluster]`: publishes this instance's view of the appliances, and hides from the
+    /// engine a failure that not enough instances see (a poll that observed nothing never
+    /// moves a failing streak). Alone, the report is the engine's as it is.
+    async fn vote(&mut self, mut report: PollReport) -> PollReport {
+        let Some(cluster) = self.store.cluster().cloned() else {
+            return report;
+        };
+        let now = crate::api::time::UtcTime::from_system_time(SystemTime::now()).to_string();
+        let seen = [
+            vote::seen(&report.appliances[0]),
+            vote::seen(&report.appliances[1]),
+        ];
+        for (slot, seen) in seen.iter().enumerate() {
+            let Some(own) = self.vantage.appliances.get_mut(slot) else {
+                continue;
+            };
+            match seen {
+                Seen::Failing => {
+                    own.streak = own.streak.saturating_add(1);
+                    if !own.failing || own.since.is_none() {
+                        own.failing = true;
+                        own.since = Some(now.clone());
+                    }
+                }
+                Seen::Reachable => {
+                    own.streak = 0;
+                    if own.failing || own.since.is_none() {
+                        own.failing = false;
+                        own.since = Some(now.clone());
+                    }
+                }
+                Seen::Nothing => {}
+            }
+        }
+        if self.published.as_ref() != Some(&self.vantage) {
+            match cluster.publish_view(&self.vantage).await {
+                Ok(()) => self.published = Some(self.vantage.clone()),
+                Err(error) => {
+                    self.published = None;
+                    tracing::debug!(site = %self.site.name, "cannot publish this instance's view: {error}");
+                }
+            }
+        }
+        let (views, members) = cluster.views();
+        for (slot, seen) in seen.iter().enumerate() {
+            let Some(own) = self.vantage.appliances.get(slot) else {
+                continue;
+            };
+            let others: Vec<bool> = views
+                .iter()
+                .filter_map(|(_, view)| view.appliances.get(slot).map(|a| a.failing))
+                .collect();
+            let verdict = vote::judge(
+                own.failing,
+                own.streak,
+                &others,
+                members,
+                self.site.confirming_views,
+            );
+            let before = self.verdicts[slot];
+            if *seen == Seen::Failing && !verdict.confirmed {
+                report.appliances[slot] = engine::ApplianceReport::default();
+                if before.is_none_or(|b| b.confirmed || b.failing != verdict.failing) {
+                    tracing::info!(site = %self.site.name, appliance = %self.name(slot),
+                        "this instance sees the appliance failing, but only {} of {} live instances do ({} needed): not counted as a failure",
+                        verdict.failing, verdict.live, verdict.required);
+                }
+            }
+            if verdict.partitioned && !before.is_some_and(|b| b.partitioned) {
+                tracing::warn!(site = %self.site.name, appliance = %self.name(slot),
+                    "partitioned: this instance cannot reach the appliance while other instances can; the fault is most likely on this instance's network path");
+            } else if !verdict.partitioned && before.is_some_and(|b| b.partitioned) {
+                tracing::info!(site = %self.site.name, appliance = %self.name(slot), "no longer partitioned from the appliance");
+            }
+            self.verdicts[slot] = Some(verdict);
+        }
+        report
+    }
+
+    /// Hands a call whose intent is durable to the actuator; `revision`: the etcd revision the
+    /// intent was written at, when clustered.
+    async fn send(&mut self, call: engine::FailoverCall, revision: Option<i64>) {
         let site = self.site.name.clone();
         if self.hold == Some(TestHold::IntentWritten) {
             TestHold::IntentWritten.stop_here(&site).await;
@@ -784,9 +1025,15 @@ impl SiteLoop {
         let hold = self.hold;
         let gate = self.gate.clone().filter(|_| call.vetoable);
         let question = gate.as_ref().map(|_| self.auto_hook_event(&call));
+        // With `[cluster]`, the lease that guarded the intent's write is checked again right
+        // before the call leaves: between the two lie the journal's sync and the pre-failover
+        // hook (up to its timeout), and a process stopped or cut off from etcd meanwhile may
+        // have lost the site to an instance that resumed this very intent and sent its call.
+        let fence = self.store.cluster().cloned();
         let r = call.request;
         tracing::info!(site = %site, appliance = %call.appliance_name, trigger = call.trigger.as_str(),
-            "calling POST /failover-role {{role: {}, data_sync_first: {}, force: {}}} on {}", r.role, r.data_sync_first, r.force, call.appliance_name);
+            "calling POST /failover-role {{role: {}, data_sync_first: {}, force: {}}} on {}{}", r.role, r.data_sync_first, r.force, call.appliance_name,
+            revision.map(|r| format!(" (intent at etcd revision {r})")).unwrap_or_default());
         self.calls_in_flight += 1;
         tokio::spawn(async move {
             // The pre-failover hook first, bounded by its timeout; a veto sends nothing.
@@ -803,6 +1050,16 @@ impl SiteLoop {
                         return;
                     }
                 }
+            }
+            if let Some(cluster) = &fence
+                && let Err(reason) = cluster.may_call()
+            {
+                tracing::error!(site = %site, appliance = %call.appliance_name,
+                    "not calling POST /failover-role after all: {reason}; the intent stays in etcd for the instance that leads the site, which resumes it");
+                let _ = results
+                    .send((call.call_id, CallResult::NotSent { reason }))
+                    .await;
+                return;
             }
             let result = match client.set_failover_role(call.request).await {
                 Ok(accepted) => CallResult::Accepted(accepted),
@@ -1089,6 +1346,58 @@ impl SiteLoop {
         &self.site.appliances[slot].name
     }
 
+    /// The site's cluster status, and its gauges.
+    fn cluster_status(&self) -> Option<SiteClusterStatus> {
+        let cluster = self.store.cluster()?;
+        let site = &self.site.name;
+        let (role, reason) = match &self.leadership {
+            Leadership::Leader if self.leading => ("leader", None),
+            Leadership::Leader => (
+                "follower",
+                Some("elected, reading the site's memory from etcd".to_string()),
+            ),
+            Leadership::Follower { .. } => ("follower", Some(describe(&self.leadership))),
+            Leadership::Lost { .. } => ("lost", Some(describe(&self.leadership))),
+        };
+        let vantage: Vec<VantageStatus> = self
+            .verdicts
+            .iter()
+            .enumerate()
+            .filter_map(|(slot, verdict)| {
+                let verdict = (*verdict)?;
+                Some(VantageStatus {
+                    appliance: self.name(slot).to_string(),
+                    live: verdict.live,
+                    failing_views: verdict.failing,
+                    required: verdict.required,
+                    partitioned: verdict.partitioned,
+                })
+            })
+            .collect();
+        self.metrics.set_site_cluster(
+            site,
+            role == "leader",
+            &vantage
+                .iter()
+                .map(|v| {
+                    (
+                        v.appliance.as_str(),
+                        v.failing_views,
+                        v.required,
+                        v.partitioned,
+                    )
+                })
+                .collect::<Vec<_>>(),
+        );
+        Some(SiteClusterStatus {
+            instance: cluster.instance().to_string(),
+            role: role.to_string(),
+            leader: cluster.leader(),
+            reason,
+            vantage,
+        })
+    }
+
     /// Updates the metrics and `/status` from the engine.
     fn publish(&self, now: SystemTime) {
         let site = &self.site.name;
@@ -1268,6 +1577,7 @@ impl SiteLoop {
                 )
             }),
             journal_write_error: self.journal.fault(site),
+            cluster: self.cluster_status(),
         });
     }
 }
@@ -1287,6 +1597,32 @@ async fn poll_in_flight(
     match polling {
         Some(poll) => poll.await,
         None => std::future::pending().await,
+    }
+}
+
+/// The next routed command, when this site has a route (never, alone).
+async fn next_routed(
+    routed: &mut Option<mpsc::Receiver<crate::cluster::Routed>>,
+) -> Option<crate::cluster::Routed> {
+    match routed {
+        Some(receiver) => receiver.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// A leadership in words, for the log and `/status`.
+fn describe(leadership: &Leadership) -> String {
+    match leadership {
+        Leadership::Leader => "this instance leads the site".to_string(),
+        Leadership::Follower {
+            leader: Some(leader),
+        } => {
+            format!("{leader} leads the site; this instance observes")
+        }
+        Leadership::Follower { leader: None } => {
+            "no instance leads the site right now; this instance observes".to_string()
+        }
+        Leadership::Lost { reason } => format!("{reason}: no instance here acts"),
     }
 }
 

@@ -1,5 +1,10 @@
-//! The engine's memory on disk: one JSON file per site in `state_dir`.
+//! Where the engine's memory lives: one seam ([`MemoryHome`]), two homes. Alone, a JSON file
+//! per site in `state_dir` ([`StateStore`], the default); with `[cluster]`, a key per site in
+//! etcd, written only by the site's leader in a transaction guarded by its lease (Patroni's
+//! `AbstractDCS`: the site loop never knows which home it has, and "lost the cluster, so no
+//! action" is decided in one place).
 //!
+//! The file:
 //! Written atomically (temporary file, fsync, rename, fsync of the directory), so a crash or a
 //! power cut leaves either the old file or the new one, never half of one. A file that cannot
 //! be read or understood is an error that stops the start: silently starting from empty memory
@@ -43,6 +48,156 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
+    #[error("site memory in etcd ({key}): cannot be read: {error}")]
+    ClusterRead { key: String, error: String },
+    #[error(
+        "site memory in etcd ({key}) is corrupt ({reason}); it was left untouched: fix it, or delete the key to start with empty memory (this forgets any cooldown and which appliance was promoted)"
+    )]
+    ClusterCorrupt { key: String, reason: String },
+    #[error(
+        "site memory in etcd ({key}) has version {found}, newer than this watchdog understands ({supported}): an instance of a newer version wrote it; upgrade this one"
+    )]
+    ClusterTooNew {
+        key: String,
+        found: u32,
+        supported: u32,
+    },
+}
+
+/// Why a memory could not be understood.
+enum Unreadable {
+    Corrupt(String),
+    TooNew(u32),
+}
+
+/// A memory from its JSON text: an older version is upgraded, a newer one refused.
+fn parse_memory(text: &[u8]) -> Result<Memory, Unreadable> {
+    #[derive(serde::Deserialize)]
+    struct Versioned {
+        version: u32,
+    }
+    let version: Versioned =
+        serde_json::from_slice(text).map_err(|e| Unreadable::Corrupt(e.to_string()))?;
+    if version.version > MEMORY_VERSION {
+        return Err(Unreadable::TooNew(version.version));
+    }
+    serde_json::from_slice::<Memory>(text)
+        .map(Memory::upgraded)
+        .map_err(|e| Unreadable::Corrupt(e.to_string()))
+}
+
+fn memory_text(memory: &Memory) -> Result<Vec<u8>, std::io::Error> {
+    let mut text = serde_json::to_vec_pretty(memory).map_err(std::io::Error::other)?;
+    text.push(b'\n');
+    Ok(text)
+}
+
+/// A write of the memory that did not happen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SaveFailure {
+    /// This instance does not lead the site: only the leader writes (and acts). Not a fault.
+    NotLeader(String),
+    /// The home could not be written (a full disk, etcd out of reach).
+    Failed(String),
+}
+
+/// Where a site's memory lives.
+#[derive(Clone)]
+pub enum MemoryHome {
+    File(StateStore),
+    Cluster {
+        site: crate::cluster::ClusterSite,
+        /// Still this instance's own: the audit log, the lock, the control socket.
+        state_dir: PathBuf,
+    },
+}
+
+impl MemoryHome {
+    /// The local state directory (the audit log's home in both cases).
+    pub fn dir(&self) -> &Path {
+        match self {
+            MemoryHome::File(store) => store.dir(),
+            MemoryHome::Cluster { state_dir, .. } => state_dir,
+        }
+    }
+
+    /// Where the memory is, for messages.
+    pub fn place(&self) -> String {
+        match self {
+            MemoryHome::File(store) => store.path.display().to_string(),
+            MemoryHome::Cluster { site, .. } => format!("etcd key {}", site.memory_key()),
+        }
+    }
+
+    pub fn cluster(&self) -> Option<&crate::cluster::ClusterSite> {
+        match self {
+            MemoryHome::File(_) => None,
+            MemoryHome::Cluster { site, .. } => Some(site),
+        }
+    }
+
+    /// The remembered memory, or a fresh one when there is none yet.
+    pub async fn load(&self) -> Result<Memory, StoreError> {
+        match self {
+            MemoryHome::File(store) => {
+                let store = store.clone();
+                tokio::task::spawn_blocking(move || store.load())
+                    .await
+                    .map_err(|e| StoreError::Read {
+                        path: PathBuf::new(),
+                        source: std::io::Error::other(e),
+                    })?
+            }
+            MemoryHome::Cluster { site, .. } => {
+                let key = site.memory_key();
+                let text = site.load().await.map_err(|e| StoreError::ClusterRead {
+                    key: key.clone(),
+                    error: e.to_string(),
+                })?;
+                let Some(text) = text else {
+                    return Ok(Memory::default());
+                };
+                parse_memory(&text).map_err(|e| match e {
+                    Unreadable::Corrupt(reason) => StoreError::ClusterCorrupt { key, reason },
+                    Unreadable::TooNew(found) => StoreError::ClusterTooNew {
+                        key,
+                        found,
+                        supported: MEMORY_VERSION,
+                    },
+                })
+            }
+        }
+    }
+
+    /// Writes the memory durably: fsynced to the file, or committed by etcd's quorum in a
+    /// transaction that holds only while this instance leads the site. The etcd revision it
+    /// was written at, when clustered.
+    pub async fn save(&self, memory: &Memory) -> Result<Option<i64>, SaveFailure> {
+        match self {
+            MemoryHome::File(store) => {
+                let (store, memory) = (store.clone(), memory.clone());
+                tokio::task::spawn_blocking(move || store.save(&memory))
+                    .await
+                    .map_err(|e| SaveFailure::Failed(format!("the write did not complete: {e}")))?
+                    .map_err(|e| SaveFailure::Failed(e.to_string()))
+                    .map(|()| None)
+            }
+            MemoryHome::Cluster { site, .. } => {
+                let text = memory_text(memory)
+                    .map_err(|e| SaveFailure::Failed(format!("cannot encode the memory: {e}")))?;
+                match site.save(&text).await {
+                    Ok(revision) => Ok(Some(revision)),
+                    Err(error @ crate::cluster::SaveError::NotLeader { .. }) => {
+                        Err(SaveFailure::NotLeader(error.to_string()))
+                    }
+                    Err(error) => Err(SaveFailure::Failed(format!(
+                        "etcd key {}: {error}",
+                        site.memory_key()
+                    ))),
+                }
+            }
+        }
+    }
 }
 
 /// The largest memory file read (a real one is a few kilobytes).
@@ -66,27 +221,17 @@ fn read_capped(path: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
 /// A memory file's bytes (read from `path`) as the engine's memory: whatever the bytes, an
 /// error or a memory, never a panic (the fuzz target `state_file` holds it to that).
 pub(crate) fn decode(path: &Path, text: &[u8]) -> Result<Memory, StoreError> {
-    #[derive(serde::Deserialize)]
-    struct Versioned {
-        version: u32,
-    }
-    let version: Versioned = serde_json::from_slice(text).map_err(|e| StoreError::Corrupt {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
-    })?;
-    if version.version > MEMORY_VERSION {
-        return Err(StoreError::TooNew {
+    parse_memory(text).map_err(|e| match e {
+        Unreadable::Corrupt(reason) => StoreError::Corrupt {
             path: path.to_path_buf(),
-            found: version.version,
+            reason,
+        },
+        Unreadable::TooNew(found) => StoreError::TooNew {
+            path: path.to_path_buf(),
+            found,
             supported: MEMORY_VERSION,
-        });
-    }
-    serde_json::from_slice::<Memory>(text)
-        .map(Memory::upgraded)
-        .map_err(|e| StoreError::Corrupt {
-            path: path.to_path_buf(),
-            reason: e.to_string(),
-        })
+        },
+    })
 }
 
 #[derive(Debug, Clone)]
@@ -147,9 +292,7 @@ impl StateStore {
             path: self.path.clone(),
             source,
         };
-        let mut text =
-            serde_json::to_vec_pretty(memory).map_err(|e| write_error(std::io::Error::other(e)))?;
-        text.push(b'\n');
+        let text = memory_text(memory).map_err(write_error)?;
         let temporary = self.dir.join(format!(
             ".{}.tmp",
             self.path

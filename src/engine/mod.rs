@@ -48,5 +48,6 @@ pub use observation::{
 };
 pub use policy::{Mode, Policy};
 pub use state::{Blocker, StateKind};
+pub use view::{ErrorMeaning, meaning};
 /// Durations in every message read the same way ("3m 8s").
 pub use words::duration as say_duration;

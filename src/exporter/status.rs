@@ -49,6 +49,38 @@ pub struct SiteStatus {
     /// what they were is not recorded).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub journal_write_error: Option<String>,
+    /// With `[cluster]`: who leads the site and what the instances see.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<SiteClusterStatus>,
+}
+
+/// A site's side of the cluster, as this instance sees it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SiteClusterStatus {
+    /// This instance.
+    pub instance: String,
+    /// `leader` (this instance may act), `follower` (it observes only), or `lost` (etcd or
+    /// this instance's lease is out of reach: nobody here acts).
+    pub role: String,
+    /// The leading instance, when known.
+    pub leader: Option<String>,
+    /// Why this instance does not lead, when it does not.
+    pub reason: Option<String>,
+    /// The vote on each appliance.
+    pub vantage: Vec<VantageStatus>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct VantageStatus {
+    pub appliance: String,
+    /// Live instances (with a lease), this one included.
+    pub live: usize,
+    /// Of them, those that see the appliance failing.
+    pub failing_views: usize,
+    /// How many must, for a failure to count.
+    pub required: usize,
+    /// This instance sees it failing and not enough others do: its own path is suspect.
+    pub partitioned: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -39,6 +39,7 @@ Appliance faults: down hang unhealthy slow_ms malformed endless_body rate_limite
                   expired_certificate (TLS, when the simulator was given an expired certificate)
                   rate_limited_path (429 only there) ratelimit_remaining (reported instead)
                   token_expires_in (any JSON value) info_failing
+                  ignored_sources ([\"127.0.0.3\"]: connections from these addresses hang)
 ";
 
 type Answer = Response<SimBody>;

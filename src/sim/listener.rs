@@ -91,7 +91,19 @@ pub(super) async fn serve(
         tokio::select! {
             accepted = current.accept() => {
                 listener = Some(current);
-                if let Ok((stream, _)) = accepted {
+                if let Ok((stream, peer)) = accepted {
+                    if shared.faults(index).ignored_sources.contains(&peer.ip()) {
+                        // Held open and never answered, as a black-holed route looks.
+                        let mut shutdown = shutdown.clone();
+                        tokio::spawn(async move {
+                            let _stream = stream;
+                            tokio::select! {
+                                _ = tokio::time::sleep(Duration::from_secs(120)) => {}
+                                _ = shutdown.changed() => {}
+                            }
+                        });
+                        continue;
+                    }
                     let connection = shared.open_connection(index);
                     let acceptor = acceptors.as_ref().map(|(valid, expired)| {
                         match expired {

@@ -142,6 +142,9 @@ pub struct Faults {
     pub token_expires_in: Option<serde_json::Value>,
     /// `info` (v2 `/info`, XML `get_api_info`) answers 500.
     pub info_failing: bool,
+    /// Connections from these client addresses are accepted and never answered: a network
+    /// path from one watchdog broken while the others' work (`source_address`).
+    pub ignored_sources: Vec<std::net::IpAddr>,
 }
 
 /// A partial update of [`Faults`]: only the fields given change.
@@ -166,6 +169,7 @@ pub struct FaultsPatch {
     pub ratelimit_remaining: Option<Option<u32>>,
     pub token_expires_in: Option<Option<serde_json::Value>>,
     pub info_failing: Option<bool>,
+    pub ignored_sources: Option<Vec<std::net::IpAddr>>,
 }
 
 impl Faults {
@@ -190,7 +194,11 @@ impl Faults {
             ratelimit_remaining,
             token_expires_in,
             info_failing,
+            ignored_sources,
         } = patch;
+        if let Some(v) = ignored_sources {
+            self.ignored_sources = v;
+        }
         if let Some(v) = expired_certificate {
             self.expired_certificate = v;
         }

@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests: a simulated pair on loopback and clients for it.
 #![allow(dead_code)]
 
+pub mod etcd;
 pub mod watchdog;
 
 use std::sync::{Arc, Mutex};

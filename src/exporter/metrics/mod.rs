@@ -19,6 +19,7 @@ use crate::engine::{AlertKind, Blocker, StateKind, Trigger};
 
 mod api;
 mod appliance;
+mod cluster;
 mod exporter;
 mod family;
 mod notify;
@@ -85,6 +86,7 @@ pub struct Metrics {
     watchdog: watchdog::WatchdogMetrics,
     exporter: exporter::ExporterMetrics,
     notify: notify::NotifyMetrics,
+    cluster: cluster::ClusterMetrics,
 }
 
 impl Metrics {
@@ -96,6 +98,7 @@ impl Metrics {
             watchdog: watchdog::WatchdogMetrics::new(&registry),
             exporter: exporter::ExporterMetrics::new(&registry),
             notify: notify::NotifyMetrics::new(&registry),
+            cluster: cluster::ClusterMetrics::new(&registry),
             registry,
         }
     }
@@ -153,8 +156,31 @@ impl Metrics {
         &self.exporter
     }
 
+    /// With `[cluster]`: the cluster's health as this instance sees it.
+    pub fn set_cluster(&self, status: &crate::cluster::ClusterStatus) {
+        self.cluster.set_cluster(
+            &status.name,
+            &status.instance,
+            status.up,
+            status.members.len(),
+            status.requests,
+        );
+    }
+
+    /// With `[cluster]`: whether this instance leads the site, and the vote on each appliance
+    /// (appliance, failing views, views required, partitioned).
+    pub fn set_site_cluster(
+        &self,
+        site: &str,
+        leader: bool,
+        vantage: &[(&str, usize, usize, bool)],
+    ) {
+        self.cluster.set_site(site, leader, vantage);
+    }
+
     /// Removes every series of a site (it was removed from the configuration).
     pub fn forget_site(&self, site: &str, appliances: &[String; 2]) {
+        self.cluster.forget(site, appliances);
         for appliance in appliances {
             self.appliance.forget(site, appliance);
         }
@@ -165,6 +191,7 @@ impl Metrics {
     /// An appliance renamed or replaced within a site: its own series go, the site's
     /// (failover counters, state) stay.
     pub fn forget_appliance(&self, site: &str, appliance: &str) {
+        self.cluster.forget_appliance(site, appliance);
         self.appliance.forget(site, appliance);
         self.api.forget(site, &[appliance.to_string()]);
         self.watchdog.forget_appliance(site, appliance);
@@ -273,6 +300,15 @@ mod tests {
         metrics
             .api
             .record_request("hq", "east", Endpoint::ALL[0], "200", Duration::ZERO);
+        metrics.set_cluster(&crate::cluster::ClusterStatus {
+            name: "bt-watchdog".to_string(),
+            instance: "one".to_string(),
+            up: true,
+            members: vec!["one".to_string()],
+            error: None,
+            requests: 1,
+        });
+        metrics.set_site_cluster("hq", true, &[("east", 0, 1, false)]);
         let published: BTreeSet<String> = metrics
             .registry
             .gather()
