@@ -658,3 +658,37 @@ async fn commands_given_to_any_instance_are_carried_out_by_the_leader() {
     assert!(said.contains("--standalone"), "{said}");
     assert_eq!(calls(&sim), one_swap(), "nothing more was sent");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_standalone_failover_is_refused_while_another_instance_leads() {
+    let etcd = EtcdCluster::start(1);
+    let sim = pair().await;
+    let ws = Workspace::new();
+    let mut running = instance(&ws, &sim, &etcd, "w1", None);
+    start(&mut running, &[]);
+    healthy(&running).await;
+    the_leader(std::slice::from_ref(&running)).await;
+    // A second instance's host, its daemon stopped: the operator tries to act from there.
+    let stopped = instance(&ws, &sim, &etcd, "w2", None);
+    let (ok, said) = cli(
+        &stopped,
+        &[
+            "failover",
+            "--site",
+            "hq",
+            "--to",
+            "west",
+            "--confirm",
+            "--standalone",
+        ],
+    );
+    assert!(!ok, "{said}");
+    assert!(said.contains("instance w1"), "{said}");
+    assert!(said.contains("Nothing was changed"), "{said}");
+    no_call_for(
+        &sim,
+        Duration::from_secs(1),
+        "a standalone failover acted beside the leader",
+    )
+    .await;
+}

@@ -42,6 +42,24 @@ fn request_timeout(ttl: Duration) -> Duration {
     (ttl / 4).clamp(Duration::from_millis(500), Duration::from_secs(5))
 }
 
+fn site_key(prefix: &str, site: &str, rest: &str) -> String {
+    format!("{prefix}sites/{site}/{rest}")
+}
+
+/// The instance that leads `site` now, read once from etcd; `None` when none does. For
+/// `failover --standalone`, which runs without the membership task: acting beside a live
+/// leader would be two actors on one pair, on a memory (intent, cooldown) that is not the
+/// cluster's.
+pub async fn current_leader(
+    config: &ClusterConfig,
+    site: &str,
+) -> Result<Option<String>, EtcdError> {
+    let etcd = Etcd::new(config, request_timeout(config.lease_ttl))?;
+    let key = site_key(&format!("/{}/", config.name), site, "leader");
+    let (_, leader) = etcd.get(&key).await?;
+    Ok(leader.map(|kv| String::from_utf8_lossy(&kv.value).into_owned()))
+}
+
 /// Whether this instance may act for a site.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Leadership {
@@ -169,7 +187,7 @@ impl Cluster {
     }
 
     fn site_key(&self, site: &str, rest: &str) -> String {
-        format!("{}sites/{site}/{rest}", self.prefix)
+        site_key(&self.prefix, site, rest)
     }
 
     /// A site's handle; the membership task campaigns for its leadership from now on.

@@ -459,6 +459,24 @@ impl InProcess {
             );
             return Err(Exit::Refused);
         }
+        if let Some(cluster) = &config.cluster {
+            match crate::cluster::current_leader(cluster, site).await {
+                Ok(Some(leader)) => {
+                    eprintln!(
+                        "bt-watchdog: instance {leader} of cluster {} leads site {site} (etcd answered): a standalone failover would act beside it, on this host's state file instead of the cluster's memory (its intent and cooldown). Nothing was changed. Drop --standalone: through any running instance the failover goes to the leader.",
+                        cluster.name
+                    );
+                    return Err(Exit::Refused);
+                }
+                Ok(None) => eprintln!(
+                    "bt-watchdog: no instance of cluster {} leads site {site}: acting standalone on this host's state file (the cluster's memory in etcd is not read)",
+                    cluster.name
+                ),
+                Err(error) => eprintln!(
+                    "bt-watchdog: etcd did not answer ({error}): acting standalone, as asked (no instance can act on the site while etcd is out of its reach either)"
+                ),
+            }
+        }
         LocalSite::open(config, site)
             .await
             .map(|site| InProcess { site })
