@@ -704,7 +704,9 @@ impl Engine {
         }
         let retry = match trigger {
             Trigger::Auto => format!("; trying again in {} at the earliest", duration(wait)),
-            Trigger::Manual => "; ask again once the state directory can be written".to_string(),
+            Trigger::Manual => {
+                "; nothing was sent: ask again once the intent can be saved (the state directory, or etcd when clustered)".to_string()
+            }
         };
         match episode.undo.take() {
             Some(undo) => {
