@@ -692,3 +692,64 @@ async fn a_standalone_failover_is_refused_while_another_instance_leads() {
     )
     .await;
 }
+
+/// The instances' configurations may list a site's two appliances in different orders (each
+/// host's file is its own). A manual failover given to a follower names its target; the leader
+/// must act on that name, not on the follower's position of it in its own list. (Routed as
+/// a position, `--to east` with east already primary promoted west on the leader: a failover
+/// nobody asked for; `--to west` was refused as "east is already the primary".)
+#[tokio::test(flavor = "multi_thread")]
+async fn a_routed_failover_acts_on_the_appliance_named_whatever_the_order_of_the_followers_list() {
+    let etcd = EtcdCluster::start(1);
+    let sim = pair().await;
+    let ws = Workspace::new();
+    let mut leader = instance(&ws, &sim, &etcd, "w1", None);
+    start(&mut leader, &[]);
+    healthy(&leader).await;
+    the_leader(std::slice::from_ref(&leader)).await;
+    let mut follower = instance(&ws, &sim, &etcd, "w2", None);
+    // w2 lists west first.
+    let text = std::fs::read_to_string(&follower.config).unwrap();
+    let east = format!("  {{ name = \"east\", url = \"{}\" }},\n", sim.url(0));
+    let west = format!("  {{ name = \"west\", url = \"{}\" }},\n", sim.url(1));
+    let swapped = text.replace(&format!("{east}{west}"), &format!("{west}{east}"));
+    assert_ne!(
+        swapped, text,
+        "the appliances are listed in the other order"
+    );
+    std::fs::write(&follower.config, swapped).unwrap();
+    start(&mut follower, &[]);
+    healthy(&follower).await;
+    let both = [leader, follower];
+    assert_eq!(the_leader(&both).await, 0);
+    // East is the primary already: nothing to do.
+    let (ok, said) = cli(
+        &both[1],
+        &["failover", "--site", "hq", "--to", "east", "--confirm"],
+    );
+    no_call_for(
+        &sim,
+        Duration::from_secs(2),
+        &format!("a failover to the primary east made calls ({said})"),
+    )
+    .await;
+    assert!(!ok, "{said}");
+    assert!(said.contains("east is already the primary"), "{said}");
+    // To west: west is promoted, and only west is called.
+    let (_, said) = cli(
+        &both[1],
+        &["failover", "--site", "hq", "--to", "west", "--confirm"],
+    );
+    assert!(said.contains("Started"), "{said}\n{}", logs(&both));
+    both[0]
+        .watchdog()
+        .wait_for_site(LONG, "west primary", |s| {
+            s["appliances"][1]["failover_role"] == "primary"
+        })
+        .await;
+    let made = calls(&sim);
+    assert!(
+        !made.is_empty() && made.iter().all(|(appliance, _, _)| appliance == "west"),
+        "{made:?}"
+    );
+}

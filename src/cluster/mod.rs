@@ -113,6 +113,41 @@ struct Shared {
 pub struct Routed {
     pub id: String,
     pub command: crate::engine::Command,
+    /// The site's two appliances as the sender's configuration lists them: the command's
+    /// slots (a manual failover's target) are positions in that list, not in the leader's.
+    pub appliances: [String; 2],
+}
+
+/// A routed command as it travels through etcd: the command with the sender's names for its
+/// slots.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct RoutedRequest {
+    command: crate::engine::Command,
+    appliances: [String; 2],
+}
+
+impl Routed {
+    /// The command in the leader's terms: a slot is a position in the sender's list of the
+    /// site's appliances, and each host's configuration may list them in its own order. Refused
+    /// when the two configurations do not name the same two appliances (then nobody can say
+    /// which one the operator meant).
+    pub fn in_terms_of(&self, leader: &[String; 2]) -> Result<crate::engine::Command, String> {
+        let sender = &self.appliances;
+        let same = (sender[0] == leader[0] && sender[1] == leader[1])
+            || (sender[0] == leader[1] && sender[1] == leader[0]);
+        if !same {
+            return Err(format!(
+                "not carried out: the instance the command was given to names this site's appliances {} and {}, the leader {} and {}; give every instance the same appliance names",
+                sender[0], sender[1], leader[0], leader[1]
+            ));
+        }
+        let mut command = self.command.clone();
+        if let crate::engine::Command::Failover(request) = &mut command {
+            let named = &sender[request.target.min(1)];
+            request.target = usize::from(leader[0] != *named);
+        }
+        Ok(command)
+    }
 }
 
 /// What the leader answers to a routed command: its site loop's answer, or why it did not
@@ -453,11 +488,12 @@ impl Cluster {
         let Some(route) = shared.routes.get(site) else {
             return;
         };
-        match serde_json::from_slice(&kv.value) {
-            Ok(command) => {
+        match serde_json::from_slice::<RoutedRequest>(&kv.value) {
+            Ok(request) => {
                 let _ = route.try_send(Routed {
                     id: id.to_string(),
-                    command,
+                    command: request.command,
+                    appliances: request.appliances,
                 });
             }
             Err(e) => {
@@ -693,7 +729,11 @@ impl ClusterSite {
     /// requires it) before carrying the command out, and a sender that gives up deletes it the
     /// same way. Exactly one of them succeeds, so a command answered "not carried out" never
     /// is carried out later.
-    pub async fn route(&self, command: &crate::engine::Command) -> RoutedAnswer {
+    pub async fn route(
+        &self,
+        command: &crate::engine::Command,
+        appliances: &[String; 2],
+    ) -> RoutedAnswer {
         let cluster = &self.cluster;
         let leader = match self.leadership() {
             Leadership::Leader => {
@@ -727,7 +767,11 @@ impl ClusterSite {
         );
         let request = cluster.site_key(&self.site, &format!("requests/{id}"));
         let reply = cluster.site_key(&self.site, &format!("replies/{id}"));
-        let text = serde_json::to_vec(command).map_err(|e| e.to_string())?;
+        let text = serde_json::to_vec(&RoutedRequest {
+            command: command.clone(),
+            appliances: appliances.clone(),
+        })
+        .map_err(|e| e.to_string())?;
         cluster
             .etcd
             .put(&request, &text, Some(lease))
@@ -856,5 +900,65 @@ impl ClusterSite {
             .collect();
         let members = cluster.members(&shared).len().max(1);
         (views, members)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::{Command, ManualRequest};
+
+    fn names(a: &str, b: &str) -> [String; 2] {
+        [a.to_string(), b.to_string()]
+    }
+
+    fn failover_to(target: usize, sender: [String; 2]) -> Routed {
+        Routed {
+            id: "w2-1".to_string(),
+            command: Command::Failover(ManualRequest {
+                request_id: 1,
+                target,
+                data_sync_first: false,
+                force: false,
+                demote_peer: false,
+                confirmed: true,
+                override_preflight: false,
+                by: "ops".to_string(),
+                shown_plan: None,
+                hook: None,
+            }),
+            appliances: sender,
+        }
+    }
+
+    fn target(command: Result<Command, String>) -> usize {
+        match command {
+            Ok(Command::Failover(request)) => request.target,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_routed_failover_targets_the_appliance_the_sender_named() {
+        let leader = names("east", "west");
+        // The sender lists west first: its slot 1 is east.
+        assert_eq!(
+            target(failover_to(1, names("west", "east")).in_terms_of(&leader)),
+            0
+        );
+        assert_eq!(
+            target(failover_to(0, names("west", "east")).in_terms_of(&leader)),
+            1
+        );
+        assert_eq!(
+            target(failover_to(1, names("east", "west")).in_terms_of(&leader)),
+            1
+        );
+        // Other names: nobody can say which appliance was meant.
+        let refused = failover_to(0, names("east", "south")).in_terms_of(&leader);
+        assert!(
+            refused.as_ref().is_err_and(|e| e.contains("south")),
+            "{refused:?}"
+        );
     }
 }

@@ -589,9 +589,13 @@ impl SiteLoop {
                         tracing::info!(site = %self.site.name, "an operator command came after its sender gave up on it: not routed");
                         return;
                     }
+                    let names = [
+                        self.site.appliances[0].name.clone(),
+                        self.site.appliances[1].name.clone(),
+                    ];
                     tokio::spawn(async move {
                         let answer = cluster
-                            .route(&command)
+                            .route(&command, &names)
                             .await
                             .unwrap_or_else(OperatorAnswer::Refused);
                         let _ = reply.send(answer);
@@ -719,11 +723,20 @@ impl SiteLoop {
                 return;
             }
         }
-        tracing::info!(site = %self.site.name, "carrying out a command routed from another instance: {:?}", routed.command);
+        let names = [self.name(0).to_string(), self.name(1).to_string()];
+        let command = match routed.in_terms_of(&names) {
+            Ok(command) => command,
+            Err(refusal) => {
+                tracing::warn!(site = %self.site.name, "a command routed from another instance: {refusal}");
+                cluster.answer(&routed.id, &Err(refusal)).await;
+                return;
+            }
+        };
+        tracing::info!(site = %self.site.name, "carrying out a command routed from another instance: {command:?}");
         let (reply, answer) = oneshot::channel();
         let ticket = Ticket::default();
         self.command(SiteCommand::Operator {
-            command: routed.command,
+            command,
             reply,
             ticket,
         })
