@@ -575,6 +575,37 @@ impl Cluster {
     }
 }
 
+/// The other instances' views of a site (keys under `views`), from the cache. A view counts
+/// only as the view of a live member: its instance's membership key exists and the view is
+/// held by that membership's lease. A view written under no lease (by hand, or by anything
+/// that is not a running instance) or under a lease that is not its instance's (a former
+/// incarnation's, about to expire) is nobody's current view and never votes; nor does this
+/// instance's own key, nor a key below an instance's (`views/a/b`), nor a value that is not
+/// a view.
+fn live_views(
+    cache: &BTreeMap<String, Kv>,
+    views: &str,
+    members: &str,
+    own: &str,
+) -> Vec<(String, vote::Vantage)> {
+    cache
+        .range(views.to_string()..)
+        .take_while(|(k, _)| k.starts_with(views))
+        .filter_map(|(k, kv)| {
+            let instance = k.strip_prefix(views)?;
+            if instance == own || instance.is_empty() || instance.contains('/') || kv.lease == 0 {
+                return None;
+            }
+            let member = cache.get(&format!("{members}{instance}"))?;
+            if member.lease != kv.lease {
+                return None;
+            }
+            let view = serde_json::from_slice(&kv.value).ok()?;
+            Some((instance.to_string(), view))
+        })
+        .collect()
+}
+
 /// One site's side of the cluster: its leadership, its memory in etcd, the instances' views.
 #[derive(Clone)]
 pub struct ClusterSite {
@@ -884,20 +915,12 @@ impl ClusterSite {
         if !cluster.alive(&shared) {
             return (Vec::new(), 1);
         }
-        let prefix = cluster.site_key(&self.site, "views/");
-        let views = shared
-            .cache
-            .range(prefix.clone()..)
-            .take_while(|(k, _)| k.starts_with(&prefix))
-            .filter_map(|(k, kv)| {
-                let instance = k.strip_prefix(&prefix)?;
-                if instance == cluster.config.instance {
-                    return None;
-                }
-                let view = serde_json::from_slice(&kv.value).ok()?;
-                Some((instance.to_string(), view))
-            })
-            .collect();
+        let views = live_views(
+            &shared.cache,
+            &cluster.site_key(&self.site, "views/"),
+            &cluster.member_key(""),
+            &cluster.config.instance,
+        );
         let members = cluster.members(&shared).len().max(1);
         (views, members)
     }
@@ -936,6 +959,48 @@ mod tests {
             Ok(Command::Failover(request)) => request.target,
             other => panic!("{other:?}"),
         }
+    }
+
+    fn kv(key: &str, value: &str, lease: i64) -> (String, Kv) {
+        (
+            key.to_string(),
+            Kv {
+                key: key.as_bytes().to_vec(),
+                value: value.as_bytes().to_vec(),
+                lease,
+                mod_revision: 1,
+            },
+        )
+    }
+
+    /// Only a live member's own view votes: not one written under no lease, nor under a lease
+    /// that is not its instance's membership, nor one of an instance that is no member, nor
+    /// this instance's own (it is counted once, as its own), nor a value that is not a view.
+    #[test]
+    fn only_live_members_views_count() {
+        let view = r#"{"appliances":[{"name":"east","failing":true,"since":"2026-01-01T00:00:00Z","streak":3}]}"#;
+        let cache: BTreeMap<String, Kv> = [
+            kv("/c/members/w1", "{}", 11),
+            kv("/c/members/w2", "{}", 22),
+            kv("/c/members/w3", "{}", 33),
+            kv("/c/sites/hq/views/w1", view, 11),
+            kv("/c/sites/hq/views/w2", view, 22),
+            // Written by hand, under no lease.
+            kv("/c/sites/hq/views/forged", view, 0),
+            // w3's view under a lease that is not its membership's (a former incarnation).
+            kv("/c/sites/hq/views/w3", view, 99),
+            // No member of that name, though under a lease.
+            kv("/c/sites/hq/views/w4", view, 44),
+            kv("/c/sites/hq/views/w2/x", view, 22),
+            kv("/c/sites/hq/views/", view, 22),
+            kv("/c/members/w5", "{}", 55),
+            kv("/c/sites/hq/views/w5", "not a view", 55),
+        ]
+        .into_iter()
+        .collect();
+        let views = live_views(&cache, "/c/sites/hq/views/", "/c/members/", "w1");
+        let who: Vec<&str> = views.iter().map(|(w, _)| w.as_str()).collect();
+        assert_eq!(who, vec!["w2"]);
     }
 
     #[test]
