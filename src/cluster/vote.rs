@@ -7,6 +7,8 @@
 //! observed nothing, which never moves a failing streak, so the engine needs no notion of a
 //! cluster at all.
 
+use std::time::Duration;
+
 use serde::{Deserialize, Serialize};
 
 use crate::api::model::Probe;
@@ -54,6 +56,58 @@ pub struct ApplianceVantage {
     pub since: Option<String>,
     /// Consecutive polls that saw it failing.
     pub streak: u32,
+}
+
+impl ApplianceVantage {
+    /// Takes one poll's observation in. `silent_for`: how long this instance has observed
+    /// nothing of the appliance (zero when this poll observed it); `limit`: how long a view
+    /// outlives its last observation (the policy's `failover_after`, as the engine's own
+    /// failing streak). A failing view that nothing has confirmed for longer is withdrawn
+    /// (`since` none: this instance has no view): otherwise an instance whose polls stopped
+    /// observing (a 429, its own fault) would vote "failing" for as long as it lives, about
+    /// an appliance that may have been back for hours.
+    pub fn take(&mut self, seen: Seen, now: &str, silent_for: Duration, limit: Duration) {
+        match seen {
+            Seen::Failing => {
+                self.streak = self.streak.saturating_add(1);
+                if !self.failing || self.since.is_none() {
+                    self.failing = true;
+                    self.since = Some(now.to_string());
+                }
+            }
+            Seen::Reachable => {
+                self.streak = 0;
+                if self.failing || self.since.is_none() {
+                    self.failing = false;
+                    self.since = Some(now.to_string());
+                }
+            }
+            Seen::Nothing if self.since.is_some() && silent_for > limit => {
+                self.failing = false;
+                self.streak = 0;
+                self.since = None;
+            }
+            Seen::Nothing => {}
+        }
+    }
+
+    /// Whether this view says anything (a view withdrawn, or never formed, does not vote).
+    pub fn holds(&self) -> bool {
+        self.since.is_some()
+    }
+}
+
+/// What the other instances' views say of the appliance named `appliance` (`true` =
+/// failing). Matched by name, never by position: each host's configuration may list a site's
+/// appliances in its own order, or name them otherwise (then its view is of no appliance
+/// here). A view that holds nothing does not vote.
+pub fn others_on(views: &[(String, Vantage)], appliance: &str) -> Vec<bool> {
+    views
+        .iter()
+        .filter_map(|(_, view)| view.appliances.iter().find(|a| a.name == appliance))
+        .filter(|a| a.holds())
+        .map(|a| a.failing)
+        .collect()
 }
 
 /// One instance's view of a site's two appliances.
@@ -152,5 +206,79 @@ mod tests {
         assert_eq!(seen(&report(Err(ErrorKind::RateLimited))), Seen::Nothing);
         assert_eq!(seen(&report(Err(ErrorKind::Local))), Seen::Nothing);
         assert_eq!(seen(&ApplianceReport::default()), Seen::Nothing);
+    }
+
+    fn vantage(names: &[(&str, bool)]) -> Vantage {
+        Vantage {
+            appliances: names
+                .iter()
+                .map(|(name, failing)| ApplianceVantage {
+                    name: name.to_string(),
+                    failing: *failing,
+                    since: Some("2026-01-01T00:00:00Z".to_string()),
+                    streak: u32::from(*failing),
+                })
+                .collect(),
+        }
+    }
+
+    /// A view is of the appliance it names: an instance that lists west first, or that knows
+    /// the site's appliances by other names, does not vote on east with its view of west.
+    #[test]
+    fn views_are_matched_by_name_not_position() {
+        let views = vec![
+            // Lists west first; sees east fine and west failing.
+            (
+                "w2".to_string(),
+                vantage(&[("west", true), ("east", false)]),
+            ),
+            // Other names altogether.
+            (
+                "w3".to_string(),
+                vantage(&[("north", true), ("south", true)]),
+            ),
+        ];
+        assert_eq!(others_on(&views, "east"), vec![false]);
+        assert_eq!(others_on(&views, "west"), vec![true]);
+        // This instance is cut off from east; w2 sees it fine: not confirmed, a partition.
+        let verdict = judge(true, 3, &others_on(&views, "east"), 3, None);
+        assert!(!verdict.confirmed && verdict.partitioned, "{verdict:?}");
+    }
+
+    /// An instance that saw the appliance failing and then observed nothing (429s, a fault
+    /// of its own) no longer votes "failing" once its view is older than the limit.
+    #[test]
+    fn a_failing_view_nothing_confirms_any_more_is_withdrawn() {
+        let limit = Duration::from_secs(30);
+        let mut view = ApplianceVantage {
+            name: "east".to_string(),
+            failing: false,
+            since: None,
+            streak: 0,
+        };
+        view.take(Seen::Failing, "t1", Duration::ZERO, limit);
+        assert!(view.failing && view.holds());
+        // Silence for a while: the view stands.
+        view.take(Seen::Nothing, "t2", Duration::from_secs(20), limit);
+        assert!(view.failing && view.holds());
+        // Longer than the limit: withdrawn, and it votes neither way.
+        view.take(Seen::Nothing, "t3", Duration::from_secs(31), limit);
+        assert!(
+            !view.failing && !view.holds() && view.streak == 0,
+            "{view:?}"
+        );
+        let views = vec![(
+            "w2".to_string(),
+            Vantage {
+                appliances: vec![view.clone()],
+            },
+        )];
+        assert!(others_on(&views, "east").is_empty());
+        // Two instances, the other's view withdrawn: this one's failure alone is not a
+        // majority of the two live instances.
+        assert!(!judge(true, 3, &others_on(&views, "east"), 2, None).confirmed);
+        // Observed again: a view again.
+        view.take(Seen::Reachable, "t4", Duration::ZERO, limit);
+        assert!(!view.failing && view.holds());
     }
 }

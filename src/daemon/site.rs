@@ -200,6 +200,9 @@ pub struct SiteLoop {
     /// With `[cluster]`: this instance's view of the appliances, as last published.
     vantage: Vantage,
     published: Option<Vantage>,
+    /// When this instance last observed each appliance (its view is withdrawn once that is
+    /// older than `failover_after`).
+    observed_at: [Option<Instant>; 2],
     verdicts: [Option<Verdict>; 2],
     /// With `[cluster]`: operator commands other instances route to this one as the leader.
     routed: Option<mpsc::Receiver<crate::cluster::Routed>>,
@@ -305,6 +308,7 @@ impl SiteLoop {
             },
             vantage,
             published: None,
+            observed_at: [None, None],
             verdicts: [None, None],
             routed,
             metrics,
@@ -958,27 +962,16 @@ impl SiteLoop {
             vote::seen(&report.appliances[0]),
             vote::seen(&report.appliances[1]),
         ];
+        let at = Instant::now();
         for (slot, seen) in seen.iter().enumerate() {
             let Some(own) = self.vantage.appliances.get_mut(slot) else {
                 continue;
             };
-            match seen {
-                Seen::Failing => {
-                    own.streak = own.streak.saturating_add(1);
-                    if !own.failing || own.since.is_none() {
-                        own.failing = true;
-                        own.since = Some(now.clone());
-                    }
-                }
-                Seen::Reachable => {
-                    own.streak = 0;
-                    if own.failing || own.since.is_none() {
-                        own.failing = false;
-                        own.since = Some(now.clone());
-                    }
-                }
-                Seen::Nothing => {}
+            if *seen != Seen::Nothing {
+                self.observed_at[slot] = Some(at);
             }
+            let silent_for = self.observed_at[slot].map_or(Duration::ZERO, |t| at - t);
+            own.take(*seen, &now, silent_for, self.site.policy.failover_after);
         }
         if self.published.as_ref() != Some(&self.vantage) {
             match cluster.publish_view(&self.vantage).await {
@@ -994,10 +987,7 @@ impl SiteLoop {
             let Some(own) = self.vantage.appliances.get(slot) else {
                 continue;
             };
-            let others: Vec<bool> = views
-                .iter()
-                .filter_map(|(_, view)| view.appliances.get(slot).map(|a| a.failing))
-                .collect();
+            let others = vote::others_on(&views, &own.name);
             let verdict = vote::judge(
                 own.failing,
                 own.streak,
