@@ -753,3 +753,60 @@ async fn a_routed_failover_acts_on_the_appliance_named_whatever_the_order_of_the
         "{made:?}"
     );
 }
+
+/// What a follower says of the site is the site's own memory (pause, cooldown, the failover in
+/// progress and the last one), not what its observing engine never did: a failover given to a
+/// follower is followed to its end through that follower (it said "the daemon has no record of
+/// its end" and exited as not done while the leader carried it out), and `status` on a follower
+/// of a paused site says it is paused.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_follower_tells_the_sites_memory_and_follows_a_routed_failover_to_its_end() {
+    let etcd = EtcdCluster::start(1);
+    let sim = pair().await;
+    let ws = Workspace::new();
+    let mut instances: Vec<Instance> = ["w1", "w2"]
+        .iter()
+        .map(|name| instance(&ws, &sim, &etcd, name, None))
+        .collect();
+    start(&mut instances[0], &[]);
+    healthy(&instances[0]).await;
+    assert_eq!(the_leader(&instances).await, 0);
+    start(&mut instances[1], &[]);
+    healthy(&instances[1]).await;
+    let (ok, said) = cli(
+        &instances[1],
+        &["pause", "--site", "hq", "--reason", "upgrading east"],
+    );
+    assert!(ok, "{said}");
+    let site = instances[1]
+        .watchdog()
+        .wait_for_site(LONG, "the follower to say the site is paused", |s| {
+            s["pause"]["reason"] == "upgrading east"
+        })
+        .await;
+    assert_eq!(site["cluster"]["role"], "follower", "{site:#}");
+    let (ok, said) = cli(&instances[1], &["resume", "--site", "hq"]);
+    assert!(ok, "{said}");
+    instances[1]
+        .watchdog()
+        .wait_for_site(LONG, "the follower to say the site is resumed", |s| {
+            s["pause"].is_null()
+        })
+        .await;
+    let (ok, said) = cli(
+        &instances[1],
+        &["failover", "--site", "hq", "--to", "west", "--confirm"],
+    );
+    assert!(ok, "{said}\n{}", logs(&instances));
+    assert!(said.contains("Done: west is primary"), "{said}");
+    let site = instances[1].watchdog().site().await;
+    assert_eq!(site["last_failover"]["outcome"], "success", "{site:#}");
+    assert!(
+        site["cooldown_remaining_seconds"].as_f64().unwrap() > 60.0,
+        "{site:#}"
+    );
+    assert_eq!(
+        calls(&sim),
+        vec![("west".to_string(), FailoverRole::Primary, false)]
+    );
+}

@@ -688,6 +688,21 @@ impl ClusterSite {
         Ok(kv.map(|kv| kv.value))
     }
 
+    /// The site's memory as this instance's copy of the keys holds it (kept current by the
+    /// watch): what a follower shows, as the leader wrote it last. `None` when the copy is not
+    /// current or the site has none.
+    pub fn cached_memory(&self) -> Option<Vec<u8>> {
+        let cluster = &self.cluster;
+        let shared = cluster.lock();
+        if !cluster.alive(&shared) {
+            return None;
+        }
+        shared
+            .cache
+            .get(&self.memory_key())
+            .map(|kv| kv.value.clone())
+    }
+
     /// Where the memory lives, for messages.
     pub fn memory_key(&self) -> String {
         self.cluster.site_key(&self.site, "memory")

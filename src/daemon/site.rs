@@ -157,6 +157,9 @@ impl Outlets {
     }
 }
 
+/// The leader's answer to a command routed from here, and where it goes.
+type RoutedBack = (OperatorAnswer, oneshot::Sender<OperatorAnswer>);
+
 /// A manual failover whose pre-failover hook has answered, back to the loop.
 type Asked = (engine::Command, oneshot::Sender<OperatorAnswer>, Ticket);
 
@@ -242,6 +245,8 @@ pub struct SiteLoop {
     gate: Option<Arc<crate::notify::Gate>>,
     /// Manual failovers whose hook answer is in, back from the task that asked.
     asked: (mpsc::Sender<Asked>, mpsc::Receiver<Asked>),
+    /// With `[cluster]`: the leader's answers to commands routed from here, to be handed on.
+    routed_back: (mpsc::Sender<RoutedBack>, mpsc::Receiver<RoutedBack>),
 }
 
 impl SiteLoop {
@@ -333,6 +338,7 @@ impl SiteLoop {
             notifier: outlets.notifier,
             gate: outlets.gate,
             asked: mpsc::channel(4),
+            routed_back: mpsc::channel(4),
             command_done: None,
             polling: None,
             renamed_away: Vec::new(),
@@ -384,6 +390,10 @@ impl SiteLoop {
                 Some(command) = commands.recv() => self.command(command).await,
                 Some((command, reply, ticket)) = self.asked.1.recv() => self.operator_command(command, reply, ticket).await,
                 Some(routed) = next_routed(&mut self.routed) => self.answer_routed(routed).await,
+                Some((answer, reply)) = self.routed_back.1.recv() => {
+                    self.publish(clock::now());
+                    let _ = reply.send(answer);
+                }
                 Some((call_id, result)) = self.results.1.recv() => {
                     self.calls_in_flight = self.calls_in_flight.saturating_sub(1);
                     self.step(Input::CallResult { call_id, result }).await;
@@ -597,12 +607,20 @@ impl SiteLoop {
                         self.site.appliances[0].name.clone(),
                         self.site.appliances[1].name.clone(),
                     ];
+                    // The answer comes back through the loop, which publishes the site's
+                    // memory as the leader left it before answering: the leader's reply follows
+                    // its write of the memory in etcd's order, so the copy here holds it, and
+                    // whoever follows the command here (a manual failover) finds it at once.
+                    let back = self.routed_back.0.clone();
                     tokio::spawn(async move {
                         let answer = cluster
                             .route(&command, &names)
                             .await
                             .unwrap_or_else(OperatorAnswer::Refused);
-                        let _ = reply.send(answer);
+                        if let Err(returned) = back.send((answer, reply)).await {
+                            let (answer, reply) = returned.0;
+                            let _ = reply.send(answer);
+                        }
                     });
                     return;
                 }
@@ -1401,10 +1419,29 @@ impl SiteLoop {
         })
     }
 
-    /// Updates the metrics and `/status` from the engine.
+    /// Updates the metrics and `/status` from the engine. A follower's engine only observes:
+    /// what the site remembers (pause, cooldown, the failover in progress and the last one)
+    /// is the leader's, as etcd holds it, so that every instance tells the same, and a
+    /// failover given to a follower can be followed there to its end.
     fn publish(&self, now: SystemTime) {
         let site = &self.site.name;
-        let memory = self.engine.memory();
+        let shared = if self.leading {
+            None
+        } else {
+            self.store.shared()
+        };
+        let memory = shared.as_ref().unwrap_or(self.engine.memory());
+        let cooldown_remaining = match &shared {
+            Some(memory) => memory
+                .cooldown_until
+                .and_then(|until| until.to_system_time().duration_since(now).ok())
+                .unwrap_or(Duration::ZERO),
+            None => self.engine.cooldown_remaining(now),
+        };
+        let in_progress: Option<(String, u64)> = match &shared {
+            Some(memory) => memory.episode.as_ref().map(|e| (e.reason.clone(), e.id)),
+            None => self.engine.episode().map(|e| (e.reason.clone(), e.id)),
+        };
         let state = self.engine.state();
         let sync_age = self.engine.sync_age(now).map(|d| d.as_secs_f64());
         let views = self.engine.views();
@@ -1501,7 +1538,7 @@ impl SiteLoop {
                 },
             });
         }
-        let cooldown = self.engine.cooldown_remaining(now).as_secs_f64();
+        let cooldown = cooldown_remaining.as_secs_f64();
         let sample = SiteSample {
             state: state.kind,
             blocker: state.blocker,
@@ -1558,8 +1595,8 @@ impl SiteLoop {
                 .last_failover
                 .as_ref()
                 .and_then(|f| serde_json::to_value(f).ok()),
-            failover_in_progress: self.engine.episode().map(|e| e.reason.clone()),
-            failover_in_progress_id: self.engine.episode().map(|e| e.id),
+            failover_in_progress: in_progress.as_ref().map(|(reason, _)| reason.clone()),
+            failover_in_progress_id: in_progress.as_ref().map(|(_, id)| *id),
             alerts: self
                 .engine
                 .alerts()

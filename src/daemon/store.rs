@@ -169,6 +169,15 @@ impl MemoryHome {
         }
     }
 
+    /// With `[cluster]`: the site's memory as the leader last wrote it, from this instance's
+    /// current copy of etcd's keys (no request); `None` alone, or when it is not known now.
+    pub fn shared(&self) -> Option<Memory> {
+        match self {
+            MemoryHome::File(_) => None,
+            MemoryHome::Cluster { site, .. } => parse_memory(&site.cached_memory()?).ok(),
+        }
+    }
+
     /// Writes the memory durably: fsynced to the file, or committed by etcd's quorum in a
     /// transaction that holds only while this instance leads the site. The etcd revision it
     /// was written at, when clustered.
