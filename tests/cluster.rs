@@ -810,3 +810,51 @@ async fn a_follower_tells_the_sites_memory_and_follows_a_routed_failover_to_its_
         vec![("west".to_string(), FailoverRole::Primary, false)]
     );
 }
+
+/// A reply left under `replies/` (its sender died before deleting it, or it was written by
+/// hand) is not the answer to a new command that happens to get the same id: a restarted
+/// instance with the same process id (PID 1 in a container) numbers its commands from 1
+/// again. Believed, the operator was told "refused" while the leader carried the pause out.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reply_from_before_a_command_is_not_its_answer() {
+    let etcd = EtcdCluster::start(1);
+    let sim = pair().await;
+    let ws = Workspace::new();
+    let mut instances: Vec<Instance> = ["w1", "w2"]
+        .iter()
+        .map(|name| instance(&ws, &sim, &etcd, name, None))
+        .collect();
+    start(&mut instances[0], &[]);
+    healthy(&instances[0]).await;
+    assert_eq!(the_leader(&instances).await, 0);
+    start(&mut instances[1], &[]);
+    healthy(&instances[1]).await;
+    // Whatever the id is made of (the process id, once; this incarnation's lease now), a reply
+    // already under it is not the answer.
+    let pid = instances[1].watchdog().pid();
+    let log = std::fs::read_to_string(&instances[1].log).unwrap();
+    let lease = log
+        .split("instance w2 joined (lease ")
+        .nth(1)
+        .and_then(|rest| rest.split(',').next())
+        .expect("the lease in the log")
+        .to_string();
+    for n in 1..=3 {
+        for id in [format!("w2-{pid}-{n}"), format!("w2-{lease}-{n}")] {
+            etcd.put(
+                &format!("/{CLUSTER}/sites/hq/replies/{id}"),
+                r#"{"Err":"a stale answer to another command"}"#,
+            );
+        }
+    }
+    let (ok, said) = cli(
+        &instances[1],
+        &["pause", "--site", "hq", "--reason", "upgrading east"],
+    );
+    assert!(ok, "{said}");
+    assert!(!said.contains("stale"), "{said}");
+    instances[0]
+        .watchdog()
+        .wait_for_site(LONG, "the leader paused", |s| s["state"] == "paused")
+        .await;
+}

@@ -804,11 +804,12 @@ impl ClusterSite {
         let Some(lease) = cluster.lock().lease else {
             return Err("this instance has no lease; nothing was changed".to_string());
         };
+        // The lease makes the id this incarnation's alone: a process id repeats (PID 1 in a
+        // container, after every restart) and so would a counter started afresh.
         static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         let id = format!(
-            "{}-{}-{}",
+            "{}-{lease:x}-{}",
             cluster.config.instance,
-            std::process::id(),
             NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
         );
         let request = cluster.site_key(&self.site, &format!("requests/{id}"));
@@ -818,16 +819,26 @@ impl ClusterSite {
             appliances: appliances.clone(),
         })
         .map_err(|e| e.to_string())?;
-        cluster
+        let sent = cluster
             .etcd
-            .put(&request, &text, Some(lease))
+            .txn(
+                &[],
+                &[Op::Put {
+                    key: request.clone(),
+                    value: text,
+                    lease: Some(lease),
+                }],
+            )
             .await
             .map_err(|e| {
                 format!(
                     "cannot route the command to the leader {leader} ({e}); nothing was changed"
                 )
             })?;
-        let answer = match self.await_reply(&reply, ROUTE_TIMEOUT).await {
+        // Only a reply written after the request answers it: one already there (left over, or
+        // written by hand) answers nothing.
+        let after = sent.revision;
+        let answer = match self.await_reply(&reply, after, ROUTE_TIMEOUT).await {
             Some(answer) => answer,
             None => {
                 let abandoned = cluster
@@ -843,7 +854,7 @@ impl ClusterSite {
                         ROUTE_TIMEOUT.as_secs()
                     )),
                     // The leader took it: its answer is the truth to give.
-                    Ok(_) => self.await_reply(&reply, ROUTE_TIMEOUT).await.unwrap_or_else(|| {
+                    Ok(_) => self.await_reply(&reply, after, ROUTE_TIMEOUT).await.unwrap_or_else(|| {
                         Err(format!(
                             "the leader {leader} took the command up but did not answer within {}s: its outcome is unknown; check `bt-watchdog status`",
                             2 * ROUTE_TIMEOUT.as_secs()
@@ -860,8 +871,9 @@ impl ClusterSite {
         answer.map_err(|e| format!("{e} (routed to the leader {leader})"))
     }
 
-    /// The leader's reply under `reply`, once the watch brings it; `None` after `wait`.
-    async fn await_reply(&self, reply: &str, wait: Duration) -> Option<RoutedAnswer> {
+    /// The leader's reply under `reply` written after revision `after`, once the watch
+    /// brings it; `None` after `wait`.
+    async fn await_reply(&self, reply: &str, after: i64, wait: Duration) -> Option<RoutedAnswer> {
         let end = Instant::now() + wait;
         loop {
             let found = self
@@ -869,6 +881,7 @@ impl ClusterSite {
                 .lock()
                 .cache
                 .get(reply)
+                .filter(|kv| kv.mod_revision > after)
                 .map(|kv| kv.value.clone());
             if let Some(found) = found {
                 return Some(

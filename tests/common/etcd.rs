@@ -143,6 +143,22 @@ impl EtcdCluster {
         self.spawn(index);
     }
 
+    /// Writes `key` = `value` under no lease through the JSON gateway, as a key written by
+    /// hand (or left over) would be.
+    pub fn put(&self, key: &str, value: &str) {
+        use base64::Engine as _;
+        let b64 = |text: &str| base64::engine::general_purpose::STANDARD.encode(text);
+        let body = format!(r#"{{"key":"{}","value":"{}"}}"#, b64(key), b64(value));
+        let endpoint = self.endpoints().remove(0);
+        let output = Command::new("curl")
+            .args(["-s", "--max-time", "5", "-X", "POST", "-d", &body])
+            .arg(format!("{endpoint}/v3/kv/put"))
+            .output()
+            .unwrap();
+        let answer = String::from_utf8_lossy(&output.stdout);
+        assert!(answer.contains("\"revision\""), "put {key}: {answer}");
+    }
+
     fn healthy(endpoint: &str) -> bool {
         let Ok(output) = Command::new("curl")
             .args(["-s", "--max-time", "1", &format!("{endpoint}/health")])
