@@ -858,3 +858,56 @@ async fn a_reply_from_before_a_command_is_not_its_answer() {
         .wait_for_site(LONG, "the leader paused", |s| s["state"] == "paused")
         .await;
 }
+
+/// An instance whose lease expired (frozen, or cut off from etcd for longer than the lease)
+/// loses its view with it; once it joins again it publishes its view again, even though the
+/// view did not change meanwhile. (It published only changes: it counted as a live member
+/// without a view, so the leader, cut off from east while that instance saw east fine, was
+/// never told it was partitioned.)
+#[tokio::test(flavor = "multi_thread")]
+async fn an_instance_that_joins_again_publishes_its_view_again() {
+    let etcd = EtcdCluster::start(1);
+    let sim = pair().await;
+    let ws = Workspace::new();
+    let mut instances: Vec<Instance> = [("w1", "127.0.0.1"), ("w2", "127.0.0.2")]
+        .iter()
+        .map(|(name, source)| instance(&ws, &sim, &etcd, name, Some(source)))
+        .collect();
+    start(&mut instances[0], &[]);
+    healthy(&instances[0]).await;
+    assert_eq!(the_leader(&instances).await, 0);
+    start(&mut instances[1], &[]);
+    healthy(&instances[1]).await;
+    // w2 frozen for longer than its lease: its membership and its view go.
+    instances[1].watchdog().signal("STOP");
+    tokio::time::sleep(LEASE_TTL * 2).await;
+    instances[1].watchdog().signal("CONT");
+    until(LONG, "w2 to join again with a new lease", || {
+        std::fs::read_to_string(&instances[1].log)
+            .unwrap_or_default()
+            .matches("instance w2 joined")
+            .count()
+            == 2
+    })
+    .await;
+    // The leader loses its path to east; w2 sees east fine: the leader is partitioned.
+    sim.set_faults(
+        0,
+        FaultsPatch {
+            ignored_sources: Some(vec!["127.0.0.1".parse().unwrap()]),
+            ..Default::default()
+        },
+    );
+    let partitioned = "beyondtrust_watchdog_partitioned{appliance=\"east\",site=\"hq\"}";
+    let end = Instant::now() + LONG;
+    while metric(&instances[0].watchdog().metrics().await, partitioned) != Some(1.0) {
+        assert!(
+            Instant::now() < end,
+            "the leader never said it was partitioned: {}\n{}",
+            instances[0].watchdog().site().await["cluster"],
+            logs(&instances)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(calls(&sim).is_empty(), "{:?}", calls(&sim));
+}

@@ -923,16 +923,23 @@ impl ClusterSite {
         }
     }
 
-    /// Publishes this instance's view of the site under its lease (the caller publishes only
-    /// changes).
-    pub async fn publish_view(&self, view: &vote::Vantage) -> Result<(), EtcdError> {
+    /// This instance's lease now, if it has one.
+    pub fn lease(&self) -> Option<i64> {
+        self.cluster.lock().lease
+    }
+
+    /// Publishes this instance's view of the site under its lease; the lease it was published
+    /// under. The caller publishes changes, and again under each new lease: the view goes with
+    /// the lease it was written under.
+    pub async fn publish_view(&self, view: &vote::Vantage) -> Result<i64, EtcdError> {
         let cluster = &self.cluster;
         let Some(lease) = cluster.lock().lease else {
             return Err(EtcdError::Setup("no lease yet".to_string()));
         };
         let key = cluster.site_key(&self.site, &format!("views/{}", cluster.config.instance));
         let value = serde_json::to_vec(view).map_err(|e| EtcdError::Setup(e.to_string()))?;
-        cluster.etcd.put(&key, &value, Some(lease)).await
+        cluster.etcd.put(&key, &value, Some(lease)).await?;
+        Ok(lease)
     }
 
     /// The other live instances' views of the site, and how many instances are live (this one

@@ -202,7 +202,9 @@ pub struct SiteLoop {
     leadership: Leadership,
     /// With `[cluster]`: this instance's view of the appliances, as last published.
     vantage: Vantage,
-    published: Option<Vantage>,
+    /// The view as last published, and the lease it was published under (a view goes with its
+    /// lease: under a new one it is published again, changed or not).
+    published: Option<(Vantage, i64)>,
     /// When this instance last observed each appliance (its view is withdrawn once that is
     /// older than `failover_after`).
     observed_at: [Option<Instant>; 2],
@@ -991,9 +993,13 @@ impl SiteLoop {
             let silent_for = self.observed_at[slot].map_or(Duration::ZERO, |t| at - t);
             own.take(*seen, &now, silent_for, self.site.policy.failover_after);
         }
-        if self.published.as_ref() != Some(&self.vantage) {
+        let current = self
+            .published
+            .as_ref()
+            .is_some_and(|(view, lease)| *view == self.vantage && Some(*lease) == cluster.lease());
+        if !current {
             match cluster.publish_view(&self.vantage).await {
-                Ok(()) => self.published = Some(self.vantage.clone()),
+                Ok(lease) => self.published = Some((self.vantage.clone(), lease)),
                 Err(error) => {
                     self.published = None;
                     tracing::debug!(site = %self.site.name, "cannot publish this instance's view: {error}");
