@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::api::model::Probe;
+use crate::api::ErrorKind;
+use crate::api::model::{Health, Probe};
 use crate::engine::{ApplianceReport, ErrorMeaning, meaning};
 
 /// What one poll said about one appliance, for the vote.
@@ -25,24 +26,37 @@ pub enum Seen {
     Nothing,
 }
 
+/// What one poll observed of one appliance, judged as the engine judges it
+/// (`ApplianceView::absorb`): the appliance's own word that it is unhealthy outweighs a healthy
+/// answer; a healthy answer outweighs an error from the other endpoint; an answer with errors
+/// of its own is a failure; silence counts only when nothing answered at all. The vote and the
+/// engine must agree on what "failing" means, or a view would confirm a failure its own
+/// instance's engine does not see (or the engine would count one the vote never saw).
 pub fn seen(report: &ApplianceReport) -> Seen {
-    let from_error = |kind| match meaning(kind) {
-        ErrorMeaning::NoInformation => Seen::Nothing,
-        ErrorMeaning::Silence | ErrorMeaning::AnsweredBadly => Seen::Failing,
-    };
-    let probe = match &report.probe {
-        Some(Ok(Probe::Healthy)) => Seen::Reachable,
-        Some(Ok(Probe::Unhealthy)) => Seen::Failing,
-        Some(Err(kind)) => from_error(*kind),
-        None => Seen::Nothing,
-    };
-    if probe != Seen::Nothing {
-        return probe;
-    }
-    match &report.health {
-        Some(Ok(_)) => Seen::Reachable,
-        Some(Err(kind)) => from_error(*kind),
-        None => Seen::Nothing,
+    let probe = report.probe.as_ref();
+    let health = report.health.as_ref();
+    let unhealthy = matches!(probe, Some(Ok(Probe::Unhealthy)))
+        || matches!(health, Some(Ok(Health::Unhealthy { .. })));
+    let healthy =
+        matches!(probe, Some(Ok(Probe::Healthy))) || matches!(health, Some(Ok(Health::Healthy(_))));
+    let error_meaning = |kind: &ErrorKind| meaning(*kind);
+    let errors = [
+        probe.and_then(|r| r.as_ref().err()).map(error_meaning),
+        health.and_then(|r| r.as_ref().err()).map(error_meaning),
+    ];
+    let answered_badly = errors.contains(&Some(ErrorMeaning::AnsweredBadly));
+    // `/health` silent next to a probe that said nothing is not taken as silence (the
+    // engine's rule: the probe is the liveness signal when there is one).
+    let silent = errors[0] == Some(ErrorMeaning::Silence)
+        || (probe.is_none() && errors[1] == Some(ErrorMeaning::Silence));
+    if unhealthy {
+        Seen::Failing
+    } else if healthy {
+        Seen::Reachable
+    } else if answered_badly || silent {
+        Seen::Failing
+    } else {
+        Seen::Nothing
     }
 }
 
@@ -280,5 +294,70 @@ mod tests {
         // Observed again: a view again.
         view.take(Seen::Reachable, "t4", Duration::ZERO, limit);
         assert!(!view.failing && view.holds());
+    }
+
+    /// The vote judges a poll exactly as the engine does: the appliance's own word that it is
+    /// unhealthy outweighs a healthy probe, and any answer at all outweighs a silent probe. (A
+    /// probe that timed out next to a healthy `/health` was published as "failing", a view
+    /// that confirmed another instance's failure while this one's own engine saw the primary
+    /// healthy; an unhealthy `/health` was "reachable", passed to the engine unconfirmed.)
+    #[test]
+    fn a_poll_votes_as_the_engine_judges_it() {
+        use crate::api::model::{Health, HealthBase};
+        let healthy = || Ok(Health::Healthy(HealthBase::default()));
+        let unhealthy = || {
+            Ok(Health::Unhealthy {
+                health: HealthBase::default(),
+                message: None,
+            })
+        };
+        let report = |probe, health| ApplianceReport {
+            probe,
+            health,
+            ..Default::default()
+        };
+        assert_eq!(
+            seen(&report(Some(Err(ErrorKind::Timeout)), Some(healthy()))),
+            Seen::Reachable
+        );
+        assert_eq!(seen(&report(None, Some(unhealthy()))), Seen::Failing);
+        assert_eq!(
+            seen(&report(Some(Ok(Probe::Healthy)), Some(unhealthy()))),
+            Seen::Failing
+        );
+        // The engine takes `/health`'s silence next to a probe as nothing new.
+        assert_eq!(
+            seen(&report(
+                Some(Err(ErrorKind::RateLimited)),
+                Some(Err(ErrorKind::Timeout))
+            )),
+            Seen::Nothing
+        );
+        assert_eq!(
+            seen(&report(None, Some(Err(ErrorKind::Timeout)))),
+            Seen::Failing
+        );
+        assert_eq!(
+            seen(&report(
+                Some(Err(ErrorKind::RateLimited)),
+                Some(Err(ErrorKind::Server))
+            )),
+            Seen::Failing
+        );
+        assert_eq!(
+            seen(&report(
+                Some(Err(ErrorKind::Timeout)),
+                Some(Err(ErrorKind::RateLimited))
+            )),
+            Seen::Failing
+        );
+        assert_eq!(
+            seen(&report(
+                Some(Err(ErrorKind::RateLimited)),
+                Some(Err(ErrorKind::Forbidden))
+            )),
+            Seen::Nothing
+        );
+        assert_eq!(seen(&report(None, Some(healthy()))), Seen::Reachable);
     }
 }
