@@ -911,3 +911,58 @@ async fn an_instance_that_joins_again_publishes_its_view_again() {
     }
     assert!(calls(&sim).is_empty(), "{:?}", calls(&sim));
 }
+
+/// A leader that lost the site and leads it again (frozen or cut off from etcd for longer than
+/// its lease, between two of its polls) reads the site's memory again: meanwhile another
+/// instance may have led and changed it (here: paused the site, then stopped). It kept the
+/// memory it had, so the pause was lost on takeover (and a cooldown, or an episode, would be).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_leader_that_leads_again_reads_the_memory_another_leader_left() {
+    let etcd = EtcdCluster::start(1);
+    let sim = pair().await;
+    let ws = Workspace::new();
+    let mut instances: Vec<Instance> = ["w1", "w2"]
+        .iter()
+        .map(|name| instance(&ws, &sim, &etcd, name, None))
+        .collect();
+    // w1 polls seldom: the whole sequence fits between two of its polls.
+    let text = std::fs::read_to_string(&instances[0].config)
+        .unwrap()
+        .replace("poll_interval = \"200ms\"", "poll_interval = \"20s\"")
+        .replace("health_interval = \"200ms\"", "health_interval = \"20s\"")
+        .replace("stall_tolerance = \"3s\"", "stall_tolerance = \"2m\"");
+    std::fs::write(&instances[0].config, text).unwrap();
+    start(&mut instances[0], &[]);
+    healthy(&instances[0]).await;
+    assert_eq!(the_leader(&instances).await, 0);
+    start(&mut instances[1], &[]);
+    healthy(&instances[1]).await;
+    instances[0].watchdog().signal("STOP");
+    instances[1]
+        .watchdog()
+        .wait_for_log(LONG, "this instance (w2) now leads the site")
+        .await;
+    let (ok, said) = cli(
+        &instances[1],
+        &["pause", "--site", "hq", "--reason", "upgrading east"],
+    );
+    assert!(ok, "{said}");
+    instances[1].watchdog.as_mut().unwrap().stop();
+    instances[1].watchdog = None;
+    instances[0].watchdog().signal("CONT");
+    until(LONG, "w1 to lead again", || {
+        std::fs::read_to_string(&instances[0].log)
+            .unwrap_or_default()
+            .matches("this instance (w1) now leads the site")
+            .count()
+            == 2
+    })
+    .await;
+    let site = instances[0]
+        .watchdog()
+        .wait_for_site(LONG, "the pause w2 left", |s| {
+            s["pause"]["reason"] == "upgrading east" && s["cluster"]["role"] == "leader"
+        })
+        .await;
+    assert_eq!(site["state"], "paused", "{site:#}");
+}

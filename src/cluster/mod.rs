@@ -652,6 +652,24 @@ impl ClusterSite {
         }
     }
 
+    /// This instance's term as the site's leader: the revision at which its leader key was
+    /// written, while it leads. A new term (another campaign won, even by this instance) may
+    /// follow another instance's leadership, which may have changed the site's memory.
+    pub fn term(&self) -> Option<i64> {
+        let cluster = &self.cluster;
+        let shared = cluster.lock();
+        if !cluster.alive(&shared) {
+            return None;
+        }
+        shared
+            .cache
+            .get(&cluster.site_key(&self.site, "leader"))
+            .filter(|kv| {
+                kv.value == cluster.config.instance.as_bytes() && Some(kv.lease) == shared.lease
+            })
+            .map(|kv| kv.mod_revision)
+    }
+
     /// Whether a failover call may leave now: only while this instance leads the site with a
     /// lease alive by its own reckoning (never later than etcd's). The reason when not.
     pub fn may_call(&self) -> Result<(), String> {

@@ -199,6 +199,9 @@ pub struct SiteLoop {
     /// Whether this instance may act for the site: always alone; with `[cluster]`, while it
     /// leads the site. A site it does not lead runs its engine in `observe` mode.
     leading: bool,
+    /// With `[cluster]`: the leadership term (the leader key's revision) under which the
+    /// engine's memory was read from etcd.
+    term: Option<i64>,
     leadership: Leadership,
     /// With `[cluster]`: this instance's view of the appliances, as last published.
     vantage: Vantage,
@@ -306,6 +309,7 @@ impl SiteLoop {
             engine,
             store,
             leading,
+            term: None,
             leadership: if leading {
                 Leadership::Leader
             } else {
@@ -421,7 +425,11 @@ impl SiteLoop {
                     self.polling = Some(tokio::spawn(self.start_poll()));
                     next_poll = last_poll_started + self.site.poll_interval;
                 }
-                _ = tokio::time::sleep_until(wakeup) => self.step(Input::Tick).await,
+                _ = tokio::time::sleep_until(wakeup) => {
+                    // A timer may make a call (a retry): only on the memory of this term.
+                    self.follow_leadership().await;
+                    self.step(Input::Tick).await
+                }
             }
             // The engine asked for corroboration (from a poll, a call's answer or a tick): poll
             // half an interval after the last poll started, or now if that is already past.
@@ -933,7 +941,18 @@ impl SiteLoop {
             return;
         };
         let leadership = cluster.leadership();
+        let term = cluster.term();
         let site = self.site.name.clone();
+        // Leading again under a new term (this instance lost the site and won it back between
+        // two looks, frozen or cut off from etcd for longer than its lease): another instance
+        // may have led meanwhile and changed the memory (a pause, a cooldown, a failover): the
+        // site is taken up afresh, its memory read again.
+        if leadership == Leadership::Leader && self.leading && term != self.term {
+            tracing::warn!(site = %site, "this instance leads the site again, under a new term: another instance may have led it meanwhile; reading its memory again");
+            self.leading = false;
+            self.engine
+                .reconfigure(engine_config(&self.site, Mode::Observe));
+        }
         match (&leadership, self.leading) {
             // A call of this instance's engine is still out (sent while it led): its answer
             // belongs to that engine, so the site is taken up again once it is back.
@@ -945,6 +964,7 @@ impl SiteLoop {
                     let resumes = memory.episode.is_some();
                     self.engine = Engine::new(engine_config(&self.site, self.mode), memory);
                     self.leading = true;
+                    self.term = term;
                     self.store_fault = None;
                     tracing::info!(site = %site, "this instance leads the site now (mode {}); memory read from {}{}",
                         self.mode.as_str(), self.store.place(),
