@@ -2,6 +2,7 @@
 //! by a fake clock, the scenario table of the documented rules, the wrong calls an adversarial review found, and property tests.
 
 mod harness;
+mod hostile_memory;
 mod properties;
 mod scenarios;
 mod veto;
