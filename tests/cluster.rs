@@ -421,6 +421,20 @@ async fn a_leader_that_lost_its_lease_while_its_call_waited_never_sends_it() {
         assert_eq!(calls(&sim), one_swap(), "{}", logs(&instances));
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // The former leader tells nothing untrue of the episode it lost: the failover was carried
+    // out (by its successor), not "not carried out", and it counts no failover of its own.
+    instances[0]
+        .watchdog()
+        .wait_for_log(LONG, "the leader's now")
+        .await;
+    let metrics = instances[0].watchdog().metrics().await;
+    let counted: Vec<&str> = metrics
+        .lines()
+        .filter(|l| l.starts_with("beyondtrust_watchdog_failovers_total") && !l.ends_with(" 0"))
+        .collect();
+    assert!(counted.is_empty(), "{counted:?}");
+    let log = std::fs::read_to_string(&instances[0].log).unwrap_or_default();
+    assert!(!log.contains("not carried out"), "{log}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

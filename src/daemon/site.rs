@@ -402,7 +402,9 @@ impl SiteLoop {
                 }
                 Some((call_id, result)) = self.results.1.recv() => {
                     self.calls_in_flight = self.calls_in_flight.saturating_sub(1);
-                    self.step(Input::CallResult { call_id, result }).await;
+                    if !self.handed_over(&result) {
+                        self.step(Input::CallResult { call_id, result }).await;
+                    }
                     self.forget_renamed();
                 }
                 observed = poll_in_flight(&mut self.polling) => {
@@ -980,6 +982,9 @@ impl SiteLoop {
                 self.engine
                     .reconfigure(engine_config(&self.site, Mode::Observe));
                 tracing::warn!(site = %site, "this instance no longer leads the site ({}); observing only", describe(other));
+                if self.calls_in_flight == 0 {
+                    self.give_up_episode();
+                }
             }
             (other, false) => {
                 if *other != self.leadership {
@@ -988,6 +993,51 @@ impl SiteLoop {
             }
         }
         self.leadership = leadership;
+    }
+
+    /// With `[cluster]`: the answer to a call this instance made while it led, arriving after
+    /// it stopped leading. The episode is the leader's now (it resumes the intent from etcd and
+    /// verifies the roles); stepped here, the answer would tell a story of this instance's own
+    /// ("not carried out" for a call the successor made, a failover counted by two instances),
+    /// so it is logged and the engine drops the episode instead.
+    fn handed_over(&mut self, result: &CallResult) -> bool {
+        let Some(cluster) = self.store.cluster() else {
+            return false;
+        };
+        // The engine that made the call is still the one acting for the site.
+        if self.leading && cluster.leadership() == Leadership::Leader && cluster.term() == self.term
+        {
+            return false;
+        }
+        if self.leading {
+            // Not noticed by the loop yet (the answer came first): the site is taken up again,
+            // its memory read from etcd, if this instance does lead.
+            self.leading = false;
+            self.engine
+                .reconfigure(engine_config(&self.site, Mode::Observe));
+        }
+        tracing::warn!(site = %self.site.name, "the answer to this instance's failover call ({}) came after it stopped leading the site: the failover is the leader's now (it resumes the intent and verifies the roles)",
+            describe_result(result));
+        if self.calls_in_flight == 0 {
+            self.give_up_episode();
+        }
+        true
+    }
+
+    /// A follower owns no episode: its engine goes on observing from the site's memory as etcd
+    /// holds it (or its own, without the episode, when etcd's is not known), so that it neither
+    /// verifies, retries nor records the end of a failover that another instance carries on.
+    fn give_up_episode(&mut self) {
+        if self.engine.episode().is_none() && self.engine.memory().episode.is_none() {
+            return;
+        }
+        let mut memory = self
+            .store
+            .shared()
+            .unwrap_or_else(|| self.engine.memory().clone());
+        memory.episode = None;
+        self.engine = Engine::new(engine_config(&self.site, Mode::Observe), memory);
+        tracing::info!(site = %self.site.name, "this instance's unfinished failover is the leader's now; observing only");
     }
 
     /// With `[cluster]`: publishes this instance's view of the appliances, and hides from the
@@ -1673,6 +1723,17 @@ async fn next_routed(
     match routed {
         Some(receiver) => receiver.recv().await,
         None => std::future::pending().await,
+    }
+}
+
+/// A call's answer in words, for the log.
+fn describe_result(result: &CallResult) -> String {
+    match result {
+        CallResult::Accepted(_) => "accepted".to_string(),
+        CallResult::Failed { message, .. } => format!("failed: {message}"),
+        CallResult::NeverLeft { message, .. } => format!("never left: {message}"),
+        CallResult::NotSent { reason } => format!("not sent: {reason}"),
+        CallResult::Vetoed { reason } => format!("vetoed: {reason}"),
     }
 }
 
