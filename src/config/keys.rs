@@ -113,6 +113,15 @@ pub const KEYS: &[Key] = &[
         )
     },
     Key {
+        see: Some(("Metrics reference", "metrics-reference")),
+        ..key(
+            "exporter.request_duration_histograms",
+            Value("false"),
+            Commented("true"),
+            "per-endpoint latency histograms of every appliance (`beyondtrust_api_request_duration_seconds`): about 150 more series per pair, 2.5 times the rest of a pair's series, about 19 kB of `/metrics` text and 40 kB of the watchdog's memory per pair; without them `beyondtrust_api_request_seconds_total` gives each appliance's mean; changes on a restart",
+        )
+    },
+    Key {
         see: SEE_JOURNAL,
         ..key(
             "journal.file_size_mib",
