@@ -233,13 +233,14 @@ fn the_dashboard_follows_the_conventions() {
                     "{title}: {expr} ignores ${variable}"
                 );
             }
-            // The scrape's own `up`, the watchdog's build info, its exporter and its hooks have
+            // The scrape's own `up`, the watchdog's build info, its runtime, its exporter and its hooks have
             // no site.
             assert!(
                 expr.starts_with("up{")
                     || expr.starts_with("beyondtrust_watchdog_build_info{")
                     || expr.contains("beyondtrust_watchdog_exporter_")
                     || expr.contains("beyondtrust_watchdog_notification")
+                    || expr.contains("beyondtrust_watchdog_runtime_tasks")
                     || expr.contains("site=~\"$site\""),
                 "{title}: {expr} ignores $site"
             );

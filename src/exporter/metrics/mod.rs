@@ -85,7 +85,12 @@ pub struct Metrics {
     watchdog: watchdog::WatchdogMetrics,
     exporter: exporter::ExporterMetrics,
     notify: notify::NotifyMetrics,
+    /// Tasks alive on the async runtime, read at each encoding: one per site, connection and
+    /// request in flight, so a leak of any of them shows here first.
+    runtime_tasks: prometheus::IntGauge,
 }
+
+const RUNTIME_TASKS: &str = "beyondtrust_watchdog_runtime_tasks";
 
 impl Metrics {
     /// The metrics at default settings: no per-endpoint latency histograms.
@@ -103,6 +108,14 @@ impl Metrics {
             watchdog: watchdog::WatchdogMetrics::new(&registry),
             exporter: exporter::ExporterMetrics::new(&registry),
             notify: notify::NotifyMetrics::new(&registry),
+            runtime_tasks: family::register(
+                &registry,
+                RUNTIME_TASKS,
+                prometheus::IntGauge::new(
+                    RUNTIME_TASKS,
+                    "Tasks alive on the watchdog's async runtime (site loops, polls, exporter connections, timers).",
+                ),
+            ),
             registry,
         }
     }
@@ -179,6 +192,11 @@ impl Metrics {
 
     /// The text exposition format.
     pub fn encode(&self) -> Vec<u8> {
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let tasks = runtime.metrics().num_alive_tasks();
+            self.runtime_tasks
+                .set(i64::try_from(tasks).unwrap_or(i64::MAX));
+        }
         let mut buffer = Vec::with_capacity(16 * 1024);
         // Encoding our own well-formed families into a Vec cannot fail.
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buffer);
