@@ -99,7 +99,7 @@ impl Metrics {
     }
 
     /// `histograms`: `exporter.request_duration_histograms`, per-endpoint latency histograms
-    /// of every appliance (about 150 more series per pair).
+    /// of every appliance (about 170 more series per pair).
     pub fn with_histograms(histograms: bool) -> Self {
         let registry = Registry::new();
         Metrics {
