@@ -118,7 +118,7 @@ pub const KEYS: &[Key] = &[
             "exporter.request_duration_histograms",
             Value("false"),
             Commented("true"),
-            "per-endpoint latency histograms of every appliance (`beyondtrust_api_request_duration_seconds`): about 170 more series per pair (three times the rest of a pair's), 19 kB more `/metrics` text and 70 KiB more memory per pair (measured at 100 pairs, BENCHMARKS.md); without them `beyondtrust_api_request_seconds_total` gives each appliance's mean; changes on a restart",
+            "per-endpoint latency histograms of every appliance (`beyondtrust_api_request_duration_seconds`): about 170 more series per pair (three times the rest of a pair's), 19 kB more `/metrics` text and 15 to 70 KiB more memory per pair (100 pairs, not scraped and scraped every 5 s: BENCHMARKS.md); without them `beyondtrust_api_request_seconds_total` gives each appliance's mean; changes on a restart",
         )
     },
     Key {
