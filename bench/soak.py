@@ -155,14 +155,18 @@ def scraper(listen, shared, log):
         try:
             raw = scrape(listen)
             series = 0
+            request_series = 0
             tasks = None
             for line in raw.decode().splitlines():
                 if line and not line.startswith("#"):
                     series += 1
+                    if line.startswith("beyondtrust_api_requests_total{"):
+                        request_series += 1
                     if line.startswith("beyondtrust_watchdog_runtime_tasks "):
                         tasks = float(line.split()[1])
             with shared["lock"]:
                 shared["series"] = series
+                shared["request_series"] = request_series
                 shared["tasks"] = tasks
                 shared["scrapes"] += 1
                 shared["scrape_seconds"] = time.monotonic() - started
@@ -234,7 +238,8 @@ def main():
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
 
-    shared = {"lock": threading.Lock(), "series": None, "tasks": None, "scrapes": 0,
+    shared = {"lock": threading.Lock(), "series": None, "request_series": None, "tasks": None,
+              "scrapes": 0,
               "scrape_failures": 0, "scrape_seconds": None}
     counts = {}
     # Churn indexes are into `churned`; name them by their place in `pairs`.
@@ -259,7 +264,7 @@ def main():
     floods = 0
     samples = open(os.path.join(args.out, "samples.csv"), "w", buffering=1)
     samples.write("seconds,rss_kib,fds,threads,tasks,series,missed_polls,scrapes,scrape_failures,"
-                  "floods,reloads,flooding\n")
+                  "floods,reloads,flooding,request_series\n")
     while not stopping.is_set() and time.monotonic() < end:
         now = time.monotonic()
         if now >= next_hup:
@@ -293,11 +298,13 @@ def main():
                 return 1
             with shared["lock"]:
                 series, tasks = shared["series"], shared["tasks"]
+                request_series = shared["request_series"]
                 scrapes, failures = shared["scrapes"], shared["scrape_failures"]
             flooding = int(flood_thread is not None and flood_thread.is_alive())
             samples.write(f"{now - start:.1f},{rss},{fds},{nthreads},"
                           f"{'' if tasks is None else int(tasks)},{'' if series is None else series},"
-                          f"{missed},{scrapes},{failures},{floods},{hups},{flooding}\n")
+                          f"{missed},{scrapes},{failures},{floods},{hups},{flooding},"
+                          f"{'' if request_series is None else request_series}\n")
         stopping.wait(max(0.05, min(next_sample, next_hup, next_flood) - time.monotonic()))
     stopping.set()
     for thread in threads:
