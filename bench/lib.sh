@@ -3,7 +3,9 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-BIN="$ROOT/target/release/bt-watchdog"
+# BT_WATCHDOG_BIN: a binary to measure instead of building target/release (a long run that
+# must not see a rebuild).
+BIN="${BT_WATCHDOG_BIN:-$ROOT/target/release/bt-watchdog}"
 WORK="$(mktemp -d /tmp/bt-watchdog-bench.XXXXXX)"
 PIDS=()
 
@@ -27,7 +29,7 @@ need() {
 
 build() {
   need python3 python3
-  (cd "$ROOT" && cargo build --release --locked --quiet)
+  [ -n "${BT_WATCHDOG_BIN:-}" ] || (cd "$ROOT" && cargo build --release --locked --quiet)
   ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 }
 
@@ -65,7 +67,9 @@ PY
 
 # start_watchdog: runs the daemon on CONFIG; sets WD_PID; waits for /healthz.
 start_watchdog() {
-  "$BIN" run --config "$CONFIG" > "$WORK/watchdog-$RANDOM.log" 2>&1 &
+  # MALLOC_ARENA_MAX=2 as the systemd unit and the container image set it; BENCH_ARENAS=""
+  # runs with glibc's default (the figures before the unit set it).
+  env ${BENCH_ARENAS-MALLOC_ARENA_MAX=2} "$BIN" run --config "$CONFIG" > "$WORK/watchdog-$RANDOM.log" 2>&1 &
   WD_PID=$!
   PIDS+=("$WD_PID")
   for _ in $(seq 1 600); do

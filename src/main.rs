@@ -369,6 +369,32 @@ enum NamespaceArg {
     None,
 }
 
+/// The async runtime a command runs on.
+///
+/// The daemon's work is a few small requests per appliance every few seconds: 1,000 pairs
+/// keep a tenth of one core busy. Tokio's default of one worker per core would give a
+/// 32-core host 32 threads, each with its own stack and, once it allocates, its own glibc
+/// arena (the largest part of the daemon's memory after its metrics). Two workers keep one
+/// slow step from holding up every site; the blocking pool (state files, large `/metrics`
+/// encodings, bcrypt checks of the exporter's basic auth) is capped for the same reason.
+/// The other commands keep tokio's defaults: `simulate` serves many pairs at once.
+fn runtime_for(command: &Command) -> tokio::runtime::Builder {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.enable_all();
+    if matches!(command, Command::Run { .. }) {
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+        builder
+            .worker_threads(cores.min(DAEMON_WORKERS))
+            .max_blocking_threads(DAEMON_BLOCKING_THREADS);
+    }
+    builder
+}
+
+/// Runtime workers of the daemon (fewer on a one-core host).
+const DAEMON_WORKERS: usize = 2;
+/// Threads for blocking work in the daemon; more waits in a queue.
+const DAEMON_BLOCKING_THREADS: usize = 4;
+
 #[derive(Clone, Copy, ValueEnum)]
 enum ProductArg {
     Rs,
@@ -391,10 +417,7 @@ fn main() -> ExitCode {
     };
     init_logging(cli.log_format);
     bt_watchdog::fatal::install();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match runtime_for(&cli.command).build() {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("bt-watchdog: cannot start the async runtime: {error}");

@@ -233,14 +233,15 @@ fn the_dashboard_follows_the_conventions() {
                     "{title}: {expr} ignores ${variable}"
                 );
             }
-            // The scrape's own `up`, the watchdog's build info, its exporter, its hooks and its
-            // membership of a cluster have no site.
+            // The scrape's own `up`, the watchdog's build info, its runtime, its exporter, its
+            // hooks and its membership of a cluster have no site.
             assert!(
                 expr.starts_with("up{")
                     || expr.starts_with("beyondtrust_watchdog_build_info{")
                     || expr.contains("beyondtrust_watchdog_exporter_")
                     || expr.contains("beyondtrust_watchdog_notification")
                     || expr.contains("beyondtrust_watchdog_cluster_")
+                    || expr.contains("beyondtrust_watchdog_runtime_tasks")
                     || expr.contains("site=~\"$site\""),
                 "{title}: {expr} ignores $site"
             );

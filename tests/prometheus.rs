@@ -74,9 +74,11 @@ const METRICS: &[(&str, &[&str])] = &[
         "beyondtrust_api_requests_total",
         &["site", "appliance", "endpoint", "code"],
     ),
+    // The per-endpoint histograms are off by default (exporter.request_duration_histograms);
+    // the mean comes from this and the request counter.
     (
-        "beyondtrust_api_request_duration_seconds_bucket",
-        &["site", "appliance", "endpoint", "le"],
+        "beyondtrust_api_request_seconds_total",
+        &["site", "appliance"],
     ),
     (
         "beyondtrust_api_token_requests_total",

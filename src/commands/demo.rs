@@ -55,6 +55,7 @@ pub fn demo_config(
         exporter: ExporterConfig {
             listen,
             web_config: None,
+            request_duration_histograms: false,
         },
         journal: crate::config::JournalConfig::default(),
         notify: Vec::new(),

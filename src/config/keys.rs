@@ -115,6 +115,15 @@ pub const KEYS: &[Key] = &[
         )
     },
     Key {
+        see: Some(("Metrics reference", "metrics-reference")),
+        ..key(
+            "exporter.request_duration_histograms",
+            Value("false"),
+            Commented("true"),
+            "per-endpoint latency histograms of every appliance (`beyondtrust_api_request_duration_seconds`): about 170 more series per pair (three times the rest of a pair's), 19 kB more `/metrics` text and 15 to 70 KiB more memory per pair (100 pairs, not scraped and scraped every 5 s: BENCHMARKS.md); without them `beyondtrust_api_request_seconds_total` gives each appliance's mean; changes on a restart",
+        )
+    },
+    Key {
         see: SEE_JOURNAL,
         ..key(
             "journal.file_size_mib",

@@ -166,6 +166,8 @@ pub struct ExporterConfig {
     pub listen: SocketAddr,
     /// TLS and basic-auth settings for the exporter (see `exporter::web_config`).
     pub web_config: Option<PathBuf>,
+    /// Per-endpoint latency histograms of every appliance (`request_duration_histograms`).
+    pub request_duration_histograms: bool,
 }
 
 use crate::api::ApiChoice;

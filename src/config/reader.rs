@@ -712,10 +712,14 @@ impl Reader {
             .string(&mut table, "exporter", "web_config")
             .map(PathBuf::from);
         self.found.web_config = web_config.clone();
+        let request_duration_histograms = self
+            .boolean(&mut table, "exporter", "request_duration_histograms")
+            .unwrap_or(false);
         self.leftovers(table, "exporter");
         Some(ExporterConfig {
             listen: listen?,
             web_config,
+            request_duration_histograms,
         })
     }
 

@@ -263,7 +263,7 @@ impl Dispatcher {
         let ticket = Ticket::default();
         let (reply, mut answer) = oneshot::channel();
         let sent = commands.send(SiteCommand::Operator {
-            command,
+            command: Box::new(command),
             reply,
             ticket: ticket.clone(),
         });

@@ -140,7 +140,9 @@ pub async fn start(
     StateStore::new(&config.state_dir, "any").ensure_dir()?;
     // Held for the daemon's lifetime: a `failover --standalone` cannot act meanwhile.
     let state_lock = lock::acquire(&config.state_dir)?;
-    let metrics = Arc::new(Metrics::new());
+    let metrics = Arc::new(Metrics::with_histograms(
+        config.exporter.request_duration_histograms,
+    ));
     let board = Arc::new(Board::default());
     let directory = Arc::new(Directory::default());
     let outlets = outlets(&config, &metrics)?;
@@ -426,7 +428,7 @@ async fn apply_reload(
     }
     if new.state_dir != config.state_dir || new.exporter != config.exporter {
         tracing::warn!(
-            "state_dir and exporter.listen only change on a restart; keeping the current ones"
+            "state_dir and [exporter] only change on a restart; keeping the current ones"
         );
     }
     if new.notify != config.notify

@@ -45,8 +45,9 @@ pub enum SiteCommand {
     /// An operator command; the engine's answer (a preflight report, if any) is sent back.
     /// With `[cluster]`, a site this instance does not lead hands it to the leader.
     /// The loop carries it out only if it takes the `ticket` before the sender gives up.
+    /// Boxed, as in [`Asked`]: a site's command channel allocates 32 slots at once.
     Operator {
-        command: engine::Command,
+        command: Box<engine::Command>,
         reply: oneshot::Sender<OperatorAnswer>,
         ticket: Ticket,
     },
@@ -160,8 +161,14 @@ impl Outlets {
 /// The leader's answer to a command routed from here, and where it goes.
 type RoutedBack = (OperatorAnswer, oneshot::Sender<OperatorAnswer>);
 
-/// A manual failover whose pre-failover hook has answered, back to the loop.
-type Asked = (engine::Command, oneshot::Sender<OperatorAnswer>, Ticket);
+/// A manual failover whose pre-failover hook has answered, back to the loop. The command is
+/// boxed: tokio allocates a channel's slots 32 at a time, so every site held 32 commands'
+/// worth of memory for a channel that is nearly always empty.
+type Asked = (
+    Box<engine::Command>,
+    oneshot::Sender<OperatorAnswer>,
+    Ticket,
+);
 
 impl TestHold {
     fn from_env() -> Option<TestHold> {
@@ -394,7 +401,7 @@ impl SiteLoop {
                 biased;
                 _ = shutdown.changed() => break,
                 Some(command) = commands.recv() => self.command(command).await,
-                Some((command, reply, ticket)) = self.asked.1.recv() => self.operator_command(command, reply, ticket).await,
+                Some((command, reply, ticket)) = self.asked.1.recv() => self.operator_command(*command, reply, ticket).await,
                 Some(routed) = next_routed(&mut self.routed) => self.answer_routed(routed).await,
                 Some((answer, reply)) = self.routed_back.1.recv() => {
                     self.publish(clock::now());
@@ -639,21 +646,21 @@ impl SiteLoop {
                 // A manual failover asks the pre-failover hook first, in its own task: the
                 // loop goes on polling, and the command comes back with the answer.
                 if let (engine::Command::Failover(request), Some(gate)) =
-                    (&mut command, self.gate.clone())
+                    (&mut *command, self.gate.clone())
                     && request.hook.is_none()
                 {
                     let event = self.manual_hook_event(request);
                     let back = self.asked.0.clone();
                     tokio::spawn(async move {
                         let answer = hook_answer(gate.ask(&event).await);
-                        if let engine::Command::Failover(request) = &mut command {
+                        if let engine::Command::Failover(request) = &mut *command {
                             request.hook = Some(answer);
                         }
                         let _ = back.send((command, reply, ticket)).await;
                     });
                     return;
                 }
-                self.operator_command(command, reply, ticket).await;
+                self.operator_command(*command, reply, ticket).await;
             }
         }
     }
@@ -770,7 +777,7 @@ impl SiteLoop {
         let (reply, answer) = oneshot::channel();
         let ticket = Ticket::default();
         self.command(SiteCommand::Operator {
-            command,
+            command: Box::new(command),
             reply,
             ticket,
         })

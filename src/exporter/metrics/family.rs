@@ -37,8 +37,18 @@ pub(super) enum Reading<S> {
     /// One series; `None` removes it (the appliance did not say).
     Value(fn(&S) -> Option<f64>),
     /// One 0/1 series per possible value of the label `label`, so that dashboards never see
-    /// series appear and vanish.
+    /// series appear and vanish (for the failover role, where "all 0" says "unknown" and the
+    /// alerts compare roles across a pair).
     OneOf {
+        label: &'static str,
+        values: fn() -> Vec<&'static str>,
+        holds: fn(&S, &str) -> bool,
+    },
+    /// A series of value 1 for each value of the label `label` that holds now, and none for
+    /// the others: `{state="blind"} == 1` selects the same as with one series per value, but
+    /// a site costs one series instead of one per possible state (12 states, 14 blockers, 6
+    /// alerts: two thirds of a pair's series at the defaults before they were cut).
+    Current {
         label: &'static str,
         values: fn() -> Vec<&'static str>,
         holds: fn(&S, &str) -> bool,
@@ -56,7 +66,9 @@ impl<S> Family<S> {
             .iter()
             .map(|gauge| {
                 let mut names = labels.to_vec();
-                if let Reading::OneOf { label, .. } = &gauge.reading {
+                if let Reading::OneOf { label, .. } | Reading::Current { label, .. } =
+                    &gauge.reading
+                {
                     names.push(label);
                 }
                 let vec = GaugeVec::new(Opts::new(gauge.name, gauge.help), &names);
@@ -81,6 +93,15 @@ impl<S> Family<S> {
                             .set(bool_value(holds(sample, value)));
                     }
                 }
+                Reading::Current { values, holds, .. } => {
+                    for value in values() {
+                        if holds(sample, value) {
+                            vec.with_label_values(&with(labels, value)).set(1.0);
+                        } else {
+                            let _ = vec.remove_label_values(&with(labels, value));
+                        }
+                    }
+                }
             }
         }
     }
@@ -91,7 +112,7 @@ impl<S> Family<S> {
                 Reading::Value(_) => {
                     let _ = vec.remove_label_values(labels);
                 }
-                Reading::OneOf { values, .. } => {
+                Reading::OneOf { values, .. } | Reading::Current { values, .. } => {
                     for value in values() {
                         let _ = vec.remove_label_values(&with(labels, value));
                     }

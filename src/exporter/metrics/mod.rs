@@ -87,18 +87,38 @@ pub struct Metrics {
     exporter: exporter::ExporterMetrics,
     notify: notify::NotifyMetrics,
     cluster: cluster::ClusterMetrics,
+    /// Tasks alive on the async runtime, read at each encoding: one per site, connection and
+    /// request in flight, so a leak of any of them shows here first.
+    runtime_tasks: prometheus::IntGauge,
 }
 
+const RUNTIME_TASKS: &str = "beyondtrust_watchdog_runtime_tasks";
+
 impl Metrics {
+    /// The metrics at default settings: no per-endpoint latency histograms.
     pub fn new() -> Self {
+        Metrics::with_histograms(false)
+    }
+
+    /// `histograms`: `exporter.request_duration_histograms`, per-endpoint latency histograms
+    /// of every appliance (about 170 more series per pair).
+    pub fn with_histograms(histograms: bool) -> Self {
         let registry = Registry::new();
         Metrics {
             appliance: appliance::ApplianceMetrics::new(&registry),
-            api: api::ApiMetrics::new(&registry),
+            api: api::ApiMetrics::new(&registry, histograms),
             watchdog: watchdog::WatchdogMetrics::new(&registry),
             exporter: exporter::ExporterMetrics::new(&registry),
             notify: notify::NotifyMetrics::new(&registry),
             cluster: cluster::ClusterMetrics::new(&registry),
+            runtime_tasks: family::register(
+                &registry,
+                RUNTIME_TASKS,
+                prometheus::IntGauge::new(
+                    RUNTIME_TASKS,
+                    "Tasks alive on the watchdog's async runtime (site loops, polls, exporter connections, timers).",
+                ),
+            ),
             registry,
         }
     }
@@ -199,6 +219,11 @@ impl Metrics {
 
     /// The text exposition format.
     pub fn encode(&self) -> Vec<u8> {
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let tasks = runtime.metrics().num_alive_tasks();
+            self.runtime_tasks
+                .set(i64::try_from(tasks).unwrap_or(i64::MAX));
+        }
         let mut buffer = Vec::with_capacity(16 * 1024);
         // Encoding our own well-formed families into a Vec cannot fail.
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buffer);
@@ -259,10 +284,94 @@ mod tests {
         assert!(!text.contains("site=\"hq\""), "{text}");
     }
 
+    /// The per-endpoint histograms exist only when asked for; the per-appliance seconds
+    /// counter always, so the mean duration is there at the defaults.
+    #[test]
+    fn latency_histograms_only_on_request() {
+        let names = ["east".to_string(), "west".to_string()];
+        for histograms in [false, true] {
+            let metrics = Metrics::with_histograms(histograms);
+            metrics.register_site("hq", &names);
+            metrics.api.record_request(
+                "hq",
+                "east",
+                Endpoint::ALL[0],
+                "200",
+                Duration::from_millis(250),
+            );
+            let text = String::from_utf8(metrics.encode()).unwrap();
+            assert_eq!(
+                text.contains("beyondtrust_api_request_duration_seconds_bucket"),
+                histograms,
+                "{text}"
+            );
+            assert!(
+                text.contains(
+                    r#"beyondtrust_api_request_seconds_total{appliance="east",site="hq"} 0.25"#
+                ),
+                "{text}"
+            );
+        }
+    }
+
+    /// A state, blocker or alert is one series for what holds; the one that held before goes.
+    #[test]
+    fn current_values_replace_each_other() {
+        let metrics = Metrics::new();
+        let names = ["east".to_string(), "west".to_string()];
+        metrics.register_site("hq", &names);
+        let mut sample = SiteSample {
+            state: StateKind::ALL[0],
+            blocker: Some(Blocker::ALL[0]),
+            alerts: BTreeSet::new(),
+            cooldown_remaining_seconds: 0.0,
+            paused: false,
+            auto_enabled: false,
+            last_failover_seconds: None,
+            max_sync_age_seconds: 0.0,
+            backup_data_age_seconds: None,
+            last_poll_seconds: 0.0,
+            state_writable: true,
+            journal_writable: true,
+        };
+        metrics.set_site("hq", &sample);
+        let series = |metrics: &Metrics, name: &str| {
+            String::from_utf8(metrics.encode())
+                .unwrap()
+                .lines()
+                .filter(|l| l.starts_with(&format!("{name}{{")))
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        };
+        let first = StateKind::ALL[0].as_str();
+        assert_eq!(
+            series(&metrics, "beyondtrust_watchdog_state"),
+            [format!(
+                r#"beyondtrust_watchdog_state{{site="hq",state="{first}"}} 1"#
+            )]
+        );
+        assert_eq!(
+            series(&metrics, "beyondtrust_watchdog_failover_blocked").len(),
+            1
+        );
+        sample.state = StateKind::ALL[1];
+        sample.blocker = None;
+        metrics.set_site("hq", &sample);
+        let second = StateKind::ALL[1].as_str();
+        assert_eq!(
+            series(&metrics, "beyondtrust_watchdog_state"),
+            [format!(
+                r#"beyondtrust_watchdog_state{{site="hq",state="{second}"}} 1"#
+            )]
+        );
+        assert!(series(&metrics, "beyondtrust_watchdog_failover_blocked").is_empty());
+        assert!(series(&metrics, "beyondtrust_watchdog_alert").is_empty());
+    }
+
     /// Every metric has a row in the README's metrics reference, and every row a metric.
     #[test]
     fn the_readme_lists_every_metric() {
-        let metrics = Metrics::new();
+        let metrics = Metrics::with_histograms(true);
         let names = ["east".to_string(), "west".to_string()];
         metrics.register_site("hq", &names);
         metrics.register_hook("chat");
@@ -276,6 +385,7 @@ mod tests {
                 data_sync_ok: Some(true),
                 ratelimit_limit: Some(1),
                 ratelimit_remaining: Some(1),
+                cluster_role: Some(ClusterRole::ALL[0]),
                 clients: Some([("rep_console".to_string(), 3)].into_iter().collect()),
                 ..Default::default()
             },
@@ -284,8 +394,9 @@ mod tests {
             "hq",
             &SiteSample {
                 state: StateKind::ALL[0],
-                blocker: None,
-                alerts: BTreeSet::new(),
+                // The series that exist only while something holds, or from a first error.
+                blocker: Some(Blocker::ALL[0]),
+                alerts: [AlertKind::Blind].into(),
                 cooldown_remaining_seconds: 0.0,
                 paused: false,
                 auto_enabled: false,
@@ -309,6 +420,9 @@ mod tests {
             requests: 1,
         });
         metrics.set_site_cluster("hq", true, &[("east", 0, 1, false)]);
+        metrics.count_state_write_error("hq");
+        metrics.count_journal_write_error("hq");
+        metrics.count_local_error("hq", "east", crate::api::LocalFault::ALL[0]);
         let published: BTreeSet<String> = metrics
             .registry
             .gather()

@@ -20,8 +20,8 @@ const ALERTS: [AlertKind; 6] = [
 const GAUGES: &[Gauge<SiteSample>] = &[
     Gauge {
         name: "beyondtrust_watchdog_state",
-        help: "1 for the site's current state, 0 for the others.",
-        reading: Reading::OneOf {
+        help: "1 for the site's current state (only that state has a series).",
+        reading: Reading::Current {
             label: "state",
             values: || StateKind::ALL.map(StateKind::as_str).to_vec(),
             holds: |s, state| s.state.as_str() == state,
@@ -29,8 +29,8 @@ const GAUGES: &[Gauge<SiteSample>] = &[
     },
     Gauge {
         name: "beyondtrust_watchdog_failover_blocked",
-        help: "1 for what blocks a needed failover, 0 for the other blockers.",
-        reading: Reading::OneOf {
+        help: "1 for what blocks a needed failover (no series while nothing does).",
+        reading: Reading::Current {
             label: "blocker",
             values: || Blocker::ALL.map(Blocker::as_str).to_vec(),
             holds: |s, blocker| s.blocker.is_some_and(|b| b.as_str() == blocker),
@@ -38,8 +38,8 @@ const GAUGES: &[Gauge<SiteSample>] = &[
     },
     Gauge {
         name: "beyondtrust_watchdog_alert",
-        help: "1 while the engine raises this alert for the site.",
-        reading: Reading::OneOf {
+        help: "1 while the engine raises this alert for the site (no series otherwise).",
+        reading: Reading::Current {
             label: "alert",
             values: || ALERTS.map(AlertKind::as_str).to_vec(),
             holds: |s, alert| s.alerts.iter().any(|a| a.as_str() == alert),
@@ -100,16 +100,19 @@ const STATE_WRITE_ERRORS: &str = "beyondtrust_watchdog_state_write_errors_total"
 const LOCAL_ERRORS: &str = "beyondtrust_watchdog_local_errors_total";
 const JOURNAL_WRITE_ERRORS: &str = "beyondtrust_watchdog_journal_write_errors_total";
 
+/// The failover outcome when every call was held back in the watchdog (see
+/// `FailoverSummary`).
+const NOT_SENT: &str = "not_sent";
+
 /// Every (trigger, outcome) label pair of the failover counter.
 fn failover_labels() -> impl Iterator<Item = [&'static str; 2]> {
     [Trigger::Auto, Trigger::Manual]
         .into_iter()
         .flat_map(|trigger| {
-            // "not_sent": every call was held back in the watchdog (see `FailoverSummary`).
             [
                 Outcome::Success.as_str(),
                 Outcome::Failure.as_str(),
-                "not_sent",
+                NOT_SENT,
             ]
             .map(|outcome| [trigger.as_str(), outcome])
         })
@@ -166,18 +169,15 @@ impl WatchdogMetrics {
         }
     }
 
-    /// Creates the counters at zero, so that they exist (and `increase()` works) before the
-    /// first event.
-    pub fn register(&self, site: &str, appliances: &[String; 2]) {
+    /// Creates the failover counters of calls made at zero, so that `increase()` sees the
+    /// first success or failure. `not_sent` and the error counters (state and journal
+    /// writes, local faults) appear with their first occurrence instead: 14 series per pair
+    /// that would read 0 for the life of most installations; the alerts on the error
+    /// counters also fire on a series that is new (see alerts.yml).
+    pub fn register(&self, site: &str, _appliances: &[String; 2]) {
         for [trigger, outcome] in failover_labels() {
-            self.failovers.with_label_values(&[site, trigger, outcome]);
-        }
-        self.state_write_errors.with_label_values(&[site]);
-        self.journal_write_errors.with_label_values(&[site]);
-        for appliance in appliances {
-            for fault in LocalFault::ALL {
-                self.local_errors
-                    .with_label_values(&[site, appliance, fault.label()]);
+            if outcome != NOT_SENT {
+                self.failovers.with_label_values(&[site, trigger, outcome]);
             }
         }
     }
