@@ -144,11 +144,15 @@ def main():
 
 
 def plot(out, rows, fits, warmup):
+    # Only the quantities this run sampled; all series under one name when not split.
+    split = any(r["request_series"] != "" for r in rows)
+    shown = [(c, ("series in /metrics" if c == "other_series" and not split else label), s, b)
+             for c, label, s, b in QUANTITIES if any(r[c] != "" for r in rows)]
     data = os.path.join(out, "samples.dat")
     with open(data, "w") as f:
         for r in rows:
             values = [float(r["seconds"]) / 60] + [
-                (float(r[c]) * s if r[c] != "" else float("nan")) for c, _, s, _ in QUANTITIES]
+                (float(r[c]) * s if r[c] != "" else float("nan")) for c, _, s, _ in shown]
             values.append(float(r["flooding"]))
             f.write(" ".join(f"{v:.4f}" for v in values) + "\n")
     title = f"bt-watchdog soak: {float(rows[-1]['seconds']) / 60:.0f} min"
@@ -159,11 +163,11 @@ def plot(out, rows, fits, warmup):
     script = [
         "set terminal pngcairo size 1000,1300 font 'sans,9'",
         f"set output '{os.path.join(out, 'soak.png')}'",
-        f"set multiplot layout {len(QUANTITIES)},1 title '{title} (grey: floods; red: fit after the warm-up)'",
+        f"set multiplot layout {len(shown)},1 title '{title} (grey: floods; red: fit after the warm-up)'",
         "set grid", "set key off", "set xlabel 'minutes'",
         f"set arrow from {warmup / 60},graph 0 to {warmup / 60},graph 1 nohead dt 2 lc 'gray40'",
     ]
-    for index, (column, label, _, _) in enumerate(QUANTITIES):
+    for index, (column, label, _, _) in enumerate(shown):
         col = index + 2
         if not any(r[column] != "" for r in rows):
             script.append(f"set ylabel '{label}'")
@@ -176,7 +180,7 @@ def plot(out, rows, fits, warmup):
                       "with lines lw 2 lc 'red'")
         script.append(f"set ylabel '{label}'")
         script.append(
-            f"plot '{data}' using 1:($" + str(len(QUANTITIES) + 2) + " > 0 ? $" + str(col) +
+            f"plot '{data}' using 1:($" + str(len(shown) + 2) + " > 0 ? $" + str(col) +
             " : 1/0) with points pt 7 ps 0.3 lc 'gray70', "
             f"'{data}' using 1:" + str(col) + " with lines lc 'blue'" + fitted)
     script.append("unset multiplot")
