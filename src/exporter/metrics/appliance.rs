@@ -37,8 +37,9 @@ const GAUGES: &[Gauge<ApplianceSample>] = &[
     },
     Gauge {
         name: "beyondtrust_appliance_cluster_role",
-        help: "1 for the appliance's current cluster role (only that role has a series; none while unknown).",
-        reading: Reading::Current {
+        // One series per role, as the product's metric contract says (all 0 while unknown).
+        help: "1 for the appliance's current cluster role, 0 for the others.",
+        reading: Reading::OneOf {
             label: "role",
             values: || ClusterRole::ALL.map(ClusterRole::as_str).to_vec(),
             holds: |s, role| s.cluster_role.is_some_and(|r| r.as_str() == role),

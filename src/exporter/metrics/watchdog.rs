@@ -20,8 +20,10 @@ const ALERTS: [AlertKind; 6] = [
 const GAUGES: &[Gauge<SiteSample>] = &[
     Gauge {
         name: "beyondtrust_watchdog_state",
-        help: "1 for the site's current state (only that state has a series).",
-        reading: Reading::Current {
+        // One series per state, as the product's metric contract says: dashboards never see
+        // a site's state series appear and vanish.
+        help: "1 for the site's current state, 0 for the others.",
+        reading: Reading::OneOf {
             label: "state",
             values: || StateKind::ALL.map(StateKind::as_str).to_vec(),
             holds: |s, state| s.state.as_str() == state,
