@@ -314,7 +314,8 @@ mod tests {
         }
     }
 
-    /// A state, blocker or alert is one series for what holds; the one that held before goes.
+    /// A blocker or alert is one series for what holds; the one that held before goes. A state
+    /// has one series per possible value (the metric contract), 1 for the current one only.
     #[test]
     fn current_values_replace_each_other() {
         let metrics = Metrics::new();
@@ -343,9 +344,19 @@ mod tests {
                 .map(str::to_string)
                 .collect::<Vec<_>>()
         };
+        let ones = |metrics: &Metrics| {
+            series(metrics, "beyondtrust_watchdog_state")
+                .into_iter()
+                .filter(|l| l.ends_with(" 1"))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            series(&metrics, "beyondtrust_watchdog_state").len(),
+            StateKind::ALL.len()
+        );
         let first = StateKind::ALL[0].as_str();
         assert_eq!(
-            series(&metrics, "beyondtrust_watchdog_state"),
+            ones(&metrics),
             [format!(
                 r#"beyondtrust_watchdog_state{{site="hq",state="{first}"}} 1"#
             )]
@@ -359,7 +370,11 @@ mod tests {
         metrics.set_site("hq", &sample);
         let second = StateKind::ALL[1].as_str();
         assert_eq!(
-            series(&metrics, "beyondtrust_watchdog_state"),
+            series(&metrics, "beyondtrust_watchdog_state").len(),
+            StateKind::ALL.len()
+        );
+        assert_eq!(
+            ones(&metrics),
             [format!(
                 r#"beyondtrust_watchdog_state{{site="hq",state="{second}"}} 1"#
             )]
