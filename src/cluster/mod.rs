@@ -152,7 +152,7 @@ impl Routed {
 
 /// What the leader answers to a routed command: its site loop's answer, or why it did not
 /// carry it out.
-pub type RoutedAnswer = Result<crate::daemon::site::OperatorAnswer, String>;
+pub type RoutedAnswer = Result<crate::control::protocol::OperatorAnswer, String>;
 
 /// How long a routed command waits for the leader to answer, and again once the leader took
 /// it up (the control socket's server waits 30s in all).

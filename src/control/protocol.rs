@@ -124,3 +124,17 @@ mod tests {
         assert!(serde_json::from_str::<Request>(&unknown).is_err());
     }
 }
+
+/// What the site loop answers an operator command (with `[cluster]`, also through etcd from
+/// the leader to the instance the command was given to).
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OperatorAnswer {
+    /// A manual failover's preflight (and whether it started).
+    Preflight(PreflightReport),
+    /// A pause, resume or ack: what it did and what the site does now.
+    Done(String),
+    /// Not carried out, and why (with `[cluster]`: no instance leads the site, or etcd is out
+    /// of reach).
+    Refused(String),
+}

@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::site::{OperatorAnswer, SiteCommand, Ticket};
+use super::site::{SiteCommand, Ticket};
 use crate::control::audit::{self, AuditRecord};
+use crate::control::protocol::OperatorAnswer;
 use crate::control::protocol::{Answer, FailoverRequest, Request};
 use crate::control::server::Incoming;
 use crate::engine::{Command, ManualRequest};

@@ -21,6 +21,7 @@ use crate::api::{ApiError, ApplianceClient, Endpoint, ErrorKind};
 use crate::cluster::Leadership;
 use crate::cluster::vote::{self, ApplianceVantage, Seen, Vantage, Verdict};
 use crate::config::SiteConfig;
+use crate::control::protocol::OperatorAnswer;
 use crate::engine::{
     self, Action, ApplianceReport, CallResult, Engine, Input, Mode, PollReport, PreflightReport,
 };
@@ -51,20 +52,6 @@ pub enum SiteCommand {
         reply: oneshot::Sender<OperatorAnswer>,
         ticket: Ticket,
     },
-}
-
-/// What the site loop answers an operator command (with `[cluster]`, also through etcd from
-/// the leader to the instance the command was given to).
-#[derive(Debug, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum OperatorAnswer {
-    /// A manual failover's preflight (and whether it started).
-    Preflight(PreflightReport),
-    /// A pause, resume or ack: what it did and what the site does now.
-    Done(String),
-    /// Not carried out, and why (with `[cluster]`: no instance leads the site, or etcd is out
-    /// of reach).
-    Refused(String),
 }
 
 /// Decides, once, whether an operator command is carried out: the site loop takes it, or the
