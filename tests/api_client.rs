@@ -599,3 +599,48 @@ async fn the_observer_sees_every_exchange() {
     assert_eq!(seen, expected.map(|(e, c)| (e.to_string(), c.to_string())));
     sim.shutdown().await;
 }
+
+/// The `code` label of `beyondtrust_api_requests_total` is a closed set: an appliance (or a
+/// proxy in front of it) answering with statuses nobody documented must not mint a new series
+/// for each of them, or a hostile answer grows `/metrics` without bound.
+#[tokio::test]
+async fn undocumented_status_codes_share_a_bounded_set_of_labels() {
+    let sim = simulator(SimSettings::default()).await;
+    let recorder = Arc::new(Recorder::default());
+    let east = ApplianceClient::new(settings_for(&sim, 0), recorder.clone()).unwrap();
+    for code in (430..=499)
+        .chain(520..=599)
+        .chain([207, 299, 308, 600, 999])
+    {
+        sim.set_faults(
+            0,
+            FaultsPatch {
+                status: Some(Some(code)),
+                ..Default::default()
+            },
+        );
+        assert!(
+            east.check_health().await.is_err(),
+            "{code} is no probe answer"
+        );
+    }
+    let labels: std::collections::BTreeSet<String> = recorder
+        .requests
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, code)| code.clone())
+        .collect();
+    assert!(
+        labels.len() <= 6,
+        "undocumented statuses became {} label values: {labels:?}",
+        labels.len()
+    );
+    for label in &labels {
+        assert!(
+            ["1xx", "2xx", "3xx", "4xx", "5xx", "other"].contains(&label.as_str()),
+            "{label} is not a status class"
+        );
+    }
+    sim.shutdown().await;
+}

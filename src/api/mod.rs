@@ -33,5 +33,5 @@ pub use client::{ApplianceClient, FailoverError};
 pub use endpoint::Endpoint;
 pub use error::{ApiError, ErrorKind, LocalFault};
 pub use flavor::{ApiChoice, Flavor};
-pub use observer::{ApiObserver, TokenOutcome};
+pub use observer::{ApiObserver, TokenOutcome, code_labels, status_label};
 pub use session::ApplianceSettings;

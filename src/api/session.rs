@@ -16,6 +16,7 @@ use super::endpoint::Endpoint;
 use super::error::{ApiError, ErrorKind};
 use super::flavor::ApiChoice;
 use super::model::{Probe, json};
+use super::observer::status_label;
 use super::observer::{ApiObserver, TokenOutcome};
 use super::target::{Target, short};
 use super::token::{Lease, LeaseError, MintFailure, MintHold, TokenCache};
@@ -151,14 +152,13 @@ impl Session {
         let result =
             transport::exchange(request, self.name(), endpoint, self.settings.max_body_bytes).await;
         let code = match &result {
-            Ok(answer) => answer.status.to_string(),
+            Ok(answer) => status_label(answer.status),
             Err(error) => error
                 .status
-                .map(|s| s.to_string())
-                .unwrap_or_else(|| error.kind.label().to_string()),
+                .map_or_else(|| error.kind.label(), status_label),
         };
         self.observer
-            .request(self.name(), endpoint, &code, started.elapsed());
+            .request(self.name(), endpoint, code, started.elapsed());
         if let Ok(answer) = &result
             && endpoint != Endpoint::CheckHealth
         {

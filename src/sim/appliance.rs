@@ -107,6 +107,12 @@ pub(super) async fn handle(
     };
     // One line per API flavour; an appliance without it answers 404 there.
     let mut response = match path.as_str() {
+        _ if faults.status.is_some() => empty(
+            faults
+                .status
+                .and_then(|code| StatusCode::from_u16(code).ok())
+                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        ),
         "/check_health" => check_health(&shared, index, &method, &faults),
         "/oauth2/token" => token(&shared, index, request).await,
         p if apis.v2 && v2_api::serves(p) => v2_api::handle(call, request).await,

@@ -40,6 +40,7 @@ Appliance faults: down hang unhealthy slow_ms malformed endless_body rate_limite
                   rate_limited_path (429 only there) ratelimit_remaining (reported instead)
                   token_expires_in (any JSON value) info_failing
                   ignored_sources ([\"127.0.0.3\"]: connections from these addresses hang)
+                  status (every request answered with this HTTP status, 100-999)
 ";
 
 type Answer = Response<SimBody>;

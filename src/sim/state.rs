@@ -145,6 +145,9 @@ pub struct Faults {
     /// Connections from these client addresses are accepted and never answered: a network
     /// path from one watchdog broken while the others' work (`source_address`).
     pub ignored_sources: Vec<std::net::IpAddr>,
+    /// Every request is answered with this HTTP status and an empty body (100-999: an
+    /// appliance or a proxy in front of it answering codes nobody documented).
+    pub status: Option<u16>,
 }
 
 /// A partial update of [`Faults`]: only the fields given change.
@@ -170,6 +173,7 @@ pub struct FaultsPatch {
     pub token_expires_in: Option<Option<serde_json::Value>>,
     pub info_failing: Option<bool>,
     pub ignored_sources: Option<Vec<std::net::IpAddr>>,
+    pub status: Option<Option<u16>>,
 }
 
 impl Faults {
@@ -195,9 +199,13 @@ impl Faults {
             token_expires_in,
             info_failing,
             ignored_sources,
+            status,
         } = patch;
         if let Some(v) = ignored_sources {
             self.ignored_sources = v;
+        }
+        if let Some(v) = status {
+            self.status = v;
         }
         if let Some(v) = expired_certificate {
             self.expired_certificate = v;

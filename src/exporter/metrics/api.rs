@@ -1,15 +1,12 @@
 //! How the watchdog uses each appliance's API: `beyondtrust_api_*`.
 
-use std::collections::BTreeSet;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use prometheus::{CounterVec, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
 
 use super::ApplianceSample;
 use super::family::{Family, Gauge, Reading, register};
-use crate::api::Endpoint;
-use crate::api::TokenOutcome;
+use crate::api::{Endpoint, TokenOutcome, code_labels};
 
 /// The API gauges read from each poll's sample; a new one is one more entry.
 const GAUGES: &[Gauge<ApplianceSample>] = &[
@@ -41,9 +38,6 @@ pub(super) struct ApiMetrics {
     /// all the other series of a pair.
     request_duration: Option<HistogramVec>,
     token_requests: IntCounterVec,
-    /// The request label sets seen (their `code` is open-ended), to remove them when a site
-    /// goes.
-    request_labels: Mutex<BTreeSet<[String; 4]>>,
 }
 
 impl ApiMetrics {
@@ -85,7 +79,6 @@ impl ApiMetrics {
             request_duration: request_duration
                 .map(|made| register(registry, REQUEST_DURATION, made)),
             token_requests: register(registry, TOKEN_REQUESTS, token_requests),
-            request_labels: Mutex::new(BTreeSet::new()),
         }
     }
 
@@ -121,19 +114,6 @@ impl ApiMetrics {
                 .with_label_values(&[site, appliance, endpoint.label()])
                 .observe(elapsed.as_secs_f64());
         }
-        let labels = [
-            site.to_string(),
-            appliance.to_string(),
-            endpoint.label().to_string(),
-            code.to_string(),
-        ];
-        let mut known = self
-            .request_labels
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        if !known.contains(&labels) {
-            known.insert(labels);
-        }
     }
 
     pub fn count_token(&self, site: &str, appliance: &str, outcome: TokenOutcome) {
@@ -157,19 +137,19 @@ impl ApiMetrics {
                 }
             }
         }
-        let mut requests = self
-            .request_labels
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        requests.retain(|labels| {
-            if labels[0] == site && appliances.contains(&labels[1]) {
-                let _ = self
-                    .requests
-                    .remove_label_values(&[&labels[0], &labels[1], &labels[2], &labels[3]]);
-                false
-            } else {
-                true
+        // The `code` label is a closed set (`code_labels`): every series a site's requests
+        // can have made is removed without remembering which were.
+        for appliance in appliances {
+            for endpoint in Endpoint::ALL {
+                for code in code_labels() {
+                    let _ = self.requests.remove_label_values(&[
+                        site,
+                        appliance,
+                        endpoint.label(),
+                        code,
+                    ]);
+                }
             }
-        });
+        }
     }
 }
