@@ -267,11 +267,14 @@ impl ClientCounts {
         Self::CONSOLES
             .iter()
             .filter_map(|t| self.by_type.get(*t))
-            .sum()
+            .fold(0, |sum, n| sum.saturating_add(*n))
     }
 
+    /// Saturating: the counts come from the appliance's answer.
     pub fn total(&self) -> u64 {
-        self.by_type.values().sum()
+        self.by_type
+            .values()
+            .fold(0, |sum, n| sum.saturating_add(*n))
     }
 
     /// "3 rep_console, 12 asset_client, 1 gateway" (or "no clients").
@@ -571,6 +574,18 @@ pub(crate) mod json {
 
     /// The client types the vendor documents (RS and PRA).
     const CLIENT_TYPES: [&str; 4] = ["rep_console", "access_console", "asset_client", "gateway"];
+    /// Types named in a `type` field that are kept as themselves: the documented ones and
+    /// PRA's Jumpoints. Any other name is counted under [`OTHER_CLIENT_TYPE`]: the names become
+    /// a metric label and a line of `/status`, and an answer naming a new type every time must
+    /// not grow either.
+    const NAMED_CLIENT_TYPES: [&str; 5] = [
+        "rep_console",
+        "access_console",
+        "asset_client",
+        "gateway",
+        "jumpoint",
+    ];
+    const OTHER_CLIENT_TYPE: &str = "other";
 
     /// A `/appliance/client-count` body. The vendor gives no schema ("an array of appliance
     /// objects, each including client counts per type"), so counts are recognised wherever
@@ -632,14 +647,20 @@ pub(crate) mod json {
                     .iter()
                     .find_map(|k| object.get(*k).and_then(count_of));
                 if let (Some(kind), Some(number)) = (named, number) {
-                    *counts.by_type.entry(kind.to_string()).or_default() += number;
+                    let kind = NAMED_CLIENT_TYPES
+                        .into_iter()
+                        .find(|known| *known == kind)
+                        .unwrap_or(OTHER_CLIENT_TYPE);
+                    let total = counts.by_type.entry(kind.to_string()).or_default();
+                    *total = total.saturating_add(number);
                     return true;
                 }
                 for (key, inner) in object {
                     if CLIENT_TYPES.contains(&key.as_str())
                         && let Some(number) = count_of(inner)
                     {
-                        *counts.by_type.entry(key.clone()).or_default() += number;
+                        let total = counts.by_type.entry(key.clone()).or_default();
+                        *total = total.saturating_add(number);
                         found = true;
                     } else if inner.is_object() || inner.is_array() {
                         found |= collect_counts(inner, counts, depth + 1);
@@ -951,6 +972,37 @@ mod tests {
         );
     }
 
+    /// The type names become a metric label and a line of `/status`: an appliance (or
+    /// something pretending to be one) naming a new type in every answer must not grow them.
+    #[test]
+    fn client_types_are_a_closed_set_whatever_the_answer_names() {
+        let entries: Vec<String> = (0..1000)
+            .map(|i| format!(r#"{{"type": "kind-{i}", "count": 1}}"#))
+            .collect();
+        let body = format!(
+            r#"[{{"clients": [{}, {{"type": "gateway", "count": 2}}]}}]"#,
+            entries.join(",")
+        );
+        let counts = json::client_counts(body.as_bytes()).unwrap();
+        assert!(counts.by_type.len() <= 6, "{} types", counts.by_type.len());
+        assert_eq!(counts.by_type["gateway"], 2);
+        assert_eq!(
+            counts.total(),
+            1002,
+            "nothing is lost: the rest is under `other`"
+        );
+        let huge = json::client_counts(
+            br#"[{"rep_console": 18446744073709551615, "access_console": 5, "clients": [{"type": "gateway", "count": 18446744073709551615}, {"type": "gateway", "count": 1}]}]"#,
+        )
+        .unwrap();
+        assert_eq!(
+            huge.total(),
+            u64::MAX,
+            "hostile counts saturate, never overflow"
+        );
+        assert_eq!(huge.representatives(), u64::MAX);
+    }
+
     #[test]
     fn client_counts_are_read_from_any_plausible_shape() {
         let by_key = json::client_counts(
@@ -982,6 +1034,13 @@ mod tests {
         let none = json::client_counts(br#"[{"id": "a1", "uptime": 5}]"#).unwrap_err();
         assert!(none.0.contains("no count per client type"), "{none:?}");
         assert!(json::client_counts(b"\"12\"").is_err());
+        assert_eq!(
+            json::client_counts(br#"[{"clients": [{"type": "x-new-kind", "count": 2}]}]"#)
+                .unwrap()
+                .by_type["other"],
+            2,
+            "a type nobody documented is counted under other"
+        );
         assert!(
             json::client_counts(b"[3]")
                 .unwrap_err()
