@@ -385,7 +385,8 @@ fn runtime_for(command: &Command) -> tokio::runtime::Builder {
         let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
         builder
             .worker_threads(cores.min(DAEMON_WORKERS))
-            .max_blocking_threads(DAEMON_BLOCKING_THREADS);
+            .max_blocking_threads(DAEMON_BLOCKING_THREADS)
+            .thread_keep_alive(BLOCKING_KEEP_ALIVE);
     }
     builder
 }
@@ -394,6 +395,12 @@ fn runtime_for(command: &Command) -> tokio::runtime::Builder {
 const DAEMON_WORKERS: usize = 2;
 /// Threads for blocking work in the daemon; more waits in a queue.
 const DAEMON_BLOCKING_THREADS: usize = 4;
+/// How long an idle blocking thread waits for more work. Tokio's 10 s is shorter than the
+/// gap between two scrapes of a large `/metrics` (each encoded on a blocking thread) or two
+/// state writes, so a thread was started and ended again every few seconds: a new stack
+/// each time, and a thread count that moved between 5 and 8 all day (the soak). Ten minutes
+/// keeps the few threads the work needs; the cap above still bounds them.
+const BLOCKING_KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(600);
 
 #[derive(Clone, Copy, ValueEnum)]
 enum ProductArg {
