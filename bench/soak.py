@@ -35,6 +35,16 @@ FLOOD_SECONDS = env("FLOOD_SECONDS", 60)
 HUP_EVERY = env("HUP_EVERY", 600)
 SAMPLE_EVERY = env("SAMPLE_EVERY", 10)
 CHURN_EVERY = env("CHURN_EVERY", 15)
+# The warm-up's tour: every fault kind on every churned pair at once, held TOUR_HOLD seconds,
+# then TOUR_REST seconds of calm (0 skips the tour). See `tour`.
+TOUR_HOLD = env("TOUR_HOLD", 45)
+TOUR_REST = env("TOUR_REST", 20)
+# Families whose label values appear the first time something happens to an appliance (a
+# status or error kind on an endpoint, a client type, a token outcome) and then stay: bounded
+# by closed label sets, but they grow until the churn has met every combination. They are
+# counted apart (`first_seen_series`) so that the other series are judged on their own.
+FIRST_SEEN_FAMILIES = ("beyondtrust_api_requests_total{", "beyondtrust_appliance_clients{",
+                       "beyondtrust_api_token_requests_total{")
 # A window for counting missed polls: long enough that one late poll is not a miss.
 MISS_WINDOW = 60.0
 
@@ -78,11 +88,60 @@ EVENTS = [
 ]
 
 
+def target(pair, kind, rng):
+    """The appliance of `pair` a fault of `kind` goes to."""
+    state = control(pair, "GET", "/sim/state")
+    roles = {a["name"]: a["failover_role"] for a in state["appliances"]}
+    names = list(roles)
+    if kind == "primary_down":
+        return next((n for n in names if roles[n] == "primary"), names[0])
+    if kind == "backup_down":
+        return next((n for n in names if roles[n] != "primary"), names[1])
+    return rng.choice(names)
+
+
+def tour(pairs, log, counts, rng):
+    """The warm-up's tour: each fault kind in turn on every pair at once, held TOUR_HOLD
+    seconds, then lifted for TOUR_REST. Every appliance then has met every fault once, so the
+    label values that appear on first sight (`FIRST_SEEN_FAMILIES`) are mostly there before
+    the slopes are fitted: what still grows after the warm-up is what a leak looks like, not
+    the first 429 of some appliance. It also makes every churned pair fail over at once."""
+    if TOUR_HOLD <= 0:
+        return
+    log(f"tour starts: {len(EVENTS)} fault kinds on {len(pairs)} pairs")
+    for kind, _, patch, _ in EVENTS:
+        touched = []
+        for index, pair in enumerate(pairs):
+            if stopping.is_set():
+                return
+            try:
+                name = target(pair, kind, rng)
+                if patch is None:
+                    control(pair, "POST", f"/sim/appliances/{name}/revoke-tokens")
+                else:
+                    control(pair, "POST", f"/sim/appliances/{name}/faults", patch)
+                    touched.append((index, name))
+                counts[kind] = counts.get(kind, 0) + 1
+            except (OSError, urllib.error.URLError, KeyError, ValueError) as error:
+                log(f"pair{index}: tour {kind} failed: {error}")
+        log(f"tour: {kind} on {len(pairs)} pairs")
+        if touched:
+            stopping.wait(TOUR_HOLD)
+        for index, name in touched:
+            try:
+                control(pairs[index], "DELETE", f"/sim/appliances/{name}/faults")
+            except (OSError, urllib.error.URLError) as error:
+                log(f"pair{index} {name}: lifting failed: {error}")
+        stopping.wait(TOUR_REST)
+    log("tour ends")
+
+
 def churn(pairs, log, counts):
-    """Every CHURN_EVERY seconds one fault on one pair that has none; each is lifted after its
-    duration. Runs until `stopping`."""
+    """After the warm-up's tour, every CHURN_EVERY seconds one fault on one pair that has none;
+    each is lifted after its duration. Runs until `stopping`."""
     busy = {}  # pair index -> (appliance name, lift time)
     rng = random.Random(19)
+    tour(pairs, log, counts, rng)
     weights = [e[1] for e in EVENTS]
     next_event = time.monotonic()
     while not stopping.is_set():
@@ -102,15 +161,7 @@ def churn(pairs, log, counts):
                 index = rng.choice(free)
                 kind, _, patch, (low, high) = rng.choices(EVENTS, weights)[0]
                 try:
-                    state = control(pairs[index], "GET", "/sim/state")
-                    roles = {a["name"]: a["failover_role"] for a in state["appliances"]}
-                    names = list(roles)
-                    if kind == "primary_down":
-                        name = next((n for n in names if roles[n] == "primary"), names[0])
-                    elif kind == "backup_down":
-                        name = next((n for n in names if roles[n] != "primary"), names[1])
-                    else:
-                        name = rng.choice(names)
+                    name = target(pairs[index], kind, rng)
                     if patch is None:
                         control(pairs[index], "POST", f"/sim/appliances/{name}/revoke-tokens")
                     else:
@@ -155,18 +206,18 @@ def scraper(listen, shared, log):
         try:
             raw = scrape(listen)
             series = 0
-            request_series = 0
+            first_seen = 0
             tasks = None
             for line in raw.decode().splitlines():
                 if line and not line.startswith("#"):
                     series += 1
-                    if line.startswith("beyondtrust_api_requests_total{"):
-                        request_series += 1
+                    if line.startswith(FIRST_SEEN_FAMILIES):
+                        first_seen += 1
                     if line.startswith("beyondtrust_watchdog_runtime_tasks "):
                         tasks = float(line.split()[1])
             with shared["lock"]:
                 shared["series"] = series
-                shared["request_series"] = request_series
+                shared["first_seen_series"] = first_seen
                 shared["tasks"] = tasks
                 shared["scrapes"] += 1
                 shared["scrape_seconds"] = time.monotonic() - started
@@ -238,7 +289,7 @@ def main():
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
 
-    shared = {"lock": threading.Lock(), "series": None, "request_series": None, "tasks": None,
+    shared = {"lock": threading.Lock(), "series": None, "first_seen_series": None, "tasks": None,
               "scrapes": 0,
               "scrape_failures": 0, "scrape_seconds": None}
     counts = {}
@@ -264,7 +315,7 @@ def main():
     floods = 0
     samples = open(os.path.join(args.out, "samples.csv"), "w", buffering=1)
     samples.write("seconds,rss_kib,fds,threads,tasks,series,missed_polls,scrapes,scrape_failures,"
-                  "floods,reloads,flooding,request_series\n")
+                  "floods,reloads,flooding,first_seen_series\n")
     while not stopping.is_set() and time.monotonic() < end:
         now = time.monotonic()
         if now >= next_hup:
@@ -298,13 +349,13 @@ def main():
                 return 1
             with shared["lock"]:
                 series, tasks = shared["series"], shared["tasks"]
-                request_series = shared["request_series"]
+                first_seen = shared["first_seen_series"]
                 scrapes, failures = shared["scrapes"], shared["scrape_failures"]
             flooding = int(flood_thread is not None and flood_thread.is_alive())
             samples.write(f"{now - start:.1f},{rss},{fds},{nthreads},"
                           f"{'' if tasks is None else int(tasks)},{'' if series is None else series},"
                           f"{missed},{scrapes},{failures},{floods},{hups},{flooding},"
-                          f"{'' if request_series is None else request_series}\n")
+                          f"{'' if first_seen is None else first_seen}\n")
         stopping.wait(max(0.05, min(next_sample, next_hup, next_flood) - time.monotonic()))
     stopping.set()
     for thread in threads:
