@@ -574,18 +574,18 @@ pub(crate) mod json {
 
     /// The client types the vendor documents (RS and PRA).
     const CLIENT_TYPES: [&str; 4] = ["rep_console", "access_console", "asset_client", "gateway"];
-    /// Types named in a `type` field that are kept as themselves: the documented ones and
-    /// PRA's Jumpoints. Any other name is counted under [`OTHER_CLIENT_TYPE`]: the names become
-    /// a metric label and a line of `/status`, and an answer naming a new type every time must
-    /// not grow either.
-    const NAMED_CLIENT_TYPES: [&str; 5] = [
-        "rep_console",
-        "access_console",
-        "asset_client",
-        "gateway",
-        "jumpoint",
-    ];
+    /// PRA's Jumpoints, named in a `type` field though not among the documented types.
+    const JUMPOINT: &str = "jumpoint";
+    /// Where a type named in a `type` field that is neither documented nor [`JUMPOINT`] is
+    /// counted: the names become a metric label and a line of `/status`, and an answer naming
+    /// a new type every time must not grow either.
     const OTHER_CLIENT_TYPE: &str = "other";
+
+    /// Adds `number` clients of `kind`, saturating: the counts come from the appliance.
+    fn add_count(counts: &mut ClientCounts, kind: &str, number: u64) {
+        let total = counts.by_type.entry(kind.to_string()).or_default();
+        *total = total.saturating_add(number);
+    }
 
     /// A `/appliance/client-count` body. The vendor gives no schema ("an array of appliance
     /// objects, each including client counts per type"), so counts are recognised wherever
@@ -647,20 +647,15 @@ pub(crate) mod json {
                     .iter()
                     .find_map(|k| object.get(*k).and_then(count_of));
                 if let (Some(kind), Some(number)) = (named, number) {
-                    let kind = NAMED_CLIENT_TYPES
-                        .into_iter()
-                        .find(|known| *known == kind)
-                        .unwrap_or(OTHER_CLIENT_TYPE);
-                    let total = counts.by_type.entry(kind.to_string()).or_default();
-                    *total = total.saturating_add(number);
+                    let known = CLIENT_TYPES.contains(&kind) || kind == JUMPOINT;
+                    add_count(counts, if known { kind } else { OTHER_CLIENT_TYPE }, number);
                     return true;
                 }
                 for (key, inner) in object {
                     if CLIENT_TYPES.contains(&key.as_str())
                         && let Some(number) = count_of(inner)
                     {
-                        let total = counts.by_type.entry(key.clone()).or_default();
-                        *total = total.saturating_add(number);
+                        add_count(counts, key, number);
                         found = true;
                     } else if inner.is_object() || inner.is_array() {
                         found |= collect_counts(inner, counts, depth + 1);

@@ -106,13 +106,11 @@ pub(super) async fn handle(
         record: &mut record,
     };
     // One line per API flavour; an appliance without it answers 404 there.
+    let forced = faults
+        .status
+        .map(|code| StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR));
     let mut response = match path.as_str() {
-        _ if faults.status.is_some() => empty(
-            faults
-                .status
-                .and_then(|code| StatusCode::from_u16(code).ok())
-                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-        ),
+        _ if let Some(status) = forced => empty(status),
         "/check_health" => check_health(&shared, index, &method, &faults),
         "/oauth2/token" => token(&shared, index, request).await,
         p if apis.v2 && v2_api::serves(p) => v2_api::handle(call, request).await,

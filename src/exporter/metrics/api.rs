@@ -135,12 +135,8 @@ impl ApiMetrics {
                 if let Some(histograms) = &self.request_duration {
                     let _ = histograms.remove_label_values(&[site, appliance, endpoint.label()]);
                 }
-            }
-        }
-        // The `code` label is a closed set (`code_labels`): every series a site's requests
-        // can have made is removed without remembering which were.
-        for appliance in appliances {
-            for endpoint in Endpoint::ALL {
+                // The `code` label is a closed set (`code_labels`): every series the site's
+                // requests can have made is removed without remembering which were.
                 for code in code_labels() {
                     let _ = self.requests.remove_label_values(&[
                         site,
